@@ -1,0 +1,149 @@
+//! The validated configuration the gateway runs on. Every value here has passed its checks;
+//! nothing in this module parses text from the file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use menshen_policies::access::AccessRules;
+use menshen_policies::password::PasswordPolicy;
+
+use crate::host;
+
+/// The whole configuration of one gateway process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Pingora worker threads (`[server] threads`).
+    pub threads: usize,
+    /// Public listeners; at least one.
+    pub listeners: Vec<Listener>,
+    /// Where Prometheus metrics are served. Never one of the public listeners, so the metrics
+    /// are not reachable from the Internet by accident.
+    pub metrics: Option<SocketAddr>,
+    pub session: SessionConfig,
+    pub store: StoreConfig,
+    pub login: LoginConfig,
+    /// Identity header names used for sites that do not override them.
+    pub headers: HeaderNames,
+    /// Protected sites; at least one, each host name in exactly one site.
+    pub sites: Vec<Site>,
+}
+
+impl Config {
+    /// The site serving a request's `Host` (any case, with or without port or trailing dot).
+    ///
+    /// A site host written without a port matches that name on any port; one written with a
+    /// port matches only that port. Validation guarantees a host name belongs to one site, so
+    /// the first match is the only one.
+    pub fn site_for_host(&self, host: &str) -> Option<&Site> {
+        let request = host::split(host.trim())?;
+        self.sites.iter().find(|site| {
+            site.hosts.iter().any(|configured| {
+                host::split(configured).is_some_and(|configured| {
+                    configured.name == request.name
+                        && configured
+                            .port
+                            .is_none_or(|port| Some(port) == request.port)
+                })
+            })
+        })
+    }
+}
+
+/// One public listening socket.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub address: SocketAddr,
+    /// Serve HTTPS with these files; plain HTTP when absent.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for a TLS listener. Checked to exist and be readable when the configuration is
+/// loaded (unless [`crate::Options::check_files`] is off), so a typo fails `check-config`
+/// rather than the restart.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Session lifetimes and the cookie mode.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// A session unused for this long ends; default 30 minutes.
+    pub idle_timeout: Duration,
+    /// A session ends this long after login however busy it is; default 8 hours, never less
+    /// than `idle_timeout`.
+    pub absolute_timeout: Duration,
+    /// Plain-HTTP development mode: the cookie drops the `__Host-` prefix and `Secure`.
+    /// Default false. Allowed even with TLS listeners (it only weakens the cookie); whether
+    /// plain listeners get a cookie at all is the gateway's decision.
+    pub insecure_dev_cookie: bool,
+}
+
+/// Where state lives.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `redis://` or `rediss://` URL for sessions, lockout counters and one-time values; when
+    /// absent they live in this process, which is correct only for a single instance.
+    pub redis: Option<String>,
+    /// Prefix of every Redis key, so several deployments can share one Redis; non-empty.
+    pub redis_prefix: String,
+    /// `sqlite:…`, `postgres://…` or `postgresql://…` URL of the account database; may hold
+    /// a password substituted from the environment, so never log it.
+    pub database: String,
+}
+
+/// The login pages and password handling.
+#[derive(Debug, Clone)]
+pub struct LoginConfig {
+    /// How many Argon2 hashes may run at once; each takes tens of MiB and a core, so this bounds
+    /// what a flood of login attempts can cost.
+    pub argon2_max_concurrent: usize,
+    /// `"zh-TW"` (default) or `"en"`: the language before the user picks one.
+    pub default_language: String,
+    /// Operator-written notice shown on the login page.
+    pub notice: Option<String>,
+    /// Support desk contact and hours, shown on the login page.
+    pub support: Option<String>,
+    pub password_policy: PasswordPolicy,
+}
+
+/// Names of the identity headers sent upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderNames {
+    pub user: String,
+    pub name: String,
+    pub roles: String,
+    pub school: String,
+    pub auth_method: String,
+}
+
+impl Default for HeaderNames {
+    fn default() -> Self {
+        Self {
+            user: "X-Menshen-User".to_owned(),
+            name: "X-Menshen-Name".to_owned(),
+            roles: "X-Menshen-Roles".to_owned(),
+            school: "X-Menshen-School".to_owned(),
+            auth_method: "X-Menshen-Auth-Method".to_owned(),
+        }
+    }
+}
+
+/// One protected legacy application.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Unique name, used in logs and metric labels.
+    pub name: String,
+    /// Canonical `name` or `name:port` entries (lowercase, no trailing dot).
+    pub hosts: Vec<String>,
+    /// Resolved once at load time, so a DNS outage later cannot move the traffic.
+    pub upstreams: Vec<SocketAddr>,
+    pub upstream_tls: bool,
+    /// SNI for the upstream TLS handshake; the gateway uses the first host when absent.
+    pub upstream_sni: Option<String>,
+    pub rules: AccessRules,
+    /// The global `[headers]` with this site's `[site.headers]` overrides applied.
+    pub headers: HeaderNames,
+}

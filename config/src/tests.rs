@@ -1,0 +1,872 @@
+//! Tests of the whole conversion, from text to `Config` or to the list of every problem.
+//!
+//! The environment is a fixed fake (see [`env`]) so these tests never touch the process
+//! environment, which all test threads share.
+
+use std::env::VarError;
+use std::time::Duration;
+
+use menshen_policies::access::Access;
+use menshen_policies::password::PasswordPolicy;
+use menshen_policies::path::normalize;
+
+use super::*;
+
+/// The secret every test that substitutes a password uses; no message may contain it.
+const SECRET: &str = "hunter2-s3cret";
+
+fn env(name: &str) -> Result<String, VarError> {
+    match name {
+        "MENSHEN_DB_PASSWORD" => Ok(SECRET.to_owned()),
+        "REGISTRY_UPSTREAM" => Ok("127.0.0.1:8081".to_owned()),
+        _ => Err(VarError::NotPresent),
+    }
+}
+
+fn parse_text(text: &str) -> Result<Config, ConfigErrors> {
+    parse_with_env(text, "test.toml", Options::default(), &env)
+}
+
+fn valid(text: &str) -> Config {
+    match parse_text(text) {
+        Ok(config) => config,
+        Err(errors) => panic!("expected a valid configuration, got:\n{errors}"),
+    }
+}
+
+/// Every error as (line, message), in file order.
+fn errors(text: &str) -> Vec<(usize, String)> {
+    match parse_text(text) {
+        Ok(_) => panic!("expected errors, the configuration was accepted"),
+        Err(errors) => {
+            for error in &errors.0 {
+                assert!(
+                    !error.message.contains(SECRET),
+                    "secret leaked: {}",
+                    error.message
+                );
+            }
+            errors.0.into_iter().map(|e| (e.line, e.message)).collect()
+        }
+    }
+}
+
+/// The single error of `text`, as (line, message).
+fn one_error(text: &str) -> (usize, String) {
+    let mut all = errors(text);
+    assert_eq!(all.len(), 1, "expected exactly one error, got {all:#?}");
+    all.remove(0)
+}
+
+/// A valid configuration (lines 1-6), to which tests append lines starting at line 7.
+const BASE: &str = "\
+[[listen]]
+address = \"127.0.0.1:8080\"
+[[site]]
+name = \"registry\"
+hosts = [\"registry.school.example\"]
+upstreams = [\"127.0.0.1:8081\"]
+";
+
+fn with_base(rest: &str) -> String {
+    format!("{BASE}{rest}")
+}
+
+#[test]
+fn minimal_configuration_gets_every_default() {
+    let config = valid(BASE);
+    assert_eq!(config.threads, 2);
+    assert_eq!(config.listeners.len(), 1);
+    assert_eq!(
+        config.listeners[0].address,
+        "127.0.0.1:8080".parse().unwrap()
+    );
+    assert!(config.listeners[0].tls.is_none());
+    assert!(config.metrics.is_none());
+    assert_eq!(config.session.idle_timeout, Duration::from_secs(30 * 60));
+    assert_eq!(
+        config.session.absolute_timeout,
+        Duration::from_secs(8 * 3600)
+    );
+    assert!(!config.session.insecure_dev_cookie);
+    assert!(config.store.redis.is_none());
+    assert_eq!(config.store.redis_prefix, "menshen:");
+    assert_eq!(config.store.database, "sqlite://menshen.db");
+    assert_eq!(config.login.argon2_max_concurrent, 2);
+    assert_eq!(config.login.default_language, "zh-TW");
+    assert!(config.login.notice.is_none());
+    assert!(config.login.support.is_none());
+    let default_policy = PasswordPolicy::default();
+    assert_eq!(
+        config.login.password_policy.min_length,
+        default_policy.min_length
+    );
+    assert_eq!(
+        config.login.password_policy.max_length,
+        default_policy.max_length
+    );
+    assert_eq!(config.headers, HeaderNames::default());
+    assert_eq!(config.headers.user, "X-Menshen-User");
+    assert_eq!(config.headers.auth_method, "X-Menshen-Auth-Method");
+
+    let site = &config.sites[0];
+    assert_eq!(site.name, "registry");
+    assert_eq!(site.hosts, ["registry.school.example"]);
+    assert_eq!(site.upstreams, ["127.0.0.1:8081".parse().unwrap()]);
+    assert!(!site.upstream_tls);
+    assert!(site.upstream_sni.is_none());
+    assert_eq!(site.headers, HeaderNames::default());
+    // Default access is "authenticated", paths compare case-insensitively.
+    let path = normalize("/anything").unwrap();
+    assert_eq!(site.rules.lookup(&path), &Access::Authenticated);
+}
+
+#[test]
+fn every_key_is_read() {
+    let config = valid(&with_base(
+        "\
+[server]
+threads = 8
+[metrics]
+address = \"127.0.0.1:9464\"
+[session]
+idle_timeout = 900
+absolute_timeout = \"1d\"
+insecure_dev_cookie = true
+[store]
+redis = \"rediss://cache:6380/1\"
+redis_prefix = \"school-a:\"
+database = \"postgresql://menshen@db/menshen\"
+[login]
+argon2_max_concurrent = 4
+default_language = \"en\"
+notice = \"Maintenance on Friday\"
+support = \"ext. 123\"
+[login.password]
+min_length = 12
+max_length = 64
+require_upper = true
+require_lower = true
+require_digit = true
+require_symbol = true
+[headers]
+school = \"X-School\"
+",
+    ));
+    assert_eq!(config.threads, 8);
+    assert_eq!(config.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+    assert_eq!(config.session.idle_timeout, Duration::from_secs(900));
+    assert_eq!(config.session.absolute_timeout, Duration::from_secs(86_400));
+    assert!(config.session.insecure_dev_cookie);
+    assert_eq!(config.store.redis.as_deref(), Some("rediss://cache:6380/1"));
+    assert_eq!(config.store.redis_prefix, "school-a:");
+    assert_eq!(config.store.database, "postgresql://menshen@db/menshen");
+    assert_eq!(config.login.argon2_max_concurrent, 4);
+    assert_eq!(config.login.default_language, "en");
+    assert_eq!(
+        config.login.notice.as_deref(),
+        Some("Maintenance on Friday")
+    );
+    assert_eq!(config.login.support.as_deref(), Some("ext. 123"));
+    let policy = &config.login.password_policy;
+    assert_eq!((policy.min_length, policy.max_length), (12, 64));
+    assert!(policy.require_upper && policy.require_lower);
+    assert!(policy.require_digit && policy.require_symbol);
+    assert_eq!(config.headers.school, "X-School");
+    assert_eq!(config.headers.user, "X-Menshen-User");
+    // The global override reaches sites that do not override it themselves.
+    assert_eq!(config.sites[0].headers.school, "X-School");
+}
+
+#[test]
+fn unknown_top_level_key_is_reported_with_its_line_and_the_valid_keys() {
+    let (line, message) = one_error(&with_base("[sesion]\nidle_timeout = 60\n"));
+    assert_eq!(line, 7);
+    assert!(
+        message.contains("unknown top-level key `sesion`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("session") && message.contains("listen"),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_nested_keys_are_reported_with_their_lines() {
+    let text = with_base(
+        "\
+[login.password]
+min_lenght = 12
+[[site.rule]]
+path = \"/admin/\"
+access = \"deny\"
+role = [\"aa\"]
+",
+    );
+    let all = errors(&text);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all[0].0, 8);
+    assert!(
+        all[0]
+            .1
+            .contains("unknown key `min_lenght` in [login.password]")
+    );
+    assert!(all[0].1.contains("min_length"), "{}", all[0].1);
+    assert_eq!(all[1].0, 12);
+    assert!(all[1].1.contains("unknown key `role` in [site.rule]"));
+    assert!(
+        all[1].1.contains("valid: access, path, roles"),
+        "{}",
+        all[1].1
+    );
+}
+
+#[test]
+fn unknown_key_in_inline_table_is_reported() {
+    let text = "\
+[[listen]]
+address = \"127.0.0.1:8443\"
+tls = { certificate = \"c.pem\", key = \"k.pem\", chain = \"x\" }
+[[site]]
+name = \"a\"
+hosts = [\"a.example\"]
+upstreams = [\"127.0.0.1:80\"]
+";
+    let config = parse_with_env(text, "t", Options { check_files: false }, &env);
+    let errors = config.unwrap_err().0;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].line, 3);
+    assert!(
+        errors[0]
+            .message
+            .contains("unknown key `chain` in [listen.tls]")
+    );
+}
+
+#[test]
+fn wrong_types_are_reported_at_the_value() {
+    let (line, message) = one_error(&with_base("[server]\nthreads = \"4\"\n"));
+    assert_eq!(line, 8);
+    assert_eq!(
+        message,
+        "`server.threads` must be an integer, found a string"
+    );
+
+    let (line, message) = one_error(&with_base("[session]\ninsecure_dev_cookie = \"yes\"\n"));
+    assert_eq!(line, 8);
+    assert!(message.contains("must be true or false"), "{message}");
+
+    let (line, message) = one_error(&with_base("[login]\nnotice = 5\n"));
+    assert_eq!(line, 8);
+    assert!(
+        message.contains("must be a string, found an integer"),
+        "{message}"
+    );
+
+    let (line, message) = one_error(&format!("session = 5\n{BASE}"));
+    assert_eq!(line, 1);
+    assert!(message.contains("`session` must be a table"), "{message}");
+}
+
+#[test]
+fn hosts_must_be_strings() {
+    let text = BASE.replace("[\"registry.school.example\"]", "[\"a.example\", 5]");
+    let (line, message) = one_error(&text);
+    assert_eq!(line, 5);
+    assert!(message.contains("must contain only strings"), "{message}");
+}
+
+#[test]
+fn out_of_range_integers_are_reported() {
+    let (line, message) = one_error(&with_base("[server]\nthreads = 0\n"));
+    assert_eq!(line, 8);
+    assert_eq!(message, "`server.threads` must be between 1 and 256");
+    let (_, message) = one_error(&with_base("[login]\nargon2_max_concurrent = 65\n"));
+    assert!(message.contains("between 1 and 64"), "{message}");
+}
+
+#[test]
+fn bad_durations_are_reported() {
+    let all = errors(&with_base(
+        "\
+[session]
+idle_timeout = \"30 minutes\"
+absolute_timeout = -5
+",
+    ));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all[0].0, 8);
+    assert!(
+        all[0].1.starts_with("`session.idle_timeout`: "),
+        "{}",
+        all[0].1
+    );
+    assert_eq!(all[1].0, 9);
+    assert!(all[1].1.contains("negative"), "{}", all[1].1);
+
+    let (line, message) = one_error(&with_base("[session]\nidle_timeout = \"0s\"\n"));
+    assert_eq!(line, 8);
+    assert!(message.contains("longer than zero"), "{message}");
+}
+
+#[test]
+fn idle_timeout_longer_than_absolute_is_an_error() {
+    let (line, message) = one_error(&with_base(
+        "[session]\nidle_timeout = \"2h\"\nabsolute_timeout = \"1h\"\n",
+    ));
+    assert_eq!(line, 9);
+    assert!(message.contains("(1h) must not be shorter"), "{message}");
+    // Against the default absolute timeout of 8 h, reported at the idle timeout.
+    let (line, _) = one_error(&with_base("[session]\nidle_timeout = \"9h\"\n"));
+    assert_eq!(line, 8);
+}
+
+#[test]
+fn bad_listen_and_metrics_addresses_are_reported() {
+    let text = "\
+[[listen]]
+address = \"localhost:8080\"
+[[listen]]
+address = \"0.0.0.0:8443\"
+[[listen]]
+address = \"127.0.0.1:8443\"
+[metrics]
+address = \"0.0.0.0:8443\"
+[[site]]
+name = \"a\"
+hosts = [\"a.example\"]
+upstreams = [\"127.0.0.1:80\"]
+";
+    let all = errors(text);
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_eq!(all[0].0, 2);
+    assert!(
+        all[0].1.contains("is not an IP address with port"),
+        "{}",
+        all[0].1
+    );
+    assert_eq!(all[1].0, 6);
+    assert!(
+        all[1].1.contains("overlaps the listener on line 4"),
+        "{}",
+        all[1].1
+    );
+    assert_eq!(all[2].0, 8);
+    assert!(all[2].1.contains("metrics address"), "{}", all[2].1);
+}
+
+#[test]
+fn port_zero_listeners_may_repeat() {
+    // Tests bind port 0 for both; the kernel picks distinct ports.
+    let text =
+        BASE.replace("127.0.0.1:8080", "127.0.0.1:0") + "[metrics]\naddress = \"127.0.0.1:0\"\n";
+    assert_eq!(valid(&text).metrics.map(|m| m.port()), Some(0));
+}
+
+#[test]
+fn missing_listener_and_site_are_reported() {
+    let all = errors("[server]\nthreads = 2\n");
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert!(all.iter().all(|(line, _)| *line == 1));
+    assert!(all[0].1.contains("[[listen]]"));
+    assert!(all[1].1.contains("[[site]]"));
+}
+
+#[test]
+fn missing_required_keys_are_reported_at_their_table() {
+    let text = "\
+[[listen]]
+address = \"127.0.0.1:8080\"
+[[site]]
+hosts = [\"a.example\"]
+upstreams = [\"127.0.0.1:80\"]
+[[site.rule]]
+path = \"/x/\"
+";
+    let all = errors(text);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(
+        all[0],
+        (3, "missing required key `name` in [site]".to_owned())
+    );
+    assert_eq!(
+        all[1],
+        (6, "missing required key `access` in [site.rule]".to_owned())
+    );
+}
+
+#[test]
+fn a_host_belongs_to_one_site_only() {
+    let text = with_base(
+        "\
+[[site]]
+name = \"other\"
+hosts = [\"Registry.School.Example.:8443\"]
+upstreams = [\"127.0.0.1:8082\"]
+",
+    );
+    let (line, message) = one_error(&text);
+    assert_eq!(line, 9);
+    assert!(
+        message.contains(
+            "\"registry.school.example\" is already served by site \"registry\" (line 5)"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn site_names_are_unique_and_hosts_not_repeated() {
+    let text = with_base(
+        "\
+[[site]]
+name = \"registry\"
+hosts = [\"b.example\", \"B.example\"]
+upstreams = [\"127.0.0.1:8082\"]
+",
+    );
+    let all = errors(&text);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all[0].0, 8);
+    assert!(
+        all[0].1.contains("already used by the site on line 4"),
+        "{}",
+        all[0].1
+    );
+    assert_eq!(all[1].0, 9);
+    assert!(all[1].1.contains("listed twice"), "{}", all[1].1);
+}
+
+#[test]
+fn bad_hosts_and_upstreams_are_reported() {
+    let text = "\
+[[listen]]
+address = \"127.0.0.1:8080\"
+[[site]]
+name = \"a\"
+hosts = [\"https://a.example\"]
+upstreams = [\"127.0.0.1\"]
+";
+    let all = errors(text);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all[0].0, 5);
+    assert!(all[0].1.contains("invalid host"), "{}", all[0].1);
+    assert_eq!(all[1].0, 6);
+    assert!(
+        all[1].1.contains("cannot resolve \"127.0.0.1\""),
+        "{}",
+        all[1].1
+    );
+
+    let (line, message) = one_error(&BASE.replace("[\"127.0.0.1:8081\"]", "[]"));
+    assert_eq!(line, 6);
+    assert!(message.contains("at least one upstream"), "{message}");
+}
+
+#[test]
+fn upstream_names_resolve_to_every_address() {
+    let config = valid(&BASE.replace("127.0.0.1:8081", "localhost:8081"));
+    let upstreams = &config.sites[0].upstreams;
+    assert!(!upstreams.is_empty());
+    assert!(
+        upstreams
+            .iter()
+            .all(|a| a.port() == 8081 && a.ip().is_loopback())
+    );
+}
+
+#[test]
+fn upstream_sni_needs_upstream_tls() {
+    let (line, message) = one_error(&with_base("upstream_sni = \"registry.internal\"\n"));
+    assert_eq!(line, 7);
+    assert!(
+        message.contains("only applies with `upstream_tls = true`"),
+        "{message}"
+    );
+    let config = valid(&with_base(
+        "upstream_tls = true\nupstream_sni = \"Registry.Internal\"\n",
+    ));
+    assert!(config.sites[0].upstream_tls);
+    assert_eq!(
+        config.sites[0].upstream_sni.as_deref(),
+        Some("registry.internal")
+    );
+}
+
+#[test]
+fn rules_build_the_access_table() {
+    let config = valid(&with_base(
+        "\
+default_access = \"deny\"
+path_case = \"sensitive\"
+[[site.rule]]
+path = \"/public/\"
+access = \"anonymous\"
+[[site.rule]]
+path = \"/admin\"
+access = \"roles\"
+roles = [\"aa\", \"principal\"]
+",
+    ));
+    let rules = &config.sites[0].rules;
+    let access = |p: &str| rules.lookup(&normalize(p).unwrap()).clone();
+    assert_eq!(access("/public/x"), Access::Anonymous);
+    assert_eq!(
+        access("/admin/users"),
+        Access::Roles(vec!["aa".to_owned(), "principal".to_owned()])
+    );
+    assert_eq!(access("/ADMIN/users"), Access::Deny);
+    assert_eq!(access("/other"), Access::Deny);
+}
+
+#[test]
+fn roles_are_required_with_access_roles_and_only_then() {
+    let all = errors(&with_base(
+        "\
+[[site.rule]]
+path = \"/admin/\"
+access = \"roles\"
+[[site.rule]]
+path = \"/staff/\"
+access = \"authenticated\"
+roles = [\"staff\"]
+[[site.rule]]
+path = \"/aa/\"
+access = \"roles\"
+roles = []
+",
+    ));
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_eq!(all[0].0, 7);
+    assert!(all[0].1.contains("`roles` is required"), "{}", all[0].1);
+    assert_eq!(all[1].0, 13);
+    assert!(
+        all[1].1.contains("only allowed with `access = \"roles\"`"),
+        "{}",
+        all[1].1
+    );
+    assert_eq!(all[2].0, 17);
+    assert!(all[2].1.contains("at least one role"), "{}", all[2].1);
+}
+
+#[test]
+fn rule_paths_are_checked() {
+    let all = errors(&with_base(
+        "\
+[[site.rule]]
+path = \"/.menshen/login\"
+access = \"anonymous\"
+[[site.rule]]
+path = \"/.MENSHEN\"
+access = \"anonymous\"
+[[site.rule]]
+path = \"admin\"
+access = \"deny\"
+[[site.rule]]
+path = \"/a/../b\"
+access = \"deny\"
+",
+    ));
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_eq!(all[0].0, 8);
+    assert!(all[0].1.contains("/.menshen/ is reserved"), "{}", all[0].1);
+    assert_eq!(all[1].0, 11);
+    assert!(all[1].1.contains("/.menshen/ is reserved"), "{}", all[1].1);
+    assert_eq!(all[2].0, 14);
+    assert!(all[2].1.contains("must start with '/'"), "{}", all[2].1);
+    assert_eq!(all[3].0, 17);
+    assert!(all[3].1.contains("write \"/b\""), "{}", all[3].1);
+}
+
+#[test]
+fn duplicate_rule_paths_are_reported() {
+    let rules = "\
+[[site.rule]]
+path = \"/admin/\"
+access = \"deny\"
+[[site.rule]]
+path = \"/Admin\"
+access = \"anonymous\"
+";
+    let (line, message) = one_error(&with_base(rules));
+    assert_eq!(line, 11);
+    assert!(
+        message.contains("duplicates the rule on line 8"),
+        "{message}"
+    );
+    // With case-sensitive paths, /admin and /Admin are different paths.
+    valid(&with_base(&format!("path_case = \"sensitive\"\n{rules}")));
+}
+
+#[test]
+fn bad_choices_list_the_alternatives() {
+    let (line, message) = one_error(&with_base("default_access = \"roles\"\n"));
+    assert_eq!(line, 7);
+    assert_eq!(
+        message,
+        "`site.default_access` must be one of \"anonymous\", \"authenticated\", \"deny\"; \
+         found \"roles\""
+    );
+    let (_, message) = one_error(&with_base("[login]\ndefault_language = \"fr\"\n"));
+    assert!(message.contains("\"zh-TW\", \"en\""), "{message}");
+}
+
+#[test]
+fn environment_variables_are_substituted_in_every_string() {
+    let config = valid(
+        &(BASE.replace("127.0.0.1:8081", "${REGISTRY_UPSTREAM}")
+            + "[store]\ndatabase = \"postgres://menshen:${MENSHEN_DB_PASSWORD}@db/m\"\n\
+               [login]\nnotice = \"Fee: NT$$500\"\n"),
+    );
+    assert_eq!(
+        config.store.database,
+        format!("postgres://menshen:{SECRET}@db/m")
+    );
+    assert_eq!(
+        config.sites[0].upstreams,
+        ["127.0.0.1:8081".parse().unwrap()]
+    );
+    assert_eq!(config.login.notice.as_deref(), Some("Fee: NT$500"));
+}
+
+#[test]
+fn missing_environment_variable_is_named_at_its_line() {
+    let (line, message) = one_error(&with_base(
+        "[store]\ndatabase = \"postgres://m:${MENSHEN_PG_PASSWORD}@db/m\"\n",
+    ));
+    assert_eq!(line, 8);
+    assert_eq!(
+        message,
+        "`store.database`: environment variable `MENSHEN_PG_PASSWORD` is not set"
+    );
+    let (_, message) = one_error(&with_base("[store]\nredis_prefix = \"$HOME\"\n"));
+    assert!(message.contains("`$$`"), "{message}");
+}
+
+#[test]
+fn values_from_the_environment_are_never_quoted_in_errors() {
+    // `errors` also asserts that SECRET appears in no message.
+    let (line, message) = one_error(&with_base(
+        "[store]\ndatabase = \"mysql://m:${MENSHEN_DB_PASSWORD}@db\"\n",
+    ));
+    assert_eq!(line, 8);
+    assert!(
+        message.contains("must be a URL starting with sqlite:"),
+        "{message}"
+    );
+    let (_, message) = one_error(&with_base(
+        "[headers]\nuser = \"X-${MENSHEN_DB_PASSWORD} bad\"\n",
+    ));
+    assert!(
+        message.contains("after environment substitution"),
+        "{message}"
+    );
+}
+
+#[test]
+fn store_urls_are_checked() {
+    let all = errors(&with_base(
+        "[store]\nredis = \"http://cache\"\nredis_prefix = \"\"\ndatabase = \"menshen.db\"\n",
+    ));
+    let lines: Vec<usize> = all.iter().map(|(line, _)| *line).collect();
+    assert_eq!(lines, [8, 9, 10], "{all:#?}");
+}
+
+#[test]
+fn password_lengths_are_checked() {
+    let (line, message) = one_error(&with_base(
+        "[login.password]\nmin_length = 20\nmax_length = 16\n",
+    ));
+    assert_eq!(line, 9);
+    assert!(message.contains("must not be less than"), "{message}");
+}
+
+#[test]
+fn header_names_are_checked_and_kept_distinct() {
+    let all = errors(&with_base(
+        "\
+[headers]
+user = \"X Menshen User\"
+name = \"Cookie\"
+[site.headers]
+roles = \"x-menshen-school\"
+",
+    ));
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_eq!(all[0].0, 8);
+    assert!(
+        all[0].1.contains("not a valid HTTP header name"),
+        "{}",
+        all[0].1
+    );
+    assert_eq!(all[1].0, 9);
+    assert!(all[1].1.contains("cannot carry identity"), "{}", all[1].1);
+    assert_eq!(all[2].0, 11);
+    assert!(
+        all[2].1.contains("`roles` and `school` must differ"),
+        "{}",
+        all[2].1
+    );
+}
+
+#[test]
+fn site_headers_override_the_global_ones_per_field() {
+    let config = valid(&with_base(
+        "\
+[headers]
+school = \"X-School-Code\"
+[site.headers]
+user = \"X-Remote-User\"
+[[site]]
+name = \"hr\"
+hosts = [\"hr.school.example\"]
+upstreams = [\"127.0.0.1:8082\"]
+",
+    ));
+    let registry = &config.sites[0].headers;
+    assert_eq!(registry.user, "X-Remote-User");
+    assert_eq!(registry.school, "X-School-Code");
+    assert_eq!(registry.name, "X-Menshen-Name");
+    let hr = &config.sites[1].headers;
+    assert_eq!(hr.user, "X-Menshen-User");
+    assert_eq!(hr.school, "X-School-Code");
+}
+
+#[test]
+fn several_problems_are_reported_at_once_with_their_lines() {
+    let text = "\
+[server]
+threads = \"many\"
+[[listen]]
+address = \"127.0.0.1:8080\"
+[session]
+idle_timeout = \"soon\"
+[[site]]
+name = \"registry\"
+hosts = [\"registry.school.example\"]
+upstreams = [\"127.0.0.1:8081\"]
+colour = \"blue\"
+";
+    let all = errors(text);
+    let lines: Vec<usize> = all.iter().map(|(line, _)| *line).collect();
+    assert_eq!(lines, [2, 6, 11], "{all:#?}");
+    assert!(all[0].1.contains("server.threads"));
+    assert!(all[1].1.contains("session.idle_timeout"));
+    assert!(all[2].1.contains("unknown key `colour` in [site]"));
+}
+
+#[test]
+fn syntax_errors_are_reported_alone() {
+    let all = errors(&with_base("[session]\nidle_timeout = 30m\n"));
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0].0, 8);
+    assert!(all[0].1.starts_with("TOML syntax: "), "{}", all[0].1);
+}
+
+#[test]
+fn errors_display_as_file_line_column() {
+    let errors = parse_with_env(
+        &with_base("[server]\n  threads = 0\n"),
+        "menshen.toml",
+        Options::default(),
+        &env,
+    )
+    .unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        "menshen.toml:8:13: `server.threads` must be between 1 and 256"
+    );
+}
+
+#[test]
+fn tls_files_must_exist_when_checked() {
+    let text = "\
+[[listen]]
+address = \"0.0.0.0:8443\"
+tls = { certificate = \"/nonexistent/menshen/cert.pem\", key = \"/nonexistent/menshen/key.pem\" }
+[[site]]
+name = \"a\"
+hosts = [\"a.example\"]
+upstreams = [\"127.0.0.1:80\"]
+";
+    let all = errors(text);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert!(all.iter().all(|(line, _)| *line == 3));
+    assert!(
+        all[0]
+            .1
+            .starts_with("`listen.tls.certificate`: \"/nonexistent/menshen/cert.pem\"")
+    );
+    assert!(all[1].1.starts_with("`listen.tls.key`: "));
+
+    let unchecked = parse_with_env(text, "t", Options { check_files: false }, &env);
+    let config = unchecked.unwrap();
+    let tls = config.listeners[0].tls.as_ref().unwrap();
+    assert_eq!(
+        tls.certificate,
+        std::path::Path::new("/nonexistent/menshen/cert.pem")
+    );
+}
+
+#[test]
+fn tls_files_that_exist_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let certificate = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&certificate, "certificate").unwrap();
+    std::fs::write(&key, "key").unwrap();
+    let text = format!(
+        "[[listen]]\naddress = \"0.0.0.0:8443\"\n[listen.tls]\ncertificate = {:?}\nkey = {:?}\n\
+         [[site]]\nname = \"a\"\nhosts = [\"a.example\"]\nupstreams = [\"127.0.0.1:80\"]\n",
+        certificate.display().to_string(),
+        key.display().to_string()
+    );
+    let config = valid(&text);
+    let tls = config.listeners[0].tls.as_ref().unwrap();
+    assert_eq!(tls.certificate, certificate);
+    assert_eq!(tls.key, key);
+
+    // A directory is not a certificate.
+    let text = text.replace(
+        &certificate.display().to_string(),
+        &dir.path().display().to_string(),
+    );
+    let (line, message) = one_error(&text);
+    assert_eq!(line, 4);
+    assert!(
+        message.contains("regular file") || message.contains("cannot be read"),
+        "{message}"
+    );
+}
+
+#[test]
+fn site_for_host_matches_case_port_and_trailing_dot() {
+    let config = valid(
+        "\
+[[listen]]
+address = \"127.0.0.1:8080\"
+[[site]]
+name = \"registry\"
+hosts = [\"registry.school.example\"]
+upstreams = [\"127.0.0.1:8081\"]
+[[site]]
+name = \"hr\"
+hosts = [\"hr.school.example:8443\", \"[::1]:9000\"]
+upstreams = [\"127.0.0.1:8082\"]
+",
+    );
+    let site = |host: &str| config.site_for_host(host).map(|s| s.name.as_str());
+    assert_eq!(site("registry.school.example"), Some("registry"));
+    assert_eq!(site("REGISTRY.School.Example."), Some("registry"));
+    assert_eq!(site("registry.school.example:8443"), Some("registry"));
+    assert_eq!(site("registry.school.example.:80"), Some("registry"));
+    assert_eq!(site("hr.school.example:8443"), Some("hr"));
+    assert_eq!(site("HR.school.example.:8443"), Some("hr"));
+    assert_eq!(site("hr.school.example"), None);
+    assert_eq!(site("hr.school.example:443"), None);
+    assert_eq!(site("[::1]:9000"), Some("hr"));
+    assert_eq!(site("other.example"), None);
+    assert_eq!(site("registry.school.example:x"), None);
+    assert_eq!(site(""), None);
+}

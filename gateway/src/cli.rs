@@ -1,0 +1,428 @@
+//! The command line: `run`, `check-config`, `demo` and `account …`. Each command parses its
+//! arguments, loads the config and hands over; no behaviour lives here.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use menshen_config::Config;
+use menshen_policies::password::check_password;
+
+use crate::accounts::{AccountStore, AddOutcome, KNOWN_ROLES, NewAccount};
+use crate::clock;
+use crate::passwords::hash_password_blocking;
+use crate::random;
+
+#[derive(Parser)]
+#[command(
+    name = "menshen",
+    version,
+    about = "Menshen (門神): a two-factor authentication gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a configuration file and report every problem with its line.
+    CheckConfig { file: PathBuf },
+    /// Run a complete gateway in front of a demo legacy app, with no set-up.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Manage accounts in the configured database.
+    Account {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: AccountAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountAction {
+    /// Add one account. The password is read from standard input with --password-stdin,
+    /// otherwise a random one is generated and printed once.
+    Add {
+        login_name: String,
+        #[arg(long)]
+        display_name: String,
+        #[arg(long)]
+        school: String,
+        /// Comma-separated: aa (school administrator), staff.
+        #[arg(long, default_value = "staff")]
+        roles: String,
+        #[arg(long, default_value = "")]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Import accounts from a CSV file with a header row:
+    /// login_name,display_name,school_code,roles,email[,password].
+    /// Every bad row is reported with its line, and then nothing is imported.
+    Import { file: PathBuf },
+    /// List accounts.
+    List,
+    /// Disable an account; its sessions end on every gateway within seconds.
+    Disable { login_name: String },
+    /// Enable a disabled account.
+    Enable { login_name: String },
+    /// Set a new password (from standard input with --password-stdin, else generated).
+    ResetPassword {
+        login_name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Run { config } => load(&config).and_then(|c| crate::server::run(c, Vec::new())),
+        Command::CheckConfig { file } => return check_config(&file),
+        Command::Demo { listen } => crate::demo::run(&listen),
+        Command::Account { config, action } => load(&config).and_then(|c| account(&c, action)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("menshen: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MENSHEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load(path: &Path) -> anyhow::Result<Config> {
+    menshen_config::load(path).map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match menshen_config::load(path) {
+        Ok(_) => {
+            println!("{}: OK", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{}: {} problem(s)", path.display(), errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn read_password_stdin() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s)?;
+    Ok(s.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Checks a row's fields; the returned strings are the problems (empty = fine).
+fn validate(new: &NewAccount, password: &str, config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    let name = new.login_name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        problems.push("login name must have 1 to 64 characters".to_string());
+    }
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == ',')
+    {
+        problems.push("login name must not contain spaces, commas or control characters".into());
+    }
+    if new.display_name.trim().is_empty() {
+        problems.push("display name is empty".into());
+    }
+    if new.roles.is_empty() {
+        problems.push("at least one role is needed (aa, staff)".into());
+    }
+    for r in &new.roles {
+        if !KNOWN_ROLES.contains(&r.as_str()) {
+            problems.push(format!(
+                "unknown role {r:?} (known: {})",
+                KNOWN_ROLES.join(", ")
+            ));
+        }
+    }
+    if !new.email.is_empty() && !new.email.contains('@') {
+        problems.push("email address has no @".into());
+    }
+    for p in check_password(password, name, &config.login.password_policy) {
+        problems.push(format!("password: {p}"));
+    }
+    problems
+}
+
+fn split_roles(roles: &str) -> Vec<String> {
+    roles
+        .split(',')
+        .map(|r| r.trim().to_ascii_lowercase())
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+fn account(config: &Config, action: AccountAction) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = AccountStore::connect(&config.store.database).await?;
+        let result = account_action(config, &store, action).await;
+        store.close().await;
+        result
+    })
+}
+
+async fn account_action(
+    config: &Config,
+    store: &AccountStore,
+    action: AccountAction,
+) -> anyhow::Result<()> {
+    let now = clock::now_secs() as i64;
+    match action {
+        AccountAction::Add {
+            login_name,
+            display_name,
+            school,
+            roles,
+            email,
+            password_stdin,
+        } => {
+            let (password, generated) = if password_stdin {
+                (read_password_stdin()?, false)
+            } else {
+                (random::readable_password(16), true)
+            };
+            let mut new = NewAccount {
+                login_name,
+                display_name,
+                school_code: school,
+                roles: split_roles(&roles),
+                email,
+                password_hash: String::new(),
+            };
+            let problems = validate(&new, &password, config);
+            if !problems.is_empty() {
+                anyhow::bail!("account not added:\n  {}", problems.join("\n  "));
+            }
+            new.password_hash = hash_password_blocking(&password)?;
+            match store.add(&new, now).await? {
+                AddOutcome::Added(_) => {
+                    println!("added {}", new.login_name.trim());
+                    if generated {
+                        println!("password: {password}");
+                    }
+                    Ok(())
+                }
+                AddOutcome::NameTaken => {
+                    anyhow::bail!("login name {:?} is already taken", new.login_name.trim())
+                }
+            }
+        }
+        AccountAction::Import { file } => import(config, store, &file, now).await,
+        AccountAction::List => {
+            println!(
+                "{:<24} {:<16} {:<10} {:<12} {:<8} email",
+                "login_name", "display_name", "school", "roles", "enabled"
+            );
+            for a in store.list().await? {
+                println!(
+                    "{:<24} {:<16} {:<10} {:<12} {:<8} {}",
+                    a.login_name,
+                    a.display_name,
+                    a.school_code,
+                    a.roles.join(","),
+                    if a.enabled { "yes" } else { "no" },
+                    a.email
+                );
+            }
+            Ok(())
+        }
+        AccountAction::Disable { login_name } => set_enabled(store, &login_name, false, now).await,
+        AccountAction::Enable { login_name } => set_enabled(store, &login_name, true, now).await,
+        AccountAction::ResetPassword {
+            login_name,
+            password_stdin,
+        } => {
+            let (password, generated) = if password_stdin {
+                (read_password_stdin()?, false)
+            } else {
+                (random::readable_password(16), true)
+            };
+            let problems = check_password(&password, &login_name, &config.login.password_policy);
+            if !problems.is_empty() {
+                let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                anyhow::bail!("password not accepted: {}", list.join("; "));
+            }
+            let hash = hash_password_blocking(&password)?;
+            if !store.set_password_hash(&login_name, &hash, now).await? {
+                anyhow::bail!("no account named {login_name:?}");
+            }
+            println!("password reset for {login_name}");
+            if generated {
+                println!("password: {password}");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn set_enabled(
+    store: &AccountStore,
+    name: &str,
+    enabled: bool,
+    now: i64,
+) -> anyhow::Result<()> {
+    if !store.set_enabled(name, enabled, now).await? {
+        anyhow::bail!("no account named {name:?}");
+    }
+    println!("{} {name}", if enabled { "enabled" } else { "disabled" });
+    Ok(())
+}
+
+const CSV_COLUMNS: &[&str] = &[
+    "login_name",
+    "display_name",
+    "school_code",
+    "roles",
+    "email",
+];
+
+async fn import(
+    config: &Config,
+    store: &AccountStore,
+    file: &Path,
+    now: i64,
+) -> anyhow::Result<()> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .from_path(file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let headers = reader
+        .headers()
+        .with_context(|| format!("{}:1: cannot read the header row", file.display()))?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let missing: Vec<&str> = CSV_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| col(c).is_none())
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "{}:1: missing column(s): {}",
+            file.display(),
+            missing.join(", ")
+        );
+    }
+    let password_col = col("password");
+    let mut problems = Vec::new();
+    let mut rows: Vec<(u64, NewAccount, String, bool)> = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                problems.push(format!("{}:{line}: {e}", file.display()));
+                continue;
+            }
+        };
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let field = |name: &str| {
+            col(name)
+                .and_then(|i| record.get(i))
+                .unwrap_or("")
+                .to_string()
+        };
+        let (password, generated) = match password_col
+            .and_then(|i| record.get(i))
+            .filter(|p| !p.is_empty())
+        {
+            Some(p) => (p.to_string(), false),
+            None => (random::readable_password(16), true),
+        };
+        let new = NewAccount {
+            login_name: field("login_name"),
+            display_name: field("display_name"),
+            school_code: field("school_code"),
+            roles: split_roles(&field("roles")),
+            email: field("email"),
+            password_hash: String::new(),
+        };
+        for p in validate(&new, &password, config) {
+            problems.push(format!("{}:{line}: {p}", file.display()));
+        }
+        let key = menshen_policies::canonical_login_name(&new.login_name);
+        if let Some(first) = seen.insert(key, line) {
+            problems.push(format!(
+                "{}:{line}: login name repeats line {first}",
+                file.display()
+            ));
+        }
+        rows.push((line, new, password, generated));
+    }
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "nothing imported; fix these rows and import again:\n{}",
+            problems.join("\n")
+        );
+    }
+    let mut hashed = Vec::with_capacity(rows.len());
+    for (_, new, password, _) in &rows {
+        let mut new = new.clone();
+        new.password_hash = hash_password_blocking(password)?;
+        hashed.push(new);
+    }
+    let outcomes = store.add_all(&hashed, now).await?;
+    let taken: Vec<String> = rows
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| **o == AddOutcome::NameTaken)
+        .map(|((line, new, _, _), _)| {
+            format!(
+                "{}:{line}: login name {:?} is already taken",
+                file.display(),
+                new.login_name
+            )
+        })
+        .collect();
+    if !taken.is_empty() {
+        anyhow::bail!(
+            "nothing imported; fix these rows and import again:\n{}",
+            taken.join("\n")
+        );
+    }
+    println!("imported {} account(s)", rows.len());
+    for (_, new, password, generated) in &rows {
+        if *generated {
+            println!("{}\tpassword: {password}", new.login_name);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! `menshen demo`: a working gateway in one command, with nothing to set up.
+//!
+//! It starts a small demo legacy app (it shows the identity headers it receives) on a free
+//! loopback port, puts the gateway in front of it on the embedded default config (in-process
+//! sessions, a temporary SQLite file), seeds a staff and an AA account with fresh random
+//! passwords, and prints the URL and the credentials.
+
+use std::net::TcpListener;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use http::Response;
+use menshen_pages::DemoAppPage;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use pingora::services::listening::Service;
+
+use crate::accounts::{AccountStore, NewAccount};
+use crate::clock;
+use crate::passwords::hash_password_blocking;
+use crate::random;
+
+/// The demo's configuration: the same format operators write, so the demo exercises the
+/// real loading path.
+fn demo_config(listen: &str, database: &str, app_port: u16) -> String {
+    format!(
+        r#"
+[[listen]]
+address = "{listen}"
+
+[session]
+idle_timeout = "30m"
+absolute_timeout = "8h"
+# The demo serves plain HTTP on loopback; production uses TLS and the __Host- cookie.
+insecure_dev_cookie = true
+
+[store]
+database = "{database}"
+
+[login]
+argon2_max_concurrent = 1
+notice = "這是 Menshen 示範環境：請以下方印出的示範帳號登入。\nThis is the Menshen demo: sign in with a demo account printed in the terminal."
+support = "服務時間 週一至週五 08:30-12:00, 13:00-17:30 (demo)"
+
+[[site]]
+name = "demo-registry"
+hosts = ["*"]
+upstreams = ["127.0.0.1:{app_port}"]
+
+[[site.rule]]
+path = "/public/"
+access = "anonymous"
+
+[[site.rule]]
+path = "/admin/"
+access = "roles"
+roles = ["aa"]
+"#
+    )
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+struct DemoAccount {
+    login: &'static str,
+    display: &'static str,
+    roles: &'static str,
+    password: String,
+}
+
+pub fn run(listen: &str) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("menshen-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let database = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let app_port = free_port()?;
+    let text = demo_config(listen, &database, app_port);
+    let config = menshen_config::parse(&text, "<demo>")
+        .map_err(|e| anyhow::anyhow!("the demo configuration is invalid:\n{e}"))?;
+
+    let accounts = vec![
+        DemoAccount {
+            login: "demo.staff",
+            display: "王小明",
+            roles: "staff",
+            password: random::readable_password(12),
+        },
+        DemoAccount {
+            login: "demo.aa",
+            display: "陳校管",
+            roles: "aa",
+            password: random::readable_password(12),
+        },
+    ];
+    seed(&database, &accounts)?;
+
+    let mut app = Service::new("demo legacy app".to_string(), DemoApp);
+    app.add_tcp(&format!("127.0.0.1:{app_port}"));
+
+    println!("Menshen demo is running.");
+    println!();
+    println!("  Open:      http://{listen}/");
+    println!("  Staff:     demo.staff / {}", accounts[0].password);
+    println!("  AA:        demo.aa / {}", accounts[1].password);
+    println!();
+    println!(
+        "  The demo legacy app (127.0.0.1:{app_port}) shows the identity headers it receives."
+    );
+    println!("  /public/ is open to everyone; /admin/ only to AA accounts. Stop with Ctrl-C.");
+    // Keep the temporary directory for as long as the process runs.
+    let _keep = dir.keep();
+    crate::server::run(config, vec![Box::new(app)])
+}
+
+fn seed(database: &str, accounts: &[DemoAccount]) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let store = AccountStore::connect(database).await?;
+        for a in accounts {
+            let new = NewAccount {
+                login_name: a.login.to_string(),
+                display_name: a.display.to_string(),
+                school_code: "999999".to_string(),
+                roles: vec![a.roles.to_string()],
+                email: format!("{}@demo.invalid", a.login),
+                password_hash: hash_password_blocking(&a.password)?,
+            };
+            store.add(&new, clock::now_secs() as i64).await?;
+        }
+        store.close().await;
+        anyhow::Ok(())
+    })
+}
+
+/// The demo legacy app: it trusts the identity headers, as a protected app would.
+pub struct DemoApp;
+
+#[async_trait]
+impl ServeHttp for DemoApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let headers: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let path = req
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string();
+        let wants_json = req
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/json"));
+        let (content_type, body) = if wants_json {
+            let map: serde_json::Map<String, serde_json::Value> = headers
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            let doc = serde_json::json!({ "path": path, "headers": map });
+            ("application/json", doc.to_string().into_bytes())
+        } else {
+            let html = menshen_pages::render_demo_app(&DemoAppPage {
+                path: &path,
+                headers: &headers,
+                identity_prefix: "x-menshen-",
+            });
+            ("text/html; charset=utf-8", html.into_bytes())
+        };
+        Response::builder()
+            .status(200)
+            .header("Content-Type", content_type)
+            .header("Content-Length", body.len())
+            .body(body)
+            .unwrap_or_else(|_| Response::new(Vec::new()))
+    }
+}

@@ -1,0 +1,35 @@
+//! Menshen (門神): a two-factor authentication gateway in front of legacy school web systems.
+//!
+//! # Layout
+//!
+//! - [`cli`] parses the command line and wires the other parts together; `main.rs` only calls it.
+//! - [`server`] builds the Pingora server (listeners, the proxy service, metrics, demo app).
+//! - [`proxy`] is the `ProxyHttp` implementation: it dispatches each request to a small unit
+//!   that decides (routing, access rules, the session, identity headers) and never decides itself.
+//! - [`handlers`] answers requests under the reserved `/.menshen/` prefix: one module per flow.
+//! - [`respond`] is the one place that turns outcomes into HTTP responses (status, page,
+//!   redirect, security headers).
+//! - [`sessions`] holds the server-side session model and its stores (Redis, in-process).
+//! - [`accounts`] is the SQL account store (SQLite or PostgreSQL) with its migrations.
+//! - [`passwords`] hashes and verifies passwords with argon2id off the async workers.
+//! - [`identity`] strips spoofed identity headers and builds the verified ones.
+//! - [`routing`] maps a request's Host to its site.
+//! - [`demo`] runs the gateway in front of a built-in demo legacy app with no set-up.
+
+pub mod accounts;
+pub mod cli;
+pub mod clock;
+pub mod cookies;
+pub mod demo;
+pub mod forms;
+pub mod handlers;
+pub mod identity;
+pub mod metrics;
+pub mod passwords;
+pub mod proxy;
+pub mod random;
+pub mod respond;
+pub mod routing;
+pub mod server;
+pub mod sessions;
+pub mod state;

@@ -1,0 +1,388 @@
+//! The Pingora `ProxyHttp` implementation. It dispatches; small named units decide:
+//! [`crate::routing`] (which site), `menshen_policies` (path normalisation and access rules),
+//! [`crate::sessions`] (who is asking), [`crate::identity`] (what the upstream is told) and
+//! [`crate::respond`] (what Menshen answers itself).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use menshen_pages::{ErrorKind, Lang};
+use menshen_policies::access::{Access, Decision, decide};
+use menshen_policies::path::normalize;
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::clock;
+use crate::cookies::{self, CookieNames, DEV_NAMES, RequestCookies, TLS_NAMES, TokenCookie};
+use crate::forms;
+use crate::handlers::{self, encode_query_value};
+use crate::respond::{self, Reply};
+use crate::sessions::SessionData;
+use crate::state::{ACCOUNT_STALE_SECS, AppState, SiteRuntime};
+
+pub struct Gateway {
+    pub state: Arc<AppState>,
+}
+
+/// Per-request state.
+pub struct Ctx {
+    site: Option<Arc<SiteRuntime>>,
+    tls: bool,
+    names: CookieNames,
+    lang: Lang,
+    /// Set only when the request is to be proxied.
+    upstream_uri: Option<http::Uri>,
+    identity: Option<SessionData>,
+    outcome: &'static str,
+}
+
+/// What `request_filter` decided.
+enum Next {
+    Proxy,
+    Answer(Reply),
+}
+
+impl Gateway {
+    fn default_lang(&self) -> Lang {
+        Lang::from_code(&self.state.config.login.default_language).unwrap_or(Lang::ZhTw)
+    }
+
+    async fn route(&self, session: &mut Session, ctx: &mut Ctx) -> Next {
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()));
+        let Some(site) = self.state.router.lookup(host).cloned() else {
+            ctx.outcome = "bad_request";
+            return Next::Answer(Reply::error(ctx.lang, ErrorKind::UnknownHost, None));
+        };
+        ctx.site = Some(site.clone());
+
+        // Whatever happens next, no client-supplied identity header survives.
+        site.identity.strip(session.req_header_mut());
+
+        let req = session.req_header();
+        if !ctx.tls && !self.state.config.session.insecure_dev_cookie {
+            ctx.outcome = "https_redirect";
+            let host = host_without_port(req);
+            let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            return Next::Answer(Reply::redirect(301, &format!("https://{host}{target}")));
+        }
+        let path = match normalize(req.uri.path()) {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.outcome = "bad_request";
+                let detail = e.to_string();
+                return Next::Answer(Reply::error(ctx.lang, ErrorKind::BadRequest, Some(&detail)));
+            }
+        };
+        let cookies = cookies::parse(
+            req.headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(|v| v.as_bytes()),
+            ctx.names,
+        );
+        let query = req.uri.query().unwrap_or("");
+
+        if path.as_str() == "/.menshen" || path.as_str().starts_with("/.menshen/") {
+            ctx.outcome = "menshen";
+            let Ok(query) = forms::parse(query.as_bytes()) else {
+                return Next::Answer(Reply::error(
+                    ctx.lang,
+                    ErrorKind::BadRequest,
+                    Some("the query string could not be decoded"),
+                ));
+            };
+            ctx.lang = Lang::negotiate(
+                query.get("lang").or(cookies.lang.as_deref()),
+                header_str(req, http::header::ACCEPT_LANGUAGE),
+                self.default_lang(),
+            );
+            let hreq = handlers::Request {
+                state: &self.state,
+                site: &site,
+                path: path.as_str(),
+                query,
+                method: req.method.clone(),
+                cookies: &cookies,
+                names: ctx.names,
+                lang: ctx.lang,
+                client_ip: session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip()),
+            };
+            return Next::Answer(handlers::handle(session, &hreq).await);
+        }
+        ctx.lang = Lang::negotiate(
+            cookies.lang.as_deref(),
+            header_str(req, http::header::ACCEPT_LANGUAGE),
+            self.default_lang(),
+        );
+
+        let access = site.config.rules.lookup(&path);
+        match access {
+            Access::Anonymous => {}
+            Access::Deny => {
+                ctx.outcome = "forbidden";
+                return Next::Answer(Reply::error(ctx.lang, ErrorKind::Forbidden, None));
+            }
+            Access::Authenticated | Access::Roles(_) => {
+                let session_data = match self.current_session(&cookies, ctx).await {
+                    Ok(s) => s,
+                    Err(reply) => return Next::Answer(reply),
+                };
+                let roles = session_data
+                    .as_ref()
+                    .filter(|s| s.is_authenticated())
+                    .map(|s| s.roles.as_slice());
+                match decide(access, roles) {
+                    Decision::Allow => ctx.identity = session_data,
+                    Decision::Forbidden => {
+                        ctx.outcome = "forbidden";
+                        return Next::Answer(Reply::error(ctx.lang, ErrorKind::Forbidden, None));
+                    }
+                    Decision::NeedLogin => return Next::Answer(self.login_required(req, ctx)),
+                }
+            }
+        }
+
+        let uri = match query {
+            "" => path.to_uri_path(),
+            q => format!("{}?{}", path.to_uri_path(), q),
+        };
+        match uri.parse::<http::Uri>() {
+            Ok(u) => {
+                ctx.upstream_uri = Some(u);
+                ctx.outcome = "proxied";
+                Next::Proxy
+            }
+            Err(_) => {
+                ctx.outcome = "bad_request";
+                Next::Answer(Reply::error(ctx.lang, ErrorKind::BadRequest, None))
+            }
+        }
+    }
+
+    /// The live session named by the cookie, or the reply that ends the request (malformed
+    /// cookie, store or database unreachable).
+    async fn current_session(
+        &self,
+        cookies: &RequestCookies,
+        ctx: &mut Ctx,
+    ) -> std::result::Result<Option<SessionData>, Reply> {
+        let id = match &cookies.session {
+            TokenCookie::Absent => return Ok(None),
+            TokenCookie::Malformed => {
+                ctx.outcome = "bad_request";
+                return Err(Reply::error(
+                    ctx.lang,
+                    ErrorKind::BadRequest,
+                    Some("the session cookie is malformed; it has been cleared, please sign in again"),
+                )
+                .with_cookie(cookies::clear(ctx.names.session, ctx.names)));
+            }
+            TokenCookie::Valid(id) => id,
+        };
+        let now = clock::now_secs();
+        if !self.state.watch.is_fresh(now, ACCOUNT_STALE_SECS) {
+            ctx.outcome = "unavailable";
+            return Err(handlers::unavailable(ctx.lang));
+        }
+        match self.state.sessions.load(id, now).await {
+            Ok(Some(s)) if self.state.watch.is_disabled(&s.account_id) => {
+                let _ = self.state.sessions.destroy(id).await;
+                Ok(None)
+            }
+            Ok(s) => Ok(s),
+            Err(e) => {
+                tracing::warn!("{e}");
+                ctx.outcome = "unavailable";
+                Err(handlers::unavailable(ctx.lang))
+            }
+        }
+    }
+
+    /// No usable session: browsers navigating are sent to the login page, anything else
+    /// (XHR, API clients, non-GET) gets a 401 it can act on.
+    fn login_required(&self, req: &RequestHeader, ctx: &mut Ctx) -> Reply {
+        if is_navigation(req) {
+            ctx.outcome = "login_redirect";
+            let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            Reply::redirect(
+                302,
+                &format!("/.menshen/login?rd={}", encode_query_value(target)),
+            )
+        } else {
+            ctx.outcome = "unauthorized";
+            Reply::text(401, "authentication required: sign in at /.menshen/login\n").with_header(
+                "WWW-Authenticate",
+                "Menshen login=\"/.menshen/login\"".into(),
+            )
+        }
+    }
+}
+
+fn header_str(req: &RequestHeader, name: http::header::HeaderName) -> Option<&str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn host_without_port(req: &RequestHeader) -> String {
+    let host = header_str(req, http::header::HOST).unwrap_or("localhost");
+    let host = if host.starts_with('[') {
+        host.split_inclusive(']').next().unwrap_or(host)
+    } else {
+        host.split(':').next().unwrap_or(host)
+    };
+    host.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(*c))
+        .collect()
+}
+
+/// A top-level browser navigation, as opposed to a script or API call.
+fn is_navigation(req: &RequestHeader) -> bool {
+    let method_ok = req.method == http::Method::GET || req.method == http::Method::HEAD;
+    let xhr = header_str(
+        req,
+        "x-requested-with".parse().unwrap_or(http::header::FROM),
+    )
+    .is_some();
+    let accept_html =
+        header_str(req, http::header::ACCEPT).is_some_and(|a| a.contains("text/html"));
+    let mode = header_str(req, "sec-fetch-mode".parse().unwrap_or(http::header::FROM));
+    method_ok && !xhr && (mode == Some("navigate") || (mode.is_none() && accept_html))
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            site: None,
+            tls: false,
+            names: DEV_NAMES,
+            lang: self.default_lang(),
+            upstream_uri: None,
+            identity: None,
+            outcome: "menshen",
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        ctx.names = if ctx.tls { TLS_NAMES } else { DEV_NAMES };
+        match self.route(session, ctx).await {
+            Next::Proxy => Ok(false),
+            Next::Answer(reply) => {
+                respond::send(session, reply, ctx.tls).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let site = ctx
+            .site
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no site chosen"))?;
+        let addr = site
+            .pick_upstream()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "site has no upstream"))?;
+        let sni = site
+            .config
+            .upstream_sni
+            .clone()
+            .or_else(|| site.config.hosts.first().cloned())
+            .unwrap_or_default();
+        Ok(Box::new(HttpPeer::new(addr, site.config.upstream_tls, sni)))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(uri) = ctx.upstream_uri.take() {
+            upstream.set_uri(uri);
+        }
+        if let (Some(site), Some(identity)) = (&ctx.site, &ctx.identity) {
+            site.identity.insert(upstream, identity)?;
+        }
+        // The legacy app never sees Menshen's cookies.
+        let cookie_headers: Vec<Vec<u8>> = upstream
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes().to_vec())
+            .collect();
+        if cookie_headers.iter().any(|v| cookies::mentions_ours(v)) {
+            upstream.remove_header(&http::header::COOKIE);
+            for value in cookie_headers {
+                if let Some(kept) = cookies::without_ours(&value, ctx.names) {
+                    upstream.append_header(http::header::COOKIE, kept)?;
+                }
+            }
+        }
+        // Menshen is the edge: what the client claims about forwarding is replaced.
+        if let Some(ip) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+        {
+            upstream.insert_header("X-Forwarded-For", ip.to_string())?;
+        }
+        upstream.insert_header("X-Forwarded-Proto", if ctx.tls { "https" } else { "http" })?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        let reply = match code {
+            0 => None,
+            502 | 504 => {
+                ctx.outcome = "upstream_error";
+                Some(Reply::error(ctx.lang, ErrorKind::UpstreamDown, None))
+            }
+            400 => {
+                ctx.outcome = "bad_request";
+                Some(Reply::error(ctx.lang, ErrorKind::BadRequest, None))
+            }
+            _ => {
+                ctx.outcome = "upstream_error";
+                Some(Reply::text(code, "internal error\n"))
+            }
+        };
+        if let Some(reply) = reply
+            && session.response_written().is_none()
+        {
+            let _ = respond::send(session, reply, ctx.tls).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        if let Some(site) = &ctx.site {
+            site.count(ctx.outcome);
+        }
+    }
+}

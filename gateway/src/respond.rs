@@ -1,0 +1,111 @@
+//! The one place that turns outcomes into HTTP responses Menshen writes itself: pages,
+//! redirects, static files and plain statuses, each with the security headers.
+
+use bytes::Bytes;
+use menshen_pages::{ErrorKind, ErrorPage, Lang};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+/// Content Security Policy for every Menshen page: only our own scripts and styles, no
+/// plugins, never framed (clickjacking), forms post only to us.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'self'";
+
+/// A response Menshen writes itself.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Bytes,
+    pub headers: Vec<(&'static str, String)>,
+    /// Auth pages and anything user-specific must never be cached; static assets may be.
+    pub cacheable: bool,
+}
+
+impl Reply {
+    pub fn html(status: u16, html: String) -> Self {
+        Reply {
+            status,
+            content_type: "text/html; charset=utf-8",
+            body: Bytes::from(html),
+            headers: Vec::new(),
+            cacheable: false,
+        }
+    }
+
+    pub fn text(status: u16, text: &str) -> Self {
+        Reply {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: Bytes::copy_from_slice(text.as_bytes()),
+            headers: Vec::new(),
+            cacheable: false,
+        }
+    }
+
+    /// `status` is 302 for navigations and 303 after a form POST.
+    pub fn redirect(status: u16, location: &str) -> Self {
+        let mut r = Reply::text(status, "");
+        r.headers.push(("Location", location.to_string()));
+        r
+    }
+
+    pub fn error(lang: Lang, kind: ErrorKind, detail: Option<&str>) -> Self {
+        let html = menshen_pages::render_error(&ErrorPage { lang, kind, detail });
+        Reply::html(kind.status(), html)
+    }
+
+    pub fn asset(content_type: &'static str, body: &'static [u8]) -> Self {
+        Reply {
+            status: 200,
+            content_type,
+            body: Bytes::from_static(body),
+            headers: Vec::new(),
+            cacheable: true,
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn with_cookie(self, set_cookie: String) -> Self {
+        self.with_header("Set-Cookie", set_cookie)
+    }
+}
+
+/// Writes `reply` to the client, keeping the connection open (unlike Pingora's
+/// `respond_error`, which closes it).
+pub async fn send(session: &mut Session, reply: Reply, tls: bool) -> pingora::Result<()> {
+    let mut h = ResponseHeader::build(reply.status, Some(8 + reply.headers.len()))?;
+    h.insert_header("Content-Type", reply.content_type)?;
+    h.insert_header("Content-Length", reply.body.len().to_string())?;
+    h.insert_header("Content-Security-Policy", CSP)?;
+    h.insert_header("X-Content-Type-Options", "nosniff")?;
+    h.insert_header("X-Frame-Options", "DENY")?;
+    h.insert_header("Referrer-Policy", "no-referrer")?;
+    h.insert_header(
+        "Cache-Control",
+        if reply.cacheable {
+            "public, max-age=3600"
+        } else {
+            "no-store"
+        },
+    )?;
+    if tls {
+        h.insert_header("Strict-Transport-Security", "max-age=31536000")?;
+    }
+    for (name, value) in reply.headers {
+        h.append_header(name, value)?;
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(h), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(reply.body), true).await?;
+    }
+    Ok(())
+}

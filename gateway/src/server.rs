@@ -1,0 +1,156 @@
+//! Builds and runs the Pingora server from a validated [`Config`]: the proxy service on every
+//! listener, the metrics listener, the account watch, and (for the demo) the demo legacy app.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use menshen_config::Config;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{BackgroundService, background_service};
+use pingora::services::listening::Service;
+
+use crate::accounts::AccountStore;
+use crate::clock;
+use crate::metrics::{self, MetricsApp};
+use crate::proxy::Gateway;
+use crate::sessions::memory::MemoryStore;
+use crate::sessions::redis_store::RedisStore;
+use crate::sessions::{SessionStore, Sessions};
+use crate::state::{ACCOUNT_POLL_SECS, AccountWatch, AppState};
+
+/// Extra services run beside the gateway (the demo's legacy app).
+pub type ExtraService = Box<dyn pingora::services::ServiceWithDependents>;
+
+/// Opens the database once before serving: migrations run here, a bad URL or an unreachable
+/// database stops the start with a clear message, and the account watch starts filled.
+fn prepare_database(config: &Config, watch: &AccountWatch) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let store = AccountStore::connect(&config.store.database).await?;
+        let disabled = store.disabled_ids().await?;
+        watch.update(disabled, clock::now_secs());
+        store.close().await;
+        anyhow::Ok(())
+    })
+}
+
+pub fn session_store(config: &Config) -> anyhow::Result<Arc<dyn SessionStore>> {
+    Ok(match &config.store.redis {
+        Some(url) => {
+            Arc::new(RedisStore::new(url, &config.store.redis_prefix).context("invalid Redis URL")?)
+        }
+        None => Arc::new(MemoryStore::new()),
+    })
+}
+
+/// Runs the gateway until it is stopped. Never returns on success.
+pub fn run(config: Config, extras: Vec<ExtraService>) -> anyhow::Result<()> {
+    metrics::init();
+    let watch = Arc::new(AccountWatch::default());
+    prepare_database(&config, &watch)?;
+    let sessions = Sessions::new(
+        session_store(&config)?,
+        config.session.idle_timeout,
+        config.session.absolute_timeout,
+    );
+    let listeners = config.listeners.clone();
+    let metrics_addr = config.metrics;
+    let threads = config.threads;
+    let database = config.store.database.clone();
+    let state = Arc::new(AppState::new(config, sessions, watch.clone())?);
+
+    let conf = ServerConf {
+        threads,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(2),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway { state },
+        "menshen",
+    );
+    for l in &listeners {
+        let addr = l.address.to_string();
+        match &l.tls {
+            None => proxy.add_tcp(&addr),
+            Some(tls) => proxy
+                .add_tls(
+                    &addr,
+                    &tls.certificate.to_string_lossy(),
+                    &tls.key.to_string_lossy(),
+                )
+                .with_context(|| format!("cannot use the TLS certificate for {addr}"))?,
+        }
+    }
+    server.add_service(proxy);
+
+    if let Some(addr) = metrics_addr {
+        let mut svc = Service::new("menshen metrics".to_string(), MetricsApp);
+        svc.add_tcp(&addr.to_string());
+        server.add_service(svc);
+    }
+    server.add_service(background_service(
+        "account watch",
+        AccountPoller { database, watch },
+    ));
+    for extra in extras {
+        server.add_boxed_service(extra);
+    }
+    tracing::info!(
+        listeners = ?listeners.iter().map(|l| l.address).collect::<Vec<_>>(),
+        "menshen is serving"
+    );
+    server.run_forever()
+}
+
+/// Polls the database for disabled accounts, so their sessions end on every instance, and
+/// records when the database last answered (the gateway fails closed when it stops).
+struct AccountPoller {
+    database: String,
+    watch: Arc<AccountWatch>,
+}
+
+#[async_trait]
+impl BackgroundService for AccountPoller {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut store: Option<AccountStore> = None;
+        let mut healthy = true;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(ACCOUNT_POLL_SECS)) => {}
+            }
+            if store.is_none() {
+                store = AccountStore::connect(&self.database).await.ok();
+            }
+            let result = match &store {
+                Some(s) => s.disabled_ids().await,
+                None => Err(anyhow::anyhow!("cannot connect")),
+            };
+            match result {
+                Ok(ids) => {
+                    if !healthy {
+                        tracing::info!("account database reachable again");
+                    }
+                    healthy = true;
+                    self.watch.update(ids, clock::now_secs());
+                }
+                Err(e) => {
+                    if healthy {
+                        tracing::error!("account database unreachable: {e:#}");
+                    }
+                    healthy = false;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! What every request handler shares: the validated config turned into ready-to-use parts.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use menshen_config::{Config, Site};
+use prometheus::IntCounter;
+use tokio::sync::OnceCell;
+
+use crate::accounts::AccountStore;
+use crate::identity::IdentityHeaders;
+use crate::passwords::PasswordChecker;
+use crate::routing::Router;
+use crate::sessions::Sessions;
+
+/// Outcome words used as metric labels, fixed at compile time.
+pub const OUTCOMES: &[&str] = &[
+    "proxied",
+    "login_redirect",
+    "unauthorized",
+    "forbidden",
+    "menshen",
+    "bad_request",
+    "unavailable",
+    "upstream_error",
+    "https_redirect",
+];
+
+/// One site, ready for the request path: parsed header names, upstream rotation, and metric
+/// handles resolved once (label lookups are not free on a hot path).
+pub struct SiteRuntime {
+    pub config: Site,
+    pub identity: IdentityHeaders,
+    next_upstream: AtomicUsize,
+    counters: Vec<IntCounter>,
+}
+
+impl SiteRuntime {
+    pub fn new(config: Site, default_names: &menshen_config::HeaderNames) -> anyhow::Result<Self> {
+        let _ = default_names;
+        let identity = IdentityHeaders::new(&config.headers)?;
+        let counters = OUTCOMES
+            .iter()
+            .map(|o| crate::metrics::REQUESTS.with_label_values(&[config.name.as_str(), o]))
+            .collect();
+        Ok(SiteRuntime {
+            config,
+            identity,
+            next_upstream: AtomicUsize::new(0),
+            counters,
+        })
+    }
+
+    /// Round-robin over the site's upstream addresses (resolved once at start).
+    pub fn pick_upstream(&self) -> Option<SocketAddr> {
+        let ups = &self.config.upstreams;
+        if ups.is_empty() {
+            return None;
+        }
+        let i = self.next_upstream.fetch_add(1, Ordering::Relaxed);
+        ups.get(i % ups.len()).copied()
+    }
+
+    pub fn count(&self, outcome: &str) {
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome)
+            && let Some(c) = self.counters.get(i)
+        {
+            c.inc();
+        }
+    }
+}
+
+/// Accounts known to be disabled, refreshed by a background poll of the database, and when
+/// that poll last succeeded: if the database stops answering, the gateway stops letting
+/// people in (fail closed) instead of trusting a stale list.
+#[derive(Default)]
+pub struct AccountWatch {
+    disabled: RwLock<HashSet<String>>,
+    last_ok: AtomicU64,
+}
+
+impl AccountWatch {
+    pub fn update(&self, disabled: Vec<String>, now: u64) {
+        if let Ok(mut set) = self.disabled.write() {
+            *set = disabled.into_iter().collect();
+        }
+        self.last_ok.store(now, Ordering::Release);
+    }
+
+    pub fn is_disabled(&self, account_id: &str) -> bool {
+        // A poisoned lock means a writer panicked: treat every account as disabled.
+        self.disabled
+            .read()
+            .map(|s| s.contains(account_id))
+            .unwrap_or(true)
+    }
+
+    /// True when the database answered recently enough to trust the list.
+    pub fn is_fresh(&self, now: u64, max_age: u64) -> bool {
+        now.saturating_sub(self.last_ok.load(Ordering::Acquire)) <= max_age
+    }
+
+    pub fn mark_disabled(&self, account_id: &str) {
+        if let Ok(mut set) = self.disabled.write() {
+            set.insert(account_id.to_string());
+        }
+    }
+}
+
+/// How often the account poll runs, and how old its answer may be before the gateway fails
+/// closed.
+pub const ACCOUNT_POLL_SECS: u64 = 2;
+pub const ACCOUNT_STALE_SECS: u64 = 15;
+
+pub struct AppState {
+    pub config: Config,
+    pub router: Router,
+    pub sessions: Sessions,
+    pub passwords: PasswordChecker,
+    pub watch: Arc<AccountWatch>,
+    /// Connected lazily inside the proxy's runtime (Pingora has none before it starts).
+    accounts: OnceCell<AccountStore>,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        sessions: Sessions,
+        watch: Arc<AccountWatch>,
+    ) -> anyhow::Result<Self> {
+        let sites = config
+            .sites
+            .iter()
+            .map(|s| SiteRuntime::new(s.clone(), &config.headers).map(Arc::new))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let passwords = PasswordChecker::new(config.login.argon2_max_concurrent)?;
+        Ok(AppState {
+            router: Router::new(&sites),
+            config,
+            sessions,
+            passwords,
+            watch,
+            accounts: OnceCell::new(),
+        })
+    }
+
+    pub async fn accounts(&self) -> anyhow::Result<&AccountStore> {
+        self.accounts
+            .get_or_try_init(|| AccountStore::connect(&self.config.store.database))
+            .await
+    }
+}

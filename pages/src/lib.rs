@@ -1,0 +1,52 @@
+//! Menshen's own pages: the login page, error pages, the signed-in landing page, the demo
+//! legacy app, their translations (zh-TW first, English second) and the embedded static assets.
+//!
+//! Every page renders from a plain struct into a complete HTML5 document. User-supplied values
+//! are HTML-escaped by askama; no page contains inline scripts or inline styles, so all of them
+//! work under Menshen's strict Content-Security-Policy.
+
+mod assets;
+mod demo;
+mod error;
+mod lang;
+mod login;
+mod signed_in;
+mod texts;
+
+pub use assets::{StaticAsset, static_asset};
+pub use demo::{DemoAppPage, render_demo_app};
+pub use error::{ErrorKind, ErrorPage, render_error};
+pub use lang::Lang;
+pub use login::{LoginMessage, LoginPage, OtherMethod, render_login};
+pub use signed_in::{SignedInPage, render_signed_in};
+pub use texts::{EN, Texts, ZH_TW};
+
+/// Path prefix under which [`static_asset`] names are served.
+pub const STATIC_PREFIX: &str = "/.menshen/static/";
+
+/// Returned when a template fails to render (it writes into a `String`, so in practice never).
+const FALLBACK_HTML: &str = "<!DOCTYPE html>\n<html lang=\"zh-Hant-TW\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"referrer\" content=\"no-referrer\"><title>門神 Menshen</title></head>\
+<body><h1>系統發生錯誤 / Something went wrong</h1>\
+<p>請稍後再試。 / Please try again later.</p><p><a href=\"/\">返回首頁 / Home</a></p></body></html>\n";
+
+/// Renders a template, falling back to a minimal static page on the (practically impossible)
+/// render error.
+fn render_or_fallback<T: askama::Template>(template: &T) -> String {
+    template
+        .render()
+        .unwrap_or_else(|_| FALLBACK_HTML.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_is_a_complete_document() {
+        assert!(FALLBACK_HTML.starts_with("<!DOCTYPE html>"));
+        assert!(FALLBACK_HTML.contains("<meta charset=\"utf-8\">"));
+        assert!(FALLBACK_HTML.trim_end().ends_with("</html>"));
+    }
+}

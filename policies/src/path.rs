@@ -1,0 +1,403 @@
+//! Canonicalisation of request paths, so access rules see exactly the path the upstream serves.
+
+use std::fmt;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// Longest raw path accepted; legacy servers choke on (or truncate) longer ones, and no real page
+/// of theirs needs it.
+const MAX_RAW_LEN: usize = 8192;
+
+/// Bytes left as-is when re-encoding for upstream: RFC 3986 `pchar` (unreserved, sub-delims,
+/// ':' and '@') plus '/'. Everything else, '%', '?', '#' and non-ASCII bytes included, is
+/// percent-encoded so the upstream decodes back to exactly the checked path.
+const UPSTREAM_KEEP: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@')
+    .remove(b'/');
+
+/// Why a request path was refused before any rule was looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathError {
+    /// The path does not start with '/'.
+    NotAbsolute,
+    /// The path (after percent-decoding) contains an ASCII control character.
+    ControlCharacter,
+    /// A '%' is not followed by two hex digits, or the decoded bytes are not UTF-8.
+    BadEncoding,
+    /// The path is longer than the gateway accepts.
+    TooLong,
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathError::NotAbsolute => "path does not start with '/'",
+            PathError::ControlCharacter => "path contains a control character",
+            PathError::BadEncoding => "path has invalid percent-encoding or is not UTF-8",
+            PathError::TooLong => "path is too long",
+        })
+    }
+}
+
+impl std::error::Error for PathError {}
+
+/// The canonical form of a request path, used both to evaluate access rules and as the path
+/// sent upstream (so what was checked is what is served).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalizedPath {
+    decoded: String,
+}
+
+impl NormalizedPath {
+    /// The decoded canonical path; always starts with '/'.
+    pub fn as_str(&self) -> &str {
+        &self.decoded
+    }
+
+    /// The canonical path re-percent-encoded for the upstream request line. Decoding it once
+    /// gives back [`NormalizedPath::as_str`] exactly, so the upstream cannot be handed a
+    /// different path from the one the rules were checked against.
+    pub fn to_uri_path(&self) -> String {
+        utf8_percent_encode(&self.decoded, UPSTREAM_KEEP).to_string()
+    }
+}
+
+impl fmt::Display for NormalizedPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.decoded)
+    }
+}
+
+/// Value of an ASCII hex digit.
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Strict single-pass percent-decoding: a stray '%' is an error rather than passed through,
+/// because servers disagree on what a stray '%' means and disagreement is where bypasses live.
+fn strict_decode(raw: &str) -> Result<String, PathError> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hi = bytes.get(i + 1).copied().and_then(hex_value);
+            let lo = bytes.get(i + 2).copied().and_then(hex_value);
+            match (hi, lo) {
+                (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
+                _ => return Err(PathError::BadEncoding),
+            }
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| PathError::BadEncoding)
+}
+
+/// Canonicalise the path part of a request target (no query string).
+///
+/// Steps, each closing a known way legacy servers see a different path from the one checked:
+/// must start with '/' (else [`PathError::NotAbsolute`]); longer than 8192 bytes is
+/// [`PathError::TooLong`]; percent-decode exactly once (a '%' without two hex digits, or
+/// decoded bytes that are not UTF-8, is [`PathError::BadEncoding`]); an ASCII control character
+/// after decoding is [`PathError::ControlCharacter`]; '\' is treated as '/' (IIS does);
+/// ";params" are stripped from every segment (Tomcat serves /admin;x=1 as /admin); repeated '/'
+/// collapse; "." segments are dropped; ".." pops a segment, never above the root; a trailing '/'
+/// is kept when the input ended with '/' or with a "." or ".." segment.
+pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    if raw.len() > MAX_RAW_LEN {
+        return Err(PathError::TooLong);
+    }
+    let decoded = strict_decode(raw)?;
+    if decoded.bytes().any(|b| b.is_ascii_control()) {
+        return Err(PathError::ControlCharacter);
+    }
+    let unified = decoded.replace('\\', "/");
+
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for segment in unified.split('/').skip(1) {
+        // Path parameters end at the next '/', so everything from ';' on belongs to them.
+        let segment = segment.split(';').next().unwrap_or("");
+        trailing_slash = false;
+        match segment {
+            "" => trailing_slash = true,
+            "." => trailing_slash = true,
+            ".." => {
+                segments.pop();
+                trailing_slash = true;
+            }
+            s => segments.push(s),
+        }
+    }
+
+    let mut out = String::with_capacity(unified.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() || trailing_slash {
+        out.push('/');
+    }
+    Ok(NormalizedPath { decoded: out })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(raw: &str) -> String {
+        match normalize(raw) {
+            Ok(p) => p.as_str().to_owned(),
+            Err(e) => panic!("{raw:?} was refused: {e}"),
+        }
+    }
+
+    fn uri(raw: &str) -> String {
+        match normalize(raw) {
+            Ok(p) => p.to_uri_path(),
+            Err(e) => panic!("{raw:?} was refused: {e}"),
+        }
+    }
+
+    #[test]
+    fn brief_examples() {
+        assert_eq!(norm("/a//b/./c/../d"), "/a/b/d");
+        assert_eq!(norm("/public/..%2fadmin"), "/admin");
+        assert_eq!(norm("/public/%2e%2e/admin"), "/admin");
+        assert_eq!(norm("/public\\..\\admin"), "/admin");
+        assert_eq!(norm("/admin;jsessionid=1/x"), "/admin/x");
+        assert_eq!(norm("/%2561"), "/%61");
+        assert_eq!(uri("/%2561"), "/%2561");
+        assert_eq!(norm("/../../etc"), "/etc");
+        assert_eq!(normalize("/a%00b"), Err(PathError::ControlCharacter));
+        assert_eq!(normalize("/a%zz"), Err(PathError::BadEncoding));
+        assert_eq!(norm("/%C3%A9"), "/é");
+        assert_eq!(uri("/%C3%A9"), "/%C3%A9");
+        assert_eq!(norm("/"), "/");
+    }
+
+    #[test]
+    fn not_absolute() {
+        for raw in ["", "a", "a/b", "%2fa", "\\a", "*", "http://x/y", " /a"] {
+            assert_eq!(normalize(raw), Err(PathError::NotAbsolute), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn too_long() {
+        let ok = format!("/{}", "a".repeat(MAX_RAW_LEN - 1));
+        assert_eq!(ok.len(), MAX_RAW_LEN);
+        assert_eq!(norm(&ok), ok);
+        let long = format!("/{}", "a".repeat(MAX_RAW_LEN));
+        assert_eq!(normalize(&long), Err(PathError::TooLong));
+    }
+
+    #[test]
+    fn bad_encoding() {
+        for raw in [
+            "/%",
+            "/a%",
+            "/a%2",
+            "/a%g0",
+            "/a%0g",
+            "/%%41",
+            "/%ff",
+            "/%C3",
+            "/%C3%28",
+            "/%80",
+            "/%ED%A0%80", // UTF-16 surrogate encoded as UTF-8
+        ] {
+            assert_eq!(normalize(raw), Err(PathError::BadEncoding), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn control_characters() {
+        for raw in [
+            "/a%00",
+            "/a%0a",
+            "/a%0D%0Ab",
+            "/%09",
+            "/a%1f",
+            "/a%7f",
+            "/a\nb",
+            "/a\tb",
+            "/\u{7f}",
+        ] {
+            assert_eq!(normalize(raw), Err(PathError::ControlCharacter), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn decodes_exactly_once() {
+        assert_eq!(norm("/%252e%252e/admin"), "/%2e%2e/admin");
+        assert_eq!(uri("/%252e%252e/admin"), "/%252e%252e/admin");
+        assert_eq!(norm("/public/%252f..%252fadmin"), "/public/%2f..%2fadmin");
+        assert_eq!(norm("/%41%62c"), "/Abc");
+        assert_eq!(norm("/a%20b"), "/a b");
+        assert_eq!(uri("/a%20b"), "/a%20b");
+    }
+
+    #[test]
+    fn dot_segments() {
+        assert_eq!(norm("/."), "/");
+        assert_eq!(norm("/.."), "/");
+        assert_eq!(norm("/a/."), "/a/");
+        assert_eq!(norm("/a/.."), "/");
+        assert_eq!(norm("/a/b/.."), "/a/");
+        assert_eq!(norm("/a/b/../"), "/a/");
+        assert_eq!(norm("/a/./b"), "/a/b");
+        assert_eq!(norm("/a/b/../../../../c"), "/c");
+        assert_eq!(norm("/%2E/a"), "/a");
+        assert_eq!(norm("/a/%2E%2e"), "/");
+        // Three dots and dotted names are ordinary segments.
+        assert_eq!(norm("/.../a"), "/.../a");
+        assert_eq!(norm("/a/..b/c"), "/a/..b/c");
+        assert_eq!(norm("/.well-known/x"), "/.well-known/x");
+    }
+
+    #[test]
+    fn slashes() {
+        assert_eq!(norm("//"), "/");
+        assert_eq!(norm("///a///b"), "/a/b");
+        assert_eq!(norm("/a/"), "/a/");
+        assert_eq!(norm("/a//"), "/a/");
+        assert_eq!(norm("/a"), "/a");
+        assert_eq!(norm("//evil.com/x"), "/evil.com/x");
+        assert_eq!(norm("/a%2fb"), "/a/b");
+        assert_eq!(norm("/a%5cb"), "/a/b");
+        assert_eq!(norm("/a%5C..%5Cadmin"), "/admin");
+    }
+
+    #[test]
+    fn backslash_first_char_is_not_absolute() {
+        // Only a literal '/' makes a path absolute; '\' is folded after that check.
+        assert_eq!(normalize("\\admin"), Err(PathError::NotAbsolute));
+        assert_eq!(norm("/\\admin"), "/admin");
+    }
+
+    #[test]
+    fn path_parameters() {
+        assert_eq!(norm("/admin;x=1"), "/admin");
+        assert_eq!(norm("/admin;"), "/admin");
+        assert_eq!(norm("/admin;/"), "/admin/");
+        assert_eq!(norm("/public/..;/admin"), "/admin");
+        assert_eq!(norm("/public/.;x/admin"), "/public/admin");
+        assert_eq!(norm("/;x/admin"), "/admin");
+        assert_eq!(norm("/a;b;c/d;e"), "/a/d");
+        assert_eq!(norm("/public/..%3b/admin"), "/admin");
+        assert_eq!(norm("/admin%3bjsessionid=1"), "/admin");
+        assert_eq!(norm("/;"), "/");
+    }
+
+    #[test]
+    fn trailing_slash_rules() {
+        assert_eq!(norm("/a/b/."), "/a/b/");
+        assert_eq!(norm("/a/b/.."), "/a/");
+        assert_eq!(norm("/a/b/c"), "/a/b/c");
+        assert_eq!(norm("/a/b/c/"), "/a/b/c/");
+        assert_eq!(norm("/a/b/;x"), "/a/b/");
+    }
+
+    #[test]
+    fn non_ascii() {
+        assert_eq!(norm("/%E5%AD%B8%E7%B1%8D"), "/學籍");
+        assert_eq!(uri("/%E5%AD%B8%E7%B1%8D"), "/%E5%AD%B8%E7%B1%8D");
+        // Raw UTF-8 (some clients send it) is accepted and encoded for upstream.
+        assert_eq!(norm("/學籍"), "/學籍");
+        assert_eq!(uri("/學籍"), "/%E5%AD%B8%E7%B1%8D");
+        // Lowercase hex input comes out uppercase.
+        assert_eq!(uri("/%c3%a9"), "/%C3%A9");
+    }
+
+    #[test]
+    fn to_uri_path_encoding() {
+        assert_eq!(uri("/a%3Fb"), "/a%3Fb");
+        assert_eq!(uri("/a%23b"), "/a%23b");
+        assert_eq!(uri("/a%25b"), "/a%25b");
+        assert_eq!(uri("/a%22b%3C%3E"), "/a%22b%3C%3E");
+        assert_eq!(uri("/a%60b%5E%7B%7D%7C%5B%5D"), "/a%60b%5E%7B%7D%7C%5B%5D");
+        // pchar characters are left alone, whether or not they arrived encoded.
+        assert_eq!(uri("/a-b._~!$&'()*+,=:@"), "/a-b._~!$&'()*+,=:@");
+        assert_eq!(uri("/%41%7E"), "/A~");
+        assert_eq!(uri("/"), "/");
+    }
+
+    #[test]
+    fn uri_path_round_trips() {
+        for raw in [
+            "/",
+            "/a/b/",
+            "/%2561",
+            "/%C3%A9/x",
+            "/a%20b",
+            "/a%3Fb%23c",
+            "/x/%E5%AD%B8",
+            "/a:b@c",
+            "/%25%25",
+        ] {
+            let p = match normalize(raw) {
+                Ok(p) => p,
+                Err(e) => panic!("{raw:?}: {e}"),
+            };
+            let again = normalize(&p.to_uri_path());
+            assert_eq!(again.as_ref(), Ok(&p), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn idempotent_on_canonical_uri() {
+        for raw in [
+            "/a//b/./c/../d",
+            "/public\\..\\admin",
+            "/admin;x/y/",
+            "/../x/..",
+        ] {
+            let once = normalize(raw).map(|p| p.to_uri_path());
+            let twice = once
+                .clone()
+                .and_then(|u| normalize(&u))
+                .map(|p| p.to_uri_path());
+            assert_eq!(once, twice, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn display_messages() {
+        assert_eq!(
+            PathError::NotAbsolute.to_string(),
+            "path does not start with '/'"
+        );
+        assert!(!PathError::ControlCharacter.to_string().is_empty());
+        assert!(!PathError::BadEncoding.to_string().is_empty());
+        assert!(!PathError::TooLong.to_string().is_empty());
+    }
+}

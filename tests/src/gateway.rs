@@ -1,0 +1,285 @@
+//! Runs the real `menshen` binary for a test: writes its config, seeds accounts through the
+//! real CLI, starts `menshen run` on a free port and stops it when dropped.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::backends::{Database, RedisPrefix, Sql};
+use crate::{free_port, menshen_bin};
+
+/// Where sessions live for this gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Store {
+    /// In-process (no Redis configured).
+    Memory,
+    /// The shared Redis, under a prefix of this test's own.
+    SharedRedis,
+    /// A Redis at this URL (a private server, or a closed port to see failure).
+    RedisUrl(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub sql: Sql,
+    pub store: Store,
+    pub idle: String,
+    pub absolute: String,
+    /// TOML appended inside the `[[site]]` table (more rules, header names).
+    pub site_extra: String,
+    /// Serve HTTPS with this certificate and key (PEM files) instead of plain HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub metrics: bool,
+    /// Extra hosts for the site besides 127.0.0.1 and localhost.
+    pub hosts: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sql: Sql::Sqlite,
+            store: Store::Memory,
+            idle: "30m".into(),
+            absolute: "8h".into(),
+            site_extra: String::new(),
+            tls: None,
+            metrics: false,
+            hosts: vec!["app.test".into()],
+        }
+    }
+}
+
+pub struct Gateway {
+    pub port: u16,
+    pub metrics_port: Option<u16>,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+    pub tls: bool,
+    child: Option<Child>,
+    pub redis: Option<RedisPrefix>,
+    _db: Database,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Starts a gateway in front of `upstream` with these accounts already added
+    /// (login name, roles, password).
+    pub async fn start(
+        opts: Options,
+        upstream: SocketAddr,
+        accounts: &[(&str, &str, &str)],
+    ) -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Database::create(opts.sql, dir.path());
+        let port = free_port();
+        let metrics_port = opts.metrics.then(free_port);
+        let redis = (opts.store == Store::SharedRedis).then(RedisPrefix::new);
+        let store_toml = match (&opts.store, &redis) {
+            (Store::SharedRedis, Some(r)) => {
+                format!("redis = \"{}\"\nredis_prefix = \"{}\"\n", r.url, r.prefix)
+            }
+            (Store::RedisUrl(url), _) => {
+                format!("redis = \"{url}\"\nredis_prefix = \"menshen-test:\"\n")
+            }
+            _ => String::new(),
+        };
+        let listen = match &opts.tls {
+            None => format!("[[listen]]\naddress = \"127.0.0.1:{port}\"\n"),
+            Some((cert, key)) => format!(
+                "[[listen]]\naddress = \"127.0.0.1:{port}\"\ntls = {{ certificate = \"{}\", key = \"{}\" }}\n",
+                cert.display(),
+                key.display()
+            ),
+        };
+        let metrics = metrics_port
+            .map(|p| format!("[metrics]\naddress = \"127.0.0.1:{p}\"\n"))
+            .unwrap_or_default();
+        let mut hosts = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        hosts.extend(opts.hosts.iter().cloned());
+        let hosts = hosts
+            .iter()
+            .map(|h| format!("\"{h}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let config = format!(
+            r#"{listen}
+{metrics}
+[session]
+idle_timeout = "{idle}"
+absolute_timeout = "{absolute}"
+insecure_dev_cookie = {dev}
+
+[store]
+database = "{database}"
+{store_toml}
+[login]
+argon2_max_concurrent = 2
+
+[[site]]
+name = "app"
+hosts = [{hosts}]
+upstreams = ["{upstream}"]
+{site_extra}
+
+[[site.rule]]
+path = "/public/"
+access = "anonymous"
+
+[[site.rule]]
+path = "/admin/"
+access = "roles"
+roles = ["aa"]
+
+[[site.rule]]
+path = "/blocked/"
+access = "deny"
+"#,
+            idle = opts.idle,
+            absolute = opts.absolute,
+            dev = opts.tls.is_none(),
+            database = db.url,
+            site_extra = opts.site_extra,
+        );
+        let config_path = dir.path().join("menshen.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log_path = dir.path().join("menshen.log");
+        let mut gw = Gateway {
+            port,
+            metrics_port,
+            config_path,
+            log_path,
+            tls: opts.tls.is_some(),
+            child: None,
+            redis,
+            _db: db,
+            _dir: dir,
+        };
+        for (name, roles, password) in accounts {
+            gw.add_account(name, roles, password);
+        }
+        gw.spawn().await;
+        gw
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::File::create(&self.log_path).expect("log file");
+        let child = Command::new(menshen_bin())
+            .args(["run", "--config"])
+            .arg(&self.config_path)
+            .env("MENSHEN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start menshen");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "menshen exited with {status} before listening:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "menshen did not listen in time:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The gateway's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn base(&self) -> String {
+        format!(
+            "{}://127.0.0.1:{}",
+            if self.tls { "https" } else { "http" },
+            self.port
+        )
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base(), path)
+    }
+
+    /// Runs `menshen account --config <this config> ARGS`, feeding `stdin`.
+    pub fn account_cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        cli_with_stdin(
+            &[
+                &[
+                    "account",
+                    "--config",
+                    self.config_path.to_str().expect("utf-8 path"),
+                ],
+                args,
+            ]
+            .concat(),
+            stdin,
+        )
+    }
+
+    pub fn add_account(&self, name: &str, roles: &str, password: &str) {
+        let out = self.account_cli(
+            &[
+                "add",
+                name,
+                "--display-name",
+                "王小明",
+                "--school",
+                "123456",
+                "--roles",
+                roles,
+                "--email",
+                "t@example.org",
+                "--password-stdin",
+            ],
+            Some(password),
+        );
+        assert!(
+            out.status.success(),
+            "account add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the process (as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs the `menshen` binary with `args`, feeding `stdin` when given.
+pub fn cli_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(menshen_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run menshen");
+    if let (Some(mut pipe), Some(text)) = (child.stdin.take(), stdin) {
+        let _ = pipe.write_all(text.as_bytes());
+    }
+    child.wait_with_output().expect("menshen output")
+}
