@@ -82,3 +82,14 @@ pub fn output_dir() -> PathBuf {
     let _ = std::fs::create_dir_all(&root);
     root
 }
+
+/// A value shaped like a real session id (43 base64url characters) that no gateway issued.
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::fill(&mut b[..]);
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut s: String = b.iter().map(|x| A[usize::from(*x) % 64] as char).collect();
+    s.push_str("abcdefghijk");
+    s.truncate(43);
+    s
+}

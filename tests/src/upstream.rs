@@ -4,8 +4,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -13,12 +13,14 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 pub struct Upstream {
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
     task: JoinHandle<()>,
+    /// Open connections, aborted by `stop` so pooled keep-alive connections die too.
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
 }
 
 impl Upstream {
@@ -29,13 +31,15 @@ impl Upstream {
         let addr = listener.local_addr().expect("upstream addr");
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = hits.clone();
+        let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let open = connections.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let counter = counter.clone();
-                tokio::spawn(async move {
+                let conn = tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         counter.fetch_add(1, Ordering::SeqCst);
                         async move { Ok::<_, Infallible>(echo(req)) }
@@ -44,9 +48,17 @@ impl Upstream {
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
+                if let Ok(mut open) = open.lock() {
+                    open.push(conn.abort_handle());
+                }
             }
         });
-        Upstream { addr, hits, task }
+        Upstream {
+            addr,
+            hits,
+            task,
+            connections,
+        }
     }
 
     /// Requests received so far.
@@ -57,6 +69,11 @@ impl Upstream {
     /// Stops listening (the port then refuses connections).
     pub fn stop(self) {
         self.task.abort();
+        if let Ok(open) = self.connections.lock() {
+            for c in open.iter() {
+                c.abort();
+            }
+        }
     }
 }
 

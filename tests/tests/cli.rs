@@ -1,0 +1,265 @@
+//! The operator's commands: check-config, account import, and the TLS listener with the
+//! `__Host-` cookie.
+
+use menshen_tests::backends::Sql;
+use menshen_tests::client::{Browser, client_builder};
+use menshen_tests::gateway::{Gateway, Options, cli_with_stdin};
+use menshen_tests::upstream::Upstream;
+
+#[test]
+fn check_config_reports_every_problem_with_its_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[listen]]\naddress = \"127.0.0.1:notaport\"\n\n[session]\nidle_timeout = \"forever\"\ncolour = \"red\"\n\n[[site]]\nname = \"a\"\nhosts = [\"a.example\"]\nupstreams = [\"127.0.0.1:1\"]\n",
+    )
+    .expect("write");
+    let out = cli_with_stdin(&["check-config", path.to_str().unwrap_or("")], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = path.display().to_string();
+    assert!(
+        err.contains(&format!("{file}:2:")),
+        "address error on line 2:\n{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:5:")),
+        "duration error on line 5:\n{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:6:")) && err.contains("colour"),
+        "unknown key on line 6:\n{err}"
+    );
+    // A config that names a TLS file that does not exist is refused too.
+    std::fs::write(&path, "[[listen]]\naddress = \"127.0.0.1:8443\"\ntls = { certificate = \"/nonexistent/c.pem\", key = \"/nonexistent/k.pem\" }\n[[site]]\nname = \"a\"\nhosts = [\"a.example\"]\nupstreams = [\"127.0.0.1:1\"]\n").expect("write");
+    let out = cli_with_stdin(&["check-config", path.to_str().unwrap_or("")], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/c.pem"));
+}
+
+#[test]
+fn every_example_config_passes_check_config_apart_from_missing_files() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&examples).expect("examples dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        n += 1;
+        let out = std::process::Command::new(menshen_tests::menshen_bin())
+            .arg("check-config")
+            .arg(&path)
+            .env("MENSHEN_DB_PASSWORD", "example")
+            .env("MENSHEN_REDIS_PASSWORD", "example")
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        // TLS certificate paths in the examples point at an operator's files.
+        let only_missing_files = err
+            .lines()
+            .filter(|l| {
+                l.split(".toml:")
+                    .nth(1)
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+            })
+            .all(|l| l.contains(".pem"));
+        assert!(
+            out.status.success() || only_missing_files,
+            "{}:\n{err}",
+            path.display()
+        );
+    }
+    assert!(n >= 3, "the examples are there");
+}
+
+#[tokio::test]
+async fn import_refuses_a_file_with_bad_rows_and_imports_a_good_one() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(
+        Options {
+            sql: Sql::Postgres,
+            ..Options::default()
+        },
+        up.addr,
+        &[],
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "login_name,display_name,school_code,roles,email,password\n\
+         t.chen,陳老師,123456,staff,chen@example.org,long-enough-pass-1\n\
+         ,無名,123456,staff,,long-enough-pass-2\n\
+         t.lin,林老師,123456,wizard,lin@example.org,long-enough-pass-3\n\
+         T.Chen,陳老師二,123456,staff,,long-enough-pass-4\n\
+         t.wu,吳老師,123456,staff,wu-at-example.org,short\n",
+    )
+    .expect("write");
+    let out = gw.account_cli(&["import", bad.to_str().unwrap_or("")], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for line in [3, 4, 5, 6] {
+        assert!(
+            err.contains(&format!("bad.csv:{line}:")),
+            "line {line} reported:\n{err}"
+        );
+    }
+    assert!(
+        !err.contains("bad.csv:2:"),
+        "the good row is not blamed:\n{err}"
+    );
+    let list = gw.account_cli(&["list"], None);
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains("t.chen"),
+        "nothing imported"
+    );
+
+    let good = dir.path().join("good.csv");
+    std::fs::write(
+        &good,
+        "login_name,display_name,school_code,roles,email,password\n\
+         t.chen,陳老師,123456,staff,chen@example.org,long-enough-pass-1\n\
+         s.aa,校管,123456,aa,,\n",
+    )
+    .expect("write");
+    let out = gw.account_cli(&["import", good.to_str().unwrap_or("")], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("imported 2"));
+    let generated = stdout
+        .lines()
+        .find(|l| l.starts_with("s.aa"))
+        .and_then(|l| l.split("password: ").nth(1))
+        .expect("a generated password is printed for rows without one")
+        .trim()
+        .to_string();
+    let mut b = Browser::new(&gw.base());
+    assert_eq!(
+        b.login("t.chen", "long-enough-pass-1", "/").await.status,
+        303
+    );
+    let mut b = Browser::new(&gw.base());
+    assert_eq!(b.login("s.aa", &generated, "/").await.status, 303);
+    // A second import of the same names is refused whole.
+    let out = gw.account_cli(&["import", good.to_str().unwrap_or("")], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already taken"));
+    // reset-password applies the policy and works.
+    let out = gw.account_cli(
+        &["reset-password", "t.chen", "--password-stdin"],
+        Some("short"),
+    );
+    assert!(!out.status.success());
+    let out = gw.account_cli(
+        &["reset-password", "T.CHEN", "--password-stdin"],
+        Some("a-new-long-password"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut b = Browser::new(&gw.base());
+    assert_eq!(
+        b.login("t.chen", "a-new-long-password", "/").await.status,
+        303
+    );
+}
+
+#[tokio::test]
+async fn tls_listener_uses_the_host_prefixed_cookie_and_hsts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("params");
+    let cert = params.self_signed(&key).expect("cert");
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.pem()).expect("write");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write");
+
+    let up = Upstream::start().await;
+    let gw = Gateway::start(
+        Options {
+            tls: Some((cert_path, key_path)),
+            ..Options::default()
+        },
+        up.addr,
+        &[("teacher", "staff", "correct-horse-42")],
+    )
+    .await;
+    let root = reqwest::Certificate::from_pem(cert.pem().as_bytes()).expect("root");
+    let client = client_builder()
+        .tls_certs_only([root])
+        .build()
+        .expect("client");
+    let mut b = Browser::with_client(&gw.base(), client);
+    let login = b.get("/.menshen/login").await;
+    assert_eq!(login.status, 200);
+    assert_eq!(
+        login.header("strict-transport-security"),
+        Some("max-age=31536000")
+    );
+    let csrf_cookie = login.header("set-cookie").unwrap_or("");
+    assert!(
+        csrf_cookie.starts_with("__Host-menshen-csrf=") && csrf_cookie.contains("Secure"),
+        "{csrf_cookie}"
+    );
+    let page = b.login("teacher", "correct-horse-42", "/").await;
+    assert_eq!(page.status, 303);
+    let set = page.header("set-cookie").unwrap_or("");
+    assert!(set.starts_with("__Host-menshen="), "{set}");
+    for flag in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set.contains(flag), "{flag} in {set}");
+    }
+    assert!(!set.contains("Domain"), "{set}");
+    assert_eq!(b.get("/x").await.status, 200);
+    // The plain cookie name means nothing over TLS.
+    let mut plain = Browser::with_client(&gw.base(), b.client.clone());
+    plain.cookies.insert(
+        "menshen".into(),
+        b.session_cookie().cloned().unwrap_or_default(),
+    );
+    assert_eq!(plain.get("/x").await.status, 302);
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_their_own_listener_only() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(
+        Options {
+            metrics: true,
+            ..Options::default()
+        },
+        up.addr,
+        &[],
+    )
+    .await;
+    let mut b = Browser::new(&gw.base());
+    assert_eq!(b.get("/x").await.status, 302);
+    let port = gw.metrics_port.expect("metrics port");
+    let text = client_builder()
+        .build()
+        .expect("client")
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        text.contains("menshen_requests_total{outcome=\"login_redirect\",site=\"app\"} 1"),
+        "{text}"
+    );
+    // The public listener does not serve metrics: /metrics there is just a protected path.
+    assert_eq!(b.get("/metrics").await.status, 302);
+}
