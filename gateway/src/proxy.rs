@@ -49,8 +49,28 @@ impl Gateway {
         Lang::from_code(&self.state.config.login.default_language).unwrap_or(Lang::ZhTw)
     }
 
+    /// `GET /.menshen/health`, on any listener and any Host: 200 when the session store and
+    /// the account database answer, 503 otherwise (what load balancers and compose check).
+    async fn health(&self) -> Reply {
+        if !self
+            .state
+            .watch
+            .is_fresh(clock::now_secs(), ACCOUNT_STALE_SECS)
+        {
+            return Reply::text(503, "account database unavailable\n");
+        }
+        match self.state.sessions.ping().await {
+            Ok(()) => Reply::text(200, "ok\n"),
+            Err(_) => Reply::text(503, "session store unavailable\n"),
+        }
+    }
+
     async fn route(&self, session: &mut Session, ctx: &mut Ctx) -> Next {
         let req = session.req_header();
+        if req.uri.path() == "/.menshen/health" {
+            ctx.outcome = "menshen";
+            return Next::Answer(self.health().await);
+        }
         let host = req
             .headers
             .get(http::header::HOST)

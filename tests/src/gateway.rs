@@ -33,6 +33,8 @@ pub struct Options {
     pub metrics: bool,
     /// Extra hosts for the site besides 127.0.0.1 and localhost.
     pub hosts: Vec<String>,
+    /// `insecure_dev_cookie`; by default on for plain HTTP, off for TLS.
+    pub insecure_dev_cookie: Option<bool>,
 }
 
 impl Default for Options {
@@ -46,6 +48,7 @@ impl Default for Options {
             tls: None,
             metrics: false,
             hosts: vec!["app.test".into()],
+            insecure_dev_cookie: None,
         }
     }
 }
@@ -137,7 +140,7 @@ access = "deny"
 "#,
             idle = opts.idle,
             absolute = opts.absolute,
-            dev = opts.tls.is_none(),
+            dev = opts.insecure_dev_cookie.unwrap_or(opts.tls.is_none()),
             database = db.url,
             site_extra = opts.site_extra,
         );

@@ -28,7 +28,11 @@ async fn redis_down_means_503_and_nobody_gets_in() {
     assert_eq!(b.login(STAFF.0, STAFF.2, "/").await.status, 303);
     assert_eq!(b.get("/x").await.status, 200);
     let hits = up.hits();
+    assert_eq!(b.get("/.menshen/health").await.status, 200);
     redis.stop();
+    let health = b.get("/.menshen/health").await;
+    assert_eq!(health.status, 503);
+    assert!(health.body.contains("session store"));
     let page = b.get("/x").await;
     assert_eq!(page.status, 503, "{}", page.body);
     assert!(

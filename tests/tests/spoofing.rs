@@ -277,3 +277,65 @@ async fn menshen_pages_carry_security_headers() {
             .starts_with("text/css")
     );
 }
+
+#[tokio::test]
+async fn plain_http_without_dev_mode_is_sent_to_https() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(
+        Options {
+            insecure_dev_cookie: Some(false),
+            ..Options::default()
+        },
+        up.addr,
+        &[STAFF],
+    )
+    .await;
+    let mut b = Browser::new(&gw.base());
+    b.host = Some("app.test:8080".into());
+    let page = b.get("/students?id=1").await;
+    assert_eq!(page.status, 301);
+    assert_eq!(page.location(), Some("https://app.test/students?id=1"));
+    let page = b.get("/.menshen/login").await;
+    assert_eq!(page.status, 301, "no login form over plain HTTP");
+    assert!(b.cookies.is_empty(), "no cookie is set over plain HTTP");
+    assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn pages_speak_english_on_request_and_chinese_by_default() {
+    let (_up, gw) = start("").await;
+    let mut b = Browser::new(&gw.base());
+    let page = b.get("/.menshen/login").await;
+    assert!(page.body.contains("lang=\"zh-Hant-TW\"") && page.body.contains("帳號"));
+    let page = b
+        .request(
+            reqwest::Method::GET,
+            "/.menshen/login",
+            &[("Accept-Language", "en-US,en;q=0.9,zh-TW;q=0.5")],
+            None,
+        )
+        .await;
+    assert!(
+        page.body.contains("<html lang=\"en\""),
+        "Accept-Language picks English"
+    );
+    // The switch sets a cookie that wins over Accept-Language afterwards.
+    let page = b.get("/.menshen/login?lang=en").await;
+    assert!(page.body.contains("<html lang=\"en\""));
+    assert_eq!(
+        b.cookies.get("menshen-lang").map(String::as_str),
+        Some("en")
+    );
+    let page = b
+        .request(
+            reqwest::Method::GET,
+            "/.menshen/login",
+            &[("Accept-Language", "zh-TW")],
+            None,
+        )
+        .await;
+    assert!(page.body.contains("<html lang=\"en\""));
+    // Error pages follow the choice too.
+    let page = b.get("/blocked/x").await;
+    assert!(page.body.contains("<html lang=\"en\""));
+}

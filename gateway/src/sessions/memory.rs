@@ -93,4 +93,8 @@ impl SessionStore for MemoryStore {
         }
         Ok(())
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.lock().map(|_| ())
+    }
 }

@@ -77,6 +77,8 @@ pub trait SessionStore: Send + Sync {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Ends every session of one account (account disabled, password reset, binding changed).
     async fn delete_account(&self, account_id: &str) -> Result<(), StoreError>;
+    /// Answers when the store is reachable (health checks).
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// Store key for a session id: the id itself never reaches the store.
@@ -151,6 +153,10 @@ impl Sessions {
 
     pub async fn destroy(&self, id: &str) -> Result<(), StoreError> {
         self.store.delete(&store_key(id)).await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
     }
 
     pub async fn destroy_account(&self, account_id: &str) -> Result<(), StoreError> {

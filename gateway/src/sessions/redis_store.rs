@@ -150,4 +150,12 @@ impl SessionStore for RedisStore {
         pipe.cmd("DEL").arg(&account_key).ignore();
         pipe.query_async::<()>(&mut conn).await.map_err(store_err)
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.connection().await?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(store_err)
+    }
 }
