@@ -31,7 +31,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Config, HeaderNames, Listener, LoginConfig, SessionConfig, Site, StoreConfig, TlsFiles,
+    CaptchaMode, Config, HeaderNames, Listener, LockoutConfig, LoginConfig, Network, OtpConfig,
+    SessionConfig, Site, StoreConfig, TlsFiles,
 };
 
 use crate::env::Lookup;

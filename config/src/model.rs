@@ -23,6 +23,9 @@ pub struct Config {
     pub session: SessionConfig,
     pub store: StoreConfig,
     pub login: LoginConfig,
+    pub lockout: LockoutConfig,
+    pub captcha: CaptchaMode,
+    pub otp: OtpConfig,
     /// Identity header names used for sites that do not override them.
     pub headers: HeaderNames,
     /// Protected sites; at least one, each host name in exactly one site.
@@ -146,4 +149,70 @@ pub struct Site {
     pub rules: AccessRules,
     /// The global `[headers]` with this site's `[site.headers]` overrides applied.
     pub headers: HeaderNames,
+}
+
+/// Suspensions after repeated failures (the registry manual: 3 wrong passwords or 3 wrong OTP
+/// codes suspend the account for 15 minutes), and the per-client-address throttle on top.
+#[derive(Debug, Clone)]
+pub struct LockoutConfig {
+    /// Consecutive wrong passwords that suspend an account; default 3.
+    pub password_failures: u32,
+    /// Consecutive wrong OTP codes that suspend an account; default 3.
+    pub otp_failures: u32,
+    /// How long a suspension lasts; default 15 minutes.
+    pub duration: Duration,
+    /// Login attempts (password or OTP) one client address may make per minute before it is
+    /// slowed with a 429; 0 turns the throttle off. Default 30.
+    pub ip_attempts_per_minute: u32,
+    /// Client networks the throttle never applies to (a school's own NAT address, say).
+    pub trusted_networks: Vec<Network>,
+}
+
+/// An IP network in CIDR form, `10.0.0.0/8` or `2001:db8::/32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    pub address: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Network {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// When the login form shows a captcha (驗證碼).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptchaMode {
+    /// On every login form (what the registry system does; the default).
+    Always,
+    /// Only after a failed login from the same client address.
+    AfterFailure,
+    Off,
+}
+
+/// OTP (TOTP) settings.
+#[derive(Debug, Clone)]
+pub struct OtpConfig {
+    /// Shown as the account's issuer in the authenticator app; default "Menshen".
+    pub issuer: String,
+    /// The keyring that seals TOTP secrets at rest: comma-separated `ID:BASE64KEY` entries,
+    /// the first one sealing new values (rotation: put a new key first, keep the old ones
+    /// until `menshen keys reseal` has run). Never logged.
+    pub keys: String,
 }

@@ -23,8 +23,17 @@ fn env(name: &str) -> Result<String, VarError> {
     }
 }
 
+/// A valid OTP keyring (32 zero bytes): `[otp] keys` is required, so texts that do not test
+/// the `[otp]` table get one appended (after their last line, so line numbers hold).
+const OTP_TABLE: &str = "\n[otp]\nkeys = \"k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n";
+
 fn parse_text(text: &str) -> Result<Config, ConfigErrors> {
-    parse_with_env(text, "test.toml", Options::default(), &env)
+    let text = if text.contains("[otp]") {
+        text.to_owned()
+    } else {
+        format!("{text}{OTP_TABLE}")
+    };
+    parse_with_env(&text, "test.toml", Options::default(), &env)
 }
 
 fn valid(text: &str) -> Config {
@@ -69,7 +78,7 @@ upstreams = [\"127.0.0.1:8081\"]
 ";
 
 fn with_base(rest: &str) -> String {
-    format!("{BASE}{rest}")
+    format!("{BASE}{rest}{OTP_TABLE}")
 }
 
 #[test]
@@ -233,7 +242,8 @@ name = \"a\"
 hosts = [\"a.example\"]
 upstreams = [\"127.0.0.1:80\"]
 ";
-    let config = parse_with_env(text, "t", Options { check_files: false }, &env);
+    let text = format!("{text}{OTP_TABLE}");
+    let config = parse_with_env(&text, "t", Options { check_files: false }, &env);
     let errors = config.unwrap_err().0;
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].line, 3);
@@ -800,7 +810,8 @@ upstreams = [\"127.0.0.1:80\"]
     );
     assert!(all[1].1.starts_with("`listen.tls.key`: "));
 
-    let unchecked = parse_with_env(text, "t", Options { check_files: false }, &env);
+    let text = format!("{text}{OTP_TABLE}");
+    let unchecked = parse_with_env(&text, "t", Options { check_files: false }, &env);
     let config = unchecked.unwrap();
     let tls = config.listeners[0].tls.as_ref().unwrap();
     assert_eq!(

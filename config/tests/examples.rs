@@ -12,6 +12,10 @@ fn every_example_configuration_is_valid() {
     unsafe {
         std::env::set_var("MENSHEN_DB_PASSWORD", "example-db-password");
         std::env::set_var("MENSHEN_REDIS_PASSWORD", "example-redis-password");
+        std::env::set_var(
+            "MENSHEN_OTP_KEYS",
+            "example:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        );
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)

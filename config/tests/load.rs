@@ -31,14 +31,16 @@ fn errors_name_the_file_they_came_from() {
             path.display()
         )
     );
-    assert_eq!(errors.0.len(), 3, "{errors}");
-    assert_eq!(errors.0[2].line, 2);
+    // No listener, no site, no [otp] keys (all reported at the top), and the bad value.
+    assert_eq!(errors.0.len(), 4, "{errors}");
+    assert_eq!(errors.0[3].line, 2);
 }
 
 #[test]
 fn load_and_parse_agree() {
     let text = "[[listen]]\naddress = \"127.0.0.1:8080\"\n[[site]]\nname = \"a\"\n\
-                hosts = [\"a.example\"]\nupstreams = [\"127.0.0.1:80\"]\n";
+                hosts = [\"a.example\"]\nupstreams = [\"127.0.0.1:80\"]\n\
+                [otp]\nkeys = \"k:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n";
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("menshen.toml");
     std::fs::write(&path, text).unwrap();

@@ -41,12 +41,32 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
     },
+    /// Make and rotate the keys that seal OTP secrets at rest.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Manage accounts in the configured database.
     Account {
         #[arg(long, short)]
         config: PathBuf,
         #[command(subcommand)]
         action: AccountAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Print a new random key entry `ID:BASE64KEY` for `[otp] keys`.
+    Generate {
+        #[arg(default_value = "k1")]
+        id: String,
+    },
+    /// Re-seal every stored OTP secret with the first (primary) key of `[otp] keys`, after
+    /// a new key was put first; the old key can be dropped afterwards.
+    Reseal {
+        #[arg(long, short)]
+        config: PathBuf,
     },
 }
 
@@ -78,6 +98,11 @@ enum AccountAction {
     Disable { login_name: String },
     /// Enable a disabled account.
     Enable { login_name: String },
+    /// Lift a suspension (after wrong passwords or OTP codes) before it ends by itself.
+    Unlock { login_name: String },
+    /// Remove every second-factor binding (the support desk's reset): the next password
+    /// login must bind again. Ends the account's sessions when sessions are in Redis.
+    ResetBinding { login_name: String },
     /// Set a new password (from standard input with --password-stdin, else generated).
     ResetPassword {
         login_name: String,
@@ -94,6 +119,21 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { file } => return check_config(&file),
         Command::Demo { listen } => crate::demo::run(&listen),
         Command::Account { config, action } => load(&config).and_then(|c| account(&c, action)),
+        Command::Keys {
+            action: KeysAction::Generate { id },
+        } => {
+            let entry = menshen_otp::sealed::Keyring::generate_entry(&id);
+            match menshen_otp::sealed::Keyring::parse(&entry) {
+                Ok(_) => {
+                    println!("{entry}");
+                    Ok(())
+                }
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            }
+        }
+        Command::Keys {
+            action: KeysAction::Reseal { config },
+        } => load(&config).and_then(|c| reseal(&c)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -263,6 +303,44 @@ async fn account_action(
             Ok(())
         }
         AccountAction::Disable { login_name } => set_enabled(store, &login_name, false, now).await,
+        AccountAction::Unlock { login_name } => {
+            let Some(account) = store.unlock(&login_name, now).await? else {
+                anyhow::bail!("no account named {login_name:?}");
+            };
+            if let Some((_, regulation)) = shared_stores(config)? {
+                regulation
+                    .unlock(&account.login_name)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            cli_activity(store, &account, "unlock", "").await?;
+            println!("unlocked {}", account.login_name);
+            Ok(())
+        }
+        AccountAction::ResetBinding { login_name } => {
+            let Some(account) = store.find_by_login(&login_name).await? else {
+                anyhow::bail!("no account named {login_name:?}");
+            };
+            store.reset_bindings(&account.id).await?;
+            if let Some((sessions, _)) = shared_stores(config)? {
+                sessions
+                    .destroy_account(&account.id)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            cli_activity(
+                store,
+                &account,
+                "unbind",
+                "all second factors reset by the support desk",
+            )
+            .await?;
+            println!(
+                "second factors of {} reset: the next login must bind again",
+                account.login_name
+            );
+            Ok(())
+        }
         AccountAction::Enable { login_name } => set_enabled(store, &login_name, true, now).await,
         AccountAction::ResetPassword {
             login_name,
@@ -289,6 +367,74 @@ async fn account_action(
             Ok(())
         }
     }
+}
+
+/// Re-seals every OTP secret under the primary key.
+fn reseal(config: &Config) -> anyhow::Result<()> {
+    let keyring = menshen_otp::sealed::Keyring::parse(&config.otp.keys)
+        .map_err(|e| anyhow::anyhow!("otp.keys: {e}"))?;
+    runtime()?.block_on(async {
+        let store = AccountStore::connect(&config.store.database).await?;
+        let mut changed = 0;
+        for (account_id, sealed) in store.all_otp_secrets().await? {
+            if !keyring.needs_reseal(&sealed) {
+                continue;
+            }
+            let plain = keyring
+                .open(&sealed, account_id.as_bytes())
+                .map_err(|e| anyhow::anyhow!("an OTP secret cannot be opened: {e}"))?;
+            store
+                .replace_otp_secret(&account_id, &keyring.seal(&plain, account_id.as_bytes()))
+                .await?;
+            changed += 1;
+        }
+        store.close().await;
+        println!(
+            "re-sealed {changed} OTP secret(s) with key {}",
+            keyring.primary_id()
+        );
+        anyhow::Ok(())
+    })
+}
+
+/// When sessions and counters are in Redis, the CLI reaches them directly; with the
+/// in-process store only the database records the change (the gateway reads it).
+fn shared_stores(
+    config: &Config,
+) -> anyhow::Result<Option<(crate::sessions::Sessions, crate::regulation::Regulation)>> {
+    if config.store.redis.is_none() {
+        return Ok(None);
+    }
+    let (sessions, volatile) = crate::server::stores(config)?;
+    Ok(Some((
+        crate::sessions::Sessions::new(
+            sessions,
+            config.session.idle_timeout,
+            config.session.absolute_timeout,
+        ),
+        crate::regulation::Regulation::new(volatile, config.lockout.clone()),
+    )))
+}
+
+async fn cli_activity(
+    store: &AccountStore,
+    account: &crate::accounts::Account,
+    event: &str,
+    detail: &str,
+) -> anyhow::Result<()> {
+    store
+        .record_activity(&crate::accounts::Activity {
+            account_id: Some(account.id.clone()),
+            login_name: account.login_name.clone(),
+            event: event.to_string(),
+            method: "cli".to_string(),
+            outcome: "success".to_string(),
+            client_ip: String::new(),
+            user_agent: "menshen account".to_string(),
+            detail: detail.to_string(),
+            at: clock::now_secs() as i64,
+        })
+        .await
 }
 
 async fn set_enabled(

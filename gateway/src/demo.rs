@@ -22,7 +22,7 @@ use crate::random;
 
 /// The demo's configuration: the same format operators write, so the demo exercises the
 /// real loading path.
-fn demo_config(listen: &str, database: &str, app_port: u16) -> String {
+fn demo_config(listen: &str, database: &str, app_port: u16, otp_keys: &str) -> String {
     format!(
         r#"
 [[listen]]
@@ -41,6 +41,15 @@ database = "{database}"
 argon2_max_concurrent = 1
 notice = "這是 Menshen 示範環境：請以下方印出的示範帳號登入。\nThis is the Menshen demo: sign in with a demo account printed in the terminal."
 support = "服務時間 週一至週五 08:30-12:00, 13:00-17:30 (demo)"
+
+[captcha]
+# The picture appears after a failed login from the same address.
+mode = "after_failure"
+
+[otp]
+issuer = "Menshen demo"
+# A key made for this run only: bindings do not outlive the demo.
+keys = "{otp_keys}"
 
 [[site]]
 name = "demo-registry"
@@ -78,7 +87,8 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
         .context("cannot create a temporary directory")?;
     let database = format!("sqlite://{}", dir.path().join("demo.db").display());
     let app_port = free_port()?;
-    let text = demo_config(listen, &database, app_port);
+    let otp_keys = menshen_otp::sealed::Keyring::generate_entry("demo");
+    let text = demo_config(listen, &database, app_port, &otp_keys);
     let config = menshen_config::parse(&text, "<demo>")
         .map_err(|e| anyhow::anyhow!("the demo configuration is invalid:\n{e}"))?;
 

@@ -10,6 +10,9 @@
 //! - [`respond`] is the one place that turns outcomes into HTTP responses (status, page,
 //!   redirect, security headers).
 //! - [`sessions`] holds the server-side session model and its stores (Redis, in-process).
+//! - [`volatile`] holds short-lived shared values (captcha answers, QR secrets, counters);
+//!   [`regulation`] turns failure counts into suspensions and throttles; [`captcha`] draws
+//!   and checks the login captcha.
 //! - [`accounts`] is the SQL account store (SQLite or PostgreSQL) with its migrations.
 //! - [`passwords`] hashes and verifies passwords with argon2id off the async workers.
 //! - [`identity`] strips spoofed identity headers and builds the verified ones.
@@ -17,6 +20,7 @@
 //! - [`demo`] runs the gateway in front of a built-in demo legacy app with no set-up.
 
 pub mod accounts;
+pub mod captcha;
 pub mod cli;
 pub mod clock;
 pub mod cookies;
@@ -28,8 +32,11 @@ pub mod metrics;
 pub mod passwords;
 pub mod proxy;
 pub mod random;
+pub mod redis_conn;
+pub mod regulation;
 pub mod respond;
 pub mod routing;
 pub mod server;
 pub mod sessions;
 pub mod state;
+pub mod volatile;

@@ -19,7 +19,7 @@ use crate::cookies::{self, CookieNames, DEV_NAMES, RequestCookies, TLS_NAMES, To
 use crate::forms;
 use crate::handlers::{self, encode_query_value};
 use crate::respond::{self, Reply};
-use crate::sessions::SessionData;
+use crate::sessions::{SessionData, Stage};
 use crate::state::{ACCOUNT_STALE_SECS, AppState, SiteRuntime};
 
 pub struct Gateway {
@@ -124,6 +124,11 @@ impl Gateway {
                 self.default_lang(),
             );
             let hreq = handlers::Request {
+                user_agent: header_str(req, http::header::USER_AGENT)
+                    .unwrap_or("")
+                    .chars()
+                    .take(512)
+                    .collect(),
                 state: &self.state,
                 site: &site,
                 path: path.as_str(),
@@ -147,7 +152,19 @@ impl Gateway {
 
         let access = site.config.rules.lookup(&path);
         match access {
-            Access::Anonymous => {}
+            Access::Anonymous => {
+                // A half-finished login goes back to its step, even on public pages; a
+                // complete one needs no lookup here (public pages get no identity).
+                if cookies.session.value().is_some() {
+                    let session_data = match self.current_session(&cookies, ctx).await {
+                        Ok(s) => s,
+                        Err(reply) => return Next::Answer(reply),
+                    };
+                    if let Some(reply) = self.unfinished(req, ctx, session_data.as_ref()) {
+                        return Next::Answer(reply);
+                    }
+                }
+            }
             Access::Deny => {
                 ctx.outcome = "forbidden";
                 return Next::Answer(Reply::error(ctx.lang, ErrorKind::Forbidden, None));
@@ -157,6 +174,9 @@ impl Gateway {
                     Ok(s) => s,
                     Err(reply) => return Next::Answer(reply),
                 };
+                if let Some(reply) = self.unfinished(req, ctx, session_data.as_ref()) {
+                    return Next::Answer(reply);
+                }
                 let roles = session_data
                     .as_ref()
                     .filter(|s| s.is_authenticated())
@@ -225,6 +245,31 @@ impl Gateway {
                 ctx.outcome = "unavailable";
                 Err(handlers::unavailable(ctx.lang))
             }
+        }
+    }
+
+    /// A session that still owes a step (binding a second factor, or its OTP code) is sent
+    /// back to that step, whatever it asked for.
+    fn unfinished(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut Ctx,
+        s: Option<&SessionData>,
+    ) -> Option<Reply> {
+        let step = match s?.stage {
+            Stage::MustBind => "/.menshen/bind",
+            Stage::NeedsSecondFactor => "/.menshen/otp",
+            Stage::Authenticated => return None,
+        };
+        if is_navigation(req) {
+            ctx.outcome = "login_redirect";
+            Some(Reply::redirect(302, step))
+        } else {
+            ctx.outcome = "unauthorized";
+            Some(
+                Reply::text(401, "the login is not complete: finish it in the browser\n")
+                    .with_header("WWW-Authenticate", format!("Menshen login=\"{step}\"")),
+            )
         }
     }
 

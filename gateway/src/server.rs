@@ -16,10 +16,14 @@ use crate::accounts::AccountStore;
 use crate::clock;
 use crate::metrics::{self, MetricsApp};
 use crate::proxy::Gateway;
+use crate::redis_conn::RedisConn;
 use crate::sessions::memory::MemoryStore;
 use crate::sessions::redis_store::RedisStore;
 use crate::sessions::{SessionStore, Sessions};
 use crate::state::{ACCOUNT_POLL_SECS, AccountWatch, AppState};
+use crate::volatile::Volatile;
+use crate::volatile::memory::MemoryVolatile;
+use crate::volatile::redis::RedisVolatile;
 
 /// Extra services run beside the gateway (the demo's legacy app).
 pub type ExtraService = Box<dyn pingora::services::ServiceWithDependents>;
@@ -39,12 +43,23 @@ fn prepare_database(config: &Config, watch: &AccountWatch) -> anyhow::Result<()>
     })
 }
 
-pub fn session_store(config: &Config) -> anyhow::Result<Arc<dyn SessionStore>> {
+/// The session store and the volatile store: both in Redis (one shared connection) when it is
+/// configured, else both in this process.
+pub fn stores(config: &Config) -> anyhow::Result<(Arc<dyn SessionStore>, Arc<dyn Volatile>)> {
     Ok(match &config.store.redis {
         Some(url) => {
-            Arc::new(RedisStore::new(url, &config.store.redis_prefix).context("invalid Redis URL")?)
+            let conn = Arc::new(
+                RedisConn::new(url, &config.store.redis_prefix).context("invalid Redis URL")?,
+            );
+            (
+                Arc::new(RedisStore::new(conn.clone())),
+                Arc::new(RedisVolatile::new(conn)),
+            )
         }
-        None => Arc::new(MemoryStore::new()),
+        None => (
+            Arc::new(MemoryStore::new()),
+            Arc::new(MemoryVolatile::new()),
+        ),
     })
 }
 
@@ -53,8 +68,9 @@ pub fn run(config: Config, extras: Vec<ExtraService>) -> anyhow::Result<()> {
     metrics::init();
     let watch = Arc::new(AccountWatch::default());
     prepare_database(&config, &watch)?;
+    let (session_store, volatile) = stores(&config)?;
     let sessions = Sessions::new(
-        session_store(&config)?,
+        session_store,
         config.session.idle_timeout,
         config.session.absolute_timeout,
     );
@@ -62,7 +78,7 @@ pub fn run(config: Config, extras: Vec<ExtraService>) -> anyhow::Result<()> {
     let metrics_addr = config.metrics;
     let threads = config.threads;
     let database = config.store.database.clone();
-    let state = Arc::new(AppState::new(config, sessions, watch.clone())?);
+    let state = Arc::new(AppState::new(config, sessions, volatile, watch.clone())?);
 
     let conf = ServerConf {
         threads,

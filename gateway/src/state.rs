@@ -10,10 +10,14 @@ use prometheus::IntCounter;
 use tokio::sync::OnceCell;
 
 use crate::accounts::AccountStore;
+use crate::captcha::Captchas;
 use crate::identity::IdentityHeaders;
 use crate::passwords::PasswordChecker;
+use crate::regulation::Regulation;
 use crate::routing::Router;
 use crate::sessions::Sessions;
+use crate::volatile::Volatile;
+use menshen_otp::sealed::Keyring;
 
 /// Outcome words used as metric labels, fixed at compile time.
 pub const OUTCOMES: &[&str] = &[
@@ -38,8 +42,7 @@ pub struct SiteRuntime {
 }
 
 impl SiteRuntime {
-    pub fn new(config: Site, default_names: &menshen_config::HeaderNames) -> anyhow::Result<Self> {
-        let _ = default_names;
+    pub fn new(config: Site) -> anyhow::Result<Self> {
         let identity = IdentityHeaders::new(&config.headers)?;
         let counters = OUTCOMES
             .iter()
@@ -120,6 +123,11 @@ pub struct AppState {
     pub sessions: Sessions,
     pub passwords: PasswordChecker,
     pub watch: Arc<AccountWatch>,
+    pub volatile: Arc<dyn Volatile>,
+    pub regulation: Regulation,
+    pub captchas: Captchas,
+    /// Seals OTP secrets at rest.
+    pub keyring: Keyring,
     /// Connected lazily inside the proxy's runtime (Pingora has none before it starts).
     accounts: OnceCell<AccountStore>,
 }
@@ -128,15 +136,22 @@ impl AppState {
     pub fn new(
         config: Config,
         sessions: Sessions,
+        volatile: Arc<dyn Volatile>,
         watch: Arc<AccountWatch>,
     ) -> anyhow::Result<Self> {
         let sites = config
             .sites
             .iter()
-            .map(|s| SiteRuntime::new(s.clone(), &config.headers).map(Arc::new))
+            .map(|s| SiteRuntime::new(s.clone()).map(Arc::new))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let passwords = PasswordChecker::new(config.login.argon2_max_concurrent)?;
+        let keyring =
+            Keyring::parse(&config.otp.keys).map_err(|e| anyhow::anyhow!("otp.keys: {e}"))?;
         Ok(AppState {
+            regulation: Regulation::new(volatile.clone(), config.lockout.clone()),
+            captchas: Captchas::new(volatile.clone()),
+            volatile,
+            keyring,
             router: Router::new(&sites),
             config,
             sessions,

@@ -23,11 +23,13 @@ pub enum ErrorKind {
     Unavailable,
     /// Wrong HTTP method for a Menshen endpoint (405).
     MethodNotAllowed,
+    /// Too many attempts from this client; wait a few minutes (429).
+    TooManyRequests,
 }
 
 impl ErrorKind {
     /// Every kind, for exhaustive tests and listings.
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::UnknownHost,
         ErrorKind::NotFound,
         ErrorKind::Forbidden,
@@ -36,6 +38,7 @@ impl ErrorKind {
         ErrorKind::UpstreamDown,
         ErrorKind::Unavailable,
         ErrorKind::MethodNotAllowed,
+        ErrorKind::TooManyRequests,
     ];
 
     /// The HTTP status code for this kind.
@@ -49,6 +52,7 @@ impl ErrorKind {
             ErrorKind::UpstreamDown => 502,
             ErrorKind::Unavailable => 503,
             ErrorKind::MethodNotAllowed => 405,
+            ErrorKind::TooManyRequests => 429,
         }
     }
 
@@ -68,6 +72,9 @@ impl ErrorKind {
                 t.err_method_not_allowed_title,
                 t.err_method_not_allowed_body,
             ),
+            ErrorKind::TooManyRequests => {
+                (t.err_too_many_requests_title, t.err_too_many_requests_body)
+            }
         }
     }
 }
@@ -126,6 +133,7 @@ mod tests {
             (ErrorKind::UpstreamDown, 502),
             (ErrorKind::Unavailable, 503),
             (ErrorKind::MethodNotAllowed, 405),
+            (ErrorKind::TooManyRequests, 429),
         ];
         for (kind, status) in expected {
             assert_eq!(kind.status(), status, "{kind:?}");
@@ -197,6 +205,28 @@ mod tests {
             detail: None,
         });
         assert!(en.contains("does not serve this site address"));
+        let html = zh(ErrorKind::TooManyRequests);
+        assert!(html.contains("嘗試次數過多"));
+        assert!(html.contains("數分鐘後再試"));
+        assert!(html.contains("429"));
+        let en = render_error(&ErrorPage {
+            lang: Lang::En,
+            kind: ErrorKind::TooManyRequests,
+            detail: None,
+        });
+        assert!(en.contains("Too many attempts"));
+        assert!(en.contains("wait a few minutes"));
+    }
+
+    #[test]
+    fn all_is_complete_and_distinct() {
+        for (i, a) in ErrorKind::ALL.iter().enumerate() {
+            for b in &ErrorKind::ALL[i + 1..] {
+                assert_ne!(a, b);
+                assert_ne!(a.status(), b.status());
+            }
+        }
+        assert!(ErrorKind::ALL.contains(&ErrorKind::TooManyRequests));
     }
 
     #[test]

@@ -1,23 +1,29 @@
-//! Menshen's own pages: the login page, error pages, the signed-in landing page, the demo
-//! legacy app, their translations (zh-TW first, English second) and the embedded static assets.
+//! Menshen's own pages: the login page, the OTP step of signing in, the binding pages (choose a
+//! second factor, set up OTP), error pages, the signed-in landing page, the demo legacy app, their translations (zh-TW first, English second) and the embedded static assets.
 //!
 //! Every page renders from a plain struct into a complete HTML5 document. User-supplied values
 //! are HTML-escaped by askama; no page contains inline scripts or inline styles, so all of them
 //! work under Menshen's strict Content-Security-Policy.
 
 mod assets;
+mod bind;
 mod demo;
 mod error;
 mod lang;
 mod login;
+mod otp;
 mod signed_in;
 mod texts;
 
 pub use assets::{StaticAsset, static_asset};
+pub use bind::{
+    BindOtpMessage, BindOtpPage, BindPage, CertificateRow, render_bind, render_bind_otp,
+};
 pub use demo::{DemoAppPage, render_demo_app};
 pub use error::{ErrorKind, ErrorPage, render_error};
 pub use lang::Lang;
-pub use login::{LoginMessage, LoginPage, OtherMethod, render_login};
+pub use login::{CaptchaField, LoginMessage, LoginPage, OtherMethod, render_login};
+pub use otp::{OtpMessage, OtpPage, render_otp};
 pub use signed_in::{SignedInPage, render_signed_in};
 pub use texts::{EN, Texts, ZH_TW};
 
@@ -30,6 +36,43 @@ const FALLBACK_HTML: &str = "<!DOCTYPE html>\n<html lang=\"zh-Hant-TW\"><head><m
 <meta name=\"referrer\" content=\"no-referrer\"><title>門神 Menshen</title></head>\
 <body><h1>系統發生錯誤 / Something went wrong</h1>\
 <p>請稍後再試。 / Please try again later.</p><p><a href=\"/\">返回首頁 / Home</a></p></body></html>\n";
+
+/// A message box: its CSS class (`message-error`, `message-warning`, `message-info`,
+/// `message-success`) and its plain text (escaped by the template).
+struct MessageView {
+    class: &'static str,
+    text: String,
+}
+
+impl MessageView {
+    fn error(text: &str) -> MessageView {
+        MessageView {
+            class: "message-error",
+            text: text.to_owned(),
+        }
+    }
+
+    fn warning(text: &str) -> MessageView {
+        MessageView {
+            class: "message-warning",
+            text: text.to_owned(),
+        }
+    }
+
+    fn info(text: &str) -> MessageView {
+        MessageView {
+            class: "message-info",
+            text: text.to_owned(),
+        }
+    }
+
+    fn success(text: &str) -> MessageView {
+        MessageView {
+            class: "message-success",
+            text: text.to_owned(),
+        }
+    }
+}
 
 /// Renders a template, falling back to a minimal static page on the (practically impossible)
 /// render error.

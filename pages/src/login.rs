@@ -1,11 +1,12 @@
-//! The login page (`GET /.menshen/login`): account and password form, help links, other
-//! sign-in methods, the operator's notice and the support desk box.
+//! The login page (`GET /.menshen/login`): account and password form (with an optional
+//! picture verification code), help links, other sign-in methods, the operator's notice and the
+//! support desk box.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::lang::Lang;
-use crate::render_or_fallback;
 use crate::texts::Texts;
+use crate::{MessageView, render_or_fallback};
 
 /// Characters left as they are in a query value: RFC 3986 unreserved characters and `/`.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -16,7 +17,7 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'/');
 
 /// Everything the login page shows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LoginPage<'a> {
     pub lang: Lang,
     /// The protected system's name, shown under the product name.
@@ -34,6 +35,19 @@ pub struct LoginPage<'a> {
     pub support: Option<&'a str>,
     /// Other sign-in methods shown as buttons; the section is omitted when empty.
     pub other_methods: &'a [OtherMethod<'a>],
+    /// The picture verification code (驗證碼), shown after the password field when present.
+    pub captcha: Option<CaptchaField<'a>>,
+}
+
+/// The picture verification code field of the login form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptchaField<'a> {
+    /// Value of the hidden `captcha_id` field.
+    pub id: &'a str,
+    /// The picture, e.g. `/.menshen/captcha/ID.png`.
+    pub image_src: &'a str,
+    /// A GET link that shows the page with a new picture (更換圖片).
+    pub refresh_href: &'a str,
 }
 
 /// One entry of the "other ways to sign in" list.
@@ -44,31 +58,48 @@ pub struct OtherMethod<'a> {
 }
 
 /// The message shown above the login form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginMessage {
     InvalidCredentials,
     FormExpired,
     LoggedOut,
     SessionExpired,
     MissingFields,
+    /// The picture verification code was wrong.
+    CaptchaWrong,
+    /// The account is suspended after repeated failures.
+    Locked {
+        /// When the suspension ends, already formatted for display (e.g. "14:35").
+        until: String,
+    },
+    /// Too many attempts from this network.
+    Throttled,
+    /// Binding finished; sign in again with the bound method.
+    BoundLogInAgain,
+    /// The account has only a citizen certificate bound: use certificate sign-in.
+    UseCertificate,
+    /// Sign-in is temporarily unavailable.
+    Unavailable,
 }
 
 impl LoginMessage {
-    fn view(self, t: &'static Texts) -> MessageView {
-        let (class, text) = match self {
-            LoginMessage::InvalidCredentials => ("message-error", t.msg_invalid_credentials),
-            LoginMessage::MissingFields => ("message-error", t.msg_missing_fields),
-            LoginMessage::FormExpired => ("message-warning", t.msg_form_expired),
-            LoginMessage::SessionExpired => ("message-warning", t.msg_session_expired),
-            LoginMessage::LoggedOut => ("message-info", t.msg_logged_out),
-        };
-        MessageView { class, text }
+    fn view(&self, t: &'static Texts) -> MessageView {
+        match self {
+            LoginMessage::InvalidCredentials => MessageView::error(t.msg_invalid_credentials),
+            LoginMessage::MissingFields => MessageView::error(t.msg_missing_fields),
+            LoginMessage::CaptchaWrong => MessageView::error(t.msg_captcha_wrong),
+            LoginMessage::Locked { until } => {
+                MessageView::error(&t.msg_locked.replace("{until}", until))
+            }
+            LoginMessage::FormExpired => MessageView::warning(t.msg_form_expired),
+            LoginMessage::SessionExpired => MessageView::warning(t.msg_session_expired),
+            LoginMessage::Throttled => MessageView::warning(t.msg_throttled),
+            LoginMessage::UseCertificate => MessageView::warning(t.msg_use_certificate),
+            LoginMessage::Unavailable => MessageView::warning(t.msg_unavailable),
+            LoginMessage::LoggedOut => MessageView::info(t.msg_logged_out),
+            LoginMessage::BoundLogInAgain => MessageView::success(t.msg_bound_log_in_again),
+        }
     }
-}
-
-struct MessageView {
-    class: &'static str,
-    text: &'static str,
 }
 
 #[derive(askama::Template)]
@@ -108,7 +139,7 @@ pub fn render_login(page: &LoginPage) -> String {
             page.site_name
         },
         page,
-        message: page.message.map(|m| m.view(t)),
+        message: page.message.as_ref().map(|m| m.view(t)),
         focus_username: page.username.is_empty(),
         switch_href: switch_href(other, page.rd),
         switch_label: other.texts().switch_to_this_language,
@@ -143,8 +174,15 @@ mod tests {
             notice: None,
             support: None,
             other_methods: &[],
+            captcha: None,
         }
     }
+
+    const CAPTCHA: CaptchaField<'static> = CaptchaField {
+        id: "cap-42",
+        image_src: "/.menshen/captcha/cap-42.png",
+        refresh_href: "/.menshen/login?rd=/x&new_captcha=1",
+    };
 
     #[test]
     fn zh_tw_login_page() {
@@ -296,10 +334,42 @@ mod tests {
                 "請輸入帳號及密碼",
                 "Please enter your account",
             ),
+            (
+                LoginMessage::CaptchaWrong,
+                "驗證碼錯誤，請重新輸入",
+                "verification code is wrong",
+            ),
+            (
+                LoginMessage::Locked {
+                    until: "14:35".to_owned(),
+                },
+                "帳號已暫時停用（連續輸入錯誤 3 次），請於 14:35 後再試",
+                "temporarily suspended after repeated failures; try again after 14:35.",
+            ),
+            (
+                LoginMessage::Throttled,
+                "嘗試次數過多",
+                "Too many sign-in attempts from this network",
+            ),
+            (
+                LoginMessage::BoundLogInAgain,
+                "綁定完成，請使用已綁定方式重新登入",
+                "sign in again with the method you set up",
+            ),
+            (
+                LoginMessage::UseCertificate,
+                "僅綁定自然人憑證，請使用下方「自然人憑證登入」",
+                "only has a citizen digital certificate",
+            ),
+            (
+                LoginMessage::Unavailable,
+                "暫時無法使用",
+                "temporarily unavailable",
+            ),
         ] {
             for (lang, text) in [(Lang::ZhTw, zh), (Lang::En, en)] {
                 let html = render_login(&LoginPage {
-                    message: Some(message),
+                    message: Some(message.clone()),
                     ..page(lang)
                 });
                 let start = html.find("<div id=\"message\"").expect("message box");
@@ -309,6 +379,98 @@ mod tests {
                 assert!(boxed.contains(text), "{message:?} {lang:?}: {boxed}");
             }
         }
+    }
+
+    #[test]
+    fn message_classes() {
+        let class = |message: LoginMessage| message.view(&crate::ZH_TW).class;
+        assert_eq!(class(LoginMessage::CaptchaWrong), "message-error");
+        assert_eq!(
+            class(LoginMessage::Locked {
+                until: String::new()
+            }),
+            "message-error"
+        );
+        assert_eq!(class(LoginMessage::Throttled), "message-warning");
+        assert_eq!(class(LoginMessage::BoundLogInAgain), "message-success");
+        assert_eq!(class(LoginMessage::LoggedOut), "message-info");
+    }
+
+    #[test]
+    fn locked_until_is_escaped() {
+        let html = render_login(&LoginPage {
+            message: Some(LoginMessage::Locked {
+                until: "<script>x</script>".to_owned(),
+            }),
+            ..page(Lang::En)
+        });
+        assert!(!html.contains("<script"));
+        assert!(html.contains("after &#60;script&#62;x&#60;/script&#62;."));
+    }
+
+    #[test]
+    fn captcha_field() {
+        for (lang, label, alt, refresh) in [
+            (Lang::ZhTw, "驗證碼", "驗證碼圖片", "更換圖片"),
+            (
+                Lang::En,
+                "Verification code",
+                "Verification code picture",
+                "New picture",
+            ),
+        ] {
+            let html = render_login(&LoginPage {
+                captcha: Some(CAPTCHA),
+                ..page(lang)
+            });
+            assert!(html.contains("<input type=\"hidden\" name=\"captcha_id\" value=\"cap-42\">"));
+            assert!(html.contains(&format!("<label for=\"captcha\">{label}</label>")));
+            assert!(html.contains(
+                "<input id=\"captcha\" name=\"captcha\" type=\"text\" inputmode=\"text\" autocomplete=\"off\" autocapitalize=\"none\" spellcheck=\"false\" maxlength=\"8\" required>"
+            ));
+            assert!(html.contains(&format!(
+                "<img id=\"captcha-image\" class=\"captcha-image\" src=\"/.menshen/captcha/cap-42.png\" alt=\"{alt}\">"
+            )));
+            assert!(html.contains(&format!(
+                "<a id=\"captcha-refresh\" class=\"captcha-refresh\" href=\"/.menshen/login?rd=/x&#38;new_captcha=1\">{refresh}</a>"
+            )));
+            // After the password field, before the submit button, inside the form.
+            let password = html.find("id=\"password\"").expect("password");
+            let captcha = html.find("id=\"captcha\"").expect("captcha");
+            let submit = html.find("id=\"login-submit\"").expect("submit");
+            let form_end = html.find("</form>").expect("form end");
+            assert!(password < captcha && captcha < submit && submit < form_end);
+            let hidden = html.find("name=\"captcha_id\"").expect("hidden");
+            assert!(html.find("id=\"login-form\"").expect("form") < hidden && hidden < form_end);
+            // Focus stays on the username or password field.
+            assert_eq!(html.matches("autofocus").count(), 1);
+        }
+        let html = render_login(&page(Lang::ZhTw));
+        assert!(!html.contains("captcha"));
+    }
+
+    #[test]
+    fn captcha_values_are_escaped() {
+        let html = render_login(&LoginPage {
+            captcha: Some(CaptchaField {
+                id: "\"><script>",
+                image_src: "\" onerror=\"alert(1)",
+                refresh_href: "\"><script>",
+            }),
+            ..page(Lang::ZhTw)
+        });
+        assert!(!html.contains("<script"));
+        assert!(!html.contains("\" onerror="));
+        assert!(html.contains("src=\"&#34; onerror=&#34;alert(1)\""));
+    }
+
+    #[test]
+    fn lockout_hint_in_both_languages() {
+        let zh = render_login(&page(Lang::ZhTw));
+        assert!(zh.contains("密碼連續輸入 3 次錯誤，將暫時停用帳號，需等待 15 分鐘後方能再次登入"));
+        let en = render_login(&page(Lang::En));
+        assert!(en.contains("After 3 wrong passwords in a row the account is suspended"));
+        assert!(en.contains("15 minutes"));
     }
 
     #[test]
@@ -342,6 +504,7 @@ mod tests {
             notice: Some("n"),
             support: Some("s"),
             other_methods: METHODS,
+            captcha: Some(CAPTCHA),
             ..page(Lang::ZhTw)
         });
         assert!(!html.contains("<script"));

@@ -3,6 +3,12 @@
 
 use menshen_pages::*;
 
+/// A stand-in for the gateway's captcha picture.
+const CAPTCHA_SVG: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"120\" height=\"44\" viewBox=\"0 0 120 44\"><rect width=\"120\" height=\"44\" fill=\"#f4f1e8\"/><path d=\"M4 30 C30 10 60 40 116 14\" stroke=\"#9aa\" fill=\"none\"/><text x=\"14\" y=\"31\" font-family=\"monospace\" font-size=\"24\" fill=\"#345\">846/7</text></svg>";
+
+/// A stand-in QR code (a data: URI as the gateway sends; not a scannable code).
+const QR: &str = "data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 21 21' shape-rendering='crispEdges'><rect width='21' height='21' fill='white'/><path d='M0 0h7v7H0zM14 0h7v7h-7zM0 14h7v7H0z' fill='black'/><path d='M1 1h5v5H1zM15 1h5v5h-5zM1 15h5v5H1z' fill='white'/><path d='M2 2h3v3H2zM16 2h3v3h-3zM2 16h3v3H2zM9 1h2v2H9zM8 4h1v3H8zM10 8h3v2h-3zM14 9h2v3h-2zM9 12h2v4H9zM13 14h3v1h-3zM17 16h3v3h-3zM12 17h2v3h-2zM8 9h1v1H8z' fill='black'/></svg>";
+
 fn write(dir: &std::path::Path, name: &str, html: &str) {
     let html = html.replace("/.menshen/static/", "./");
     std::fs::write(dir.join(name), html).expect("write page");
@@ -17,6 +23,7 @@ fn write_preview() {
         let asset = static_asset(name).expect("asset");
         std::fs::write(dir.join(name), asset.body).expect("write asset");
     }
+    std::fs::write(dir.join("captcha.svg"), CAPTCHA_SVG).expect("write captcha");
     let methods = [
         OtherMethod {
             label: "自然人憑證登入",
@@ -49,6 +56,11 @@ fn write_preview() {
         notice: Some(notice),
         support: Some(support),
         other_methods: &methods,
+        captcha: Some(CaptchaField {
+            id: "cap-1",
+            image_src: "./captcha.svg",
+            refresh_href: "?new_captcha=1",
+        }),
     };
     write(dir, "login.html", &render_login(&page));
     write(
@@ -63,7 +75,7 @@ fn write_preview() {
             support: Some("Phone 03-5622056\nMon–Fri 08:30–12:00, 13:00–17:30"),
             other_methods: &methods_en,
             username: "",
-            ..page
+            ..page.clone()
         }),
     );
     write(
@@ -75,7 +87,113 @@ fn write_preview() {
             support: None,
             other_methods: &[],
             username: "",
-            ..page
+            captcha: None,
+            ..page.clone()
+        }),
+    );
+    write(
+        dir,
+        "login-locked.html",
+        &render_login(&LoginPage {
+            message: Some(LoginMessage::Locked {
+                until: "14:35".to_owned(),
+            }),
+            ..page.clone()
+        }),
+    );
+    write(
+        dir,
+        "login-bound.html",
+        &render_login(&LoginPage {
+            message: Some(LoginMessage::BoundLogInAgain),
+            username: "",
+            ..page.clone()
+        }),
+    );
+    let bind = BindPage {
+        lang: Lang::ZhTw,
+        display_name: "王小明",
+        csrf: "abc",
+        otp_bound: false,
+        certificate: CertificateRow::NotYetAvailable,
+        forced: true,
+    };
+    write(dir, "bind.html", &render_bind(&bind));
+    write(
+        dir,
+        "bind-aa.html",
+        &render_bind(&BindPage {
+            certificate: CertificateRow::NotForAa,
+            display_name: "屏東縣立模擬國中 學校管理者",
+            ..bind
+        }),
+    );
+    write(
+        dir,
+        "bind-en.html",
+        &render_bind(&BindPage {
+            lang: Lang::En,
+            otp_bound: true,
+            certificate: CertificateRow::Available {
+                href: "/.menshen/bind/certificate",
+            },
+            forced: false,
+            ..bind
+        }),
+    );
+    let bind_otp = BindOtpPage {
+        lang: Lang::ZhTw,
+        csrf: "abc",
+        bind_id: "b-1",
+        qr_data_uri: QR,
+        secret_grouped: "JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP",
+        issuer: "門神 屏東縣學籍管理系統",
+        account: "wang01",
+        message: None,
+    };
+    write(dir, "bind-otp.html", &render_bind_otp(&bind_otp));
+    write(
+        dir,
+        "bind-otp-en.html",
+        &render_bind_otp(&BindOtpPage {
+            lang: Lang::En,
+            message: Some(BindOtpMessage::WrongCode),
+            ..bind_otp
+        }),
+    );
+    let otp = OtpPage {
+        lang: Lang::ZhTw,
+        csrf: "abc",
+        display_name: "王小明",
+        message: None,
+    };
+    write(dir, "otp.html", &render_otp(&otp));
+    write(
+        dir,
+        "otp-wrong.html",
+        &render_otp(&OtpPage {
+            message: Some(OtpMessage::WrongCode),
+            ..otp.clone()
+        }),
+    );
+    write(
+        dir,
+        "otp-locked-en.html",
+        &render_otp(&OtpPage {
+            lang: Lang::En,
+            message: Some(OtpMessage::Locked {
+                until: "14:35".to_owned(),
+            }),
+            ..otp
+        }),
+    );
+    write(
+        dir,
+        "error-429.html",
+        &render_error(&ErrorPage {
+            lang: Lang::ZhTw,
+            kind: ErrorKind::TooManyRequests,
+            detail: None,
         }),
     );
     write(

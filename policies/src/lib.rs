@@ -3,6 +3,8 @@
 //! gateway enforces can be tested exhaustively here.
 
 pub mod access;
+pub mod factors;
+pub mod lockout;
 pub mod login_name;
 pub mod password;
 pub mod path;

@@ -194,3 +194,104 @@ fn enc(s: &str) -> String {
         })
         .collect()
 }
+
+/// Seconds since the Unix epoch (for computing OTP codes as an authenticator app would).
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The text of the element with `id` (its first text node), from a page's HTML.
+pub fn element_text(html: &str, id: &str) -> Option<String> {
+    let start = html.find(&format!("id=\"{id}\""))?;
+    let open_end = html[start..].find('>')? + start + 1;
+    let close = html[open_end..].find('<')? + open_end;
+    Some(html[open_end..close].trim().to_string())
+}
+
+/// The `value` of the hidden input named `name`.
+pub fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
+impl Browser {
+    /// Binds OTP through the real pages, as a person would on first login: password, the
+    /// forced binding page, the OTP page (secret read from the page, code computed like an
+    /// authenticator app), and back to the login page. Returns the secret.
+    pub async fn bind_otp(&mut self, user: &str, password: &str) -> menshen_otp::totp::Secret {
+        let page = self.login(user, password, "/").await;
+        assert_eq!(page.status, 303, "password step: {}", page.body);
+        assert_eq!(
+            page.location(),
+            Some("/.menshen/bind"),
+            "an account without a second factor must bind"
+        );
+        self.bind_otp_in_session().await
+    }
+
+    /// The OTP binding pages, from a session that may bind.
+    pub async fn bind_otp_in_session(&mut self) -> menshen_otp::totp::Secret {
+        let page = self.get("/.menshen/bind/otp").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let shown =
+            element_text(&page.body, "otp-secret").expect("the secret is shown for manual entry");
+        let secret = menshen_otp::totp::Secret::from_base32(&shown).expect("base32 secret");
+        let bind_id = hidden_value(&page.body, "bind_id").expect("bind_id");
+        let code = menshen_otp::totp::code_at(&secret, now());
+        let done = self
+            .post_form(
+                "/.menshen/bind/otp",
+                &[
+                    ("csrf", &page.csrf()),
+                    ("bind_id", &bind_id),
+                    ("code", &code),
+                ],
+            )
+            .await;
+        assert_eq!(done.status, 303, "binding: {}", done.body);
+        assert_eq!(done.location(), Some("/.menshen/login?bound=1"));
+        secret
+    }
+
+    /// Password then OTP. The code is the one for the next time step (accepted with ±1 step
+    /// of skew), so a login right after binding does not reuse the binding's step.
+    pub async fn login_with_otp(
+        &mut self,
+        user: &str,
+        password: &str,
+        rd: &str,
+        secret: &menshen_otp::totp::Secret,
+    ) -> Page {
+        let page = self.login(user, password, rd).await;
+        assert_eq!(page.status, 303, "password step: {}", page.body);
+        assert_eq!(page.location(), Some("/.menshen/otp"));
+        self.submit_otp(&menshen_otp::totp::code_at(secret, now() + 30))
+            .await
+    }
+
+    /// Opens the OTP page and submits `code`.
+    pub async fn submit_otp(&mut self, code: &str) -> Page {
+        let page = self.get("/.menshen/otp").await;
+        assert_eq!(page.status, 200, "otp page: {}", page.body);
+        let csrf = page.csrf();
+        self.post_form("/.menshen/otp", &[("csrf", &csrf), ("code", code)])
+            .await
+    }
+
+    /// The whole first-time path: bind OTP, then log in with password and OTP.
+    pub async fn sign_in(
+        &mut self,
+        user: &str,
+        password: &str,
+        rd: &str,
+    ) -> (Page, menshen_otp::totp::Secret) {
+        let secret = self.bind_otp(user, password).await;
+        let page = self.login_with_otp(user, password, rd, &secret).await;
+        (page, secret)
+    }
+}

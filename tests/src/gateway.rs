@@ -35,6 +35,10 @@ pub struct Options {
     pub hosts: Vec<String>,
     /// `insecure_dev_cookie`; by default on for plain HTTP, off for TLS.
     pub insecure_dev_cookie: Option<bool>,
+    /// `[captcha] mode`; tests that are not about the captcha turn it off.
+    pub captcha: &'static str,
+    /// Extra top-level TOML (`[lockout]` settings, say), placed before the site.
+    pub extra: String,
 }
 
 impl Default for Options {
@@ -49,9 +53,14 @@ impl Default for Options {
             metrics: false,
             hosts: vec!["app.test".into()],
             insecure_dev_cookie: None,
+            captcha: "off",
+            extra: String::new(),
         }
     }
 }
+
+/// The OTP keyring of every test gateway (a fixed test key: it protects nothing real).
+pub const OTP_KEYS: &str = "test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 pub struct Gateway {
     pub port: u16,
@@ -119,6 +128,15 @@ database = "{database}"
 [login]
 argon2_max_concurrent = 2
 
+[captcha]
+mode = "{captcha}"
+
+[otp]
+issuer = "Menshen test"
+keys = "{otp_keys}"
+
+{extra}
+
 [[site]]
 name = "app"
 hosts = [{hosts}]
@@ -143,6 +161,9 @@ access = "deny"
             dev = opts.insecure_dev_cookie.unwrap_or(opts.tls.is_none()),
             database = db.url,
             site_extra = opts.site_extra,
+            captcha = opts.captcha,
+            otp_keys = OTP_KEYS,
+            extra = opts.extra,
         );
         let config_path = dir.path().join("menshen.toml");
         std::fs::write(&config_path, config).expect("write config");

@@ -67,6 +67,7 @@ fn every_example_config_passes_check_config_apart_from_missing_files() {
             .arg(&path)
             .env("MENSHEN_DB_PASSWORD", "example")
             .env("MENSHEN_REDIS_PASSWORD", "example")
+            .env("MENSHEN_OTP_KEYS", menshen_tests::gateway::OTP_KEYS)
             .output()
             .expect("run");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -229,12 +230,17 @@ async fn tls_listener_uses_the_host_prefixed_cookie_and_hsts() {
     );
     let page = b.login("teacher", "correct-horse-42", "/").await;
     assert_eq!(page.status, 303);
-    let set = page.header("set-cookie").unwrap_or("");
+    let set = page.header("set-cookie").unwrap_or("").to_string();
     assert!(set.starts_with("__Host-menshen="), "{set}");
     for flag in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(set.contains(flag), "{flag} in {set}");
     }
     assert!(!set.contains("Domain"), "{set}");
+    let secret = b.bind_otp_in_session().await;
+    let page = b
+        .login_with_otp("teacher", "correct-horse-42", "/", &secret)
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
     assert_eq!(b.get("/x").await.status, 200);
     // The plain cookie name means nothing over TLS.
     let mut plain = Browser::with_client(&gw.base(), b.client.clone());

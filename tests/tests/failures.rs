@@ -25,7 +25,7 @@ async fn redis_down_means_503_and_nobody_gets_in() {
     )
     .await;
     let mut b = Browser::new(&gw.base());
-    assert_eq!(b.login(STAFF.0, STAFF.2, "/").await.status, 303);
+    assert_eq!(b.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
     assert_eq!(b.get("/x").await.status, 200);
     let hits = up.hits();
     assert_eq!(b.get("/.menshen/health").await.status, 200);
@@ -77,7 +77,7 @@ async fn upstream_down_gives_the_branded_502_page() {
     let up = Upstream::start().await;
     let gw = Gateway::start(Options::default(), up.addr, &[STAFF]).await;
     let mut b = Browser::new(&gw.base());
-    assert_eq!(b.login(STAFF.0, STAFF.2, "/").await.status, 303);
+    assert_eq!(b.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
     assert_eq!(b.get("/x").await.status, 200);
     up.stop();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -204,7 +204,7 @@ async fn idle_timeout_ends_an_unused_session() {
     )
     .await;
     let mut b = Browser::new(&gw.base());
-    assert_eq!(b.login(STAFF.0, STAFF.2, "/").await.status, 303);
+    assert_eq!(b.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
     assert_eq!(b.get("/x").await.status, 200);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(b.get("/x").await.status, 302);
@@ -224,7 +224,7 @@ async fn absolute_timeout_ends_a_session_in_use() {
     )
     .await;
     let mut b = Browser::new(&gw.base());
-    assert_eq!(b.login(STAFF.0, STAFF.2, "/").await.status, 303);
+    assert_eq!(b.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
     let start = std::time::Instant::now();
     // Used every half second, so the idle timeout never fires; the absolute one must.
     let mut ended = false;

@@ -53,7 +53,7 @@ async fn login_reaches_the_app_with_verified_identity(sql: Sql, store: Store) {
     let (up, gw) = start(sql, store.clone()).await;
     let mut b = Browser::new(&gw.base());
     // Login names are case-insensitive.
-    let page = b.login("teacher.one", STAFF.2, "/students?id=7").await;
+    let (page, _) = b.sign_in("teacher.one", STAFF.2, "/students?id=7").await;
     assert_eq!(page.status, 303, "{}\n{}", page.body, gw.log());
     assert_eq!(page.location(), Some("/students?id=7"));
     assert!(b.session_cookie().is_some());
@@ -75,7 +75,7 @@ async fn login_reaches_the_app_with_verified_identity(sql: Sql, store: Store) {
     );
     assert_eq!(seen.one("x-menshen-roles"), Some("staff"));
     assert_eq!(seen.one("x-menshen-school"), Some("123456"));
-    assert_eq!(seen.one("x-menshen-auth-method"), Some("password"));
+    assert_eq!(seen.one("x-menshen-auth-method"), Some("password+otp"));
     // The app never sees Menshen's own cookies.
     for c in seen.all("cookie") {
         assert!(
@@ -116,7 +116,7 @@ async fn wrong_password_and_unknown_user_look_the_same(sql: Sql, store: Store) {
 async fn logout_ends_the_session_on_the_server(sql: Sql, store: Store) {
     let (_up, gw) = start(sql, store).await;
     let mut b = Browser::new(&gw.base());
-    assert_eq!(b.login(STAFF.0, STAFF.2, "/").await.status, 303);
+    assert_eq!(b.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
     let stolen = b.session_cookie().cloned().expect("session cookie");
     let home = b.get("/.menshen/").await;
     assert_eq!(home.status, 200);
@@ -142,7 +142,7 @@ async fn logout_ends_the_session_on_the_server(sql: Sql, store: Store) {
 async fn disabled_account_loses_its_sessions(sql: Sql, store: Store) {
     let (_up, gw) = start(sql, store).await;
     let mut b = Browser::new(&gw.base());
-    assert_eq!(b.login(STAFF.0, STAFF.2, "/").await.status, 303);
+    assert_eq!(b.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
     assert_eq!(b.get("/x").await.status, 200);
     let out = gw.account_cli(&["disable", "teacher.one"], None);
     assert!(
@@ -171,15 +171,35 @@ async fn disabled_account_loses_its_sessions(sql: Sql, store: Store) {
 #[tokio::test]
 async fn a_cookie_planted_before_login_is_useless_after_it() {
     let (_up, gw) = start(Sql::Sqlite, Store::SharedRedis).await;
+    let secret = Browser::new(&gw.base()).bind_otp(STAFF.0, STAFF.2).await;
     let planted = random_token();
     let mut victim = Browser::new(&gw.base());
     victim.cookies.insert("menshen".into(), planted.clone());
-    assert_eq!(victim.login(STAFF.0, STAFF.2, "/").await.status, 303);
+    let page = victim.login(STAFF.0, STAFF.2, "/").await;
+    assert_eq!(page.status, 303);
+    let after_password = victim.session_cookie().cloned().expect("new cookie");
+    assert_ne!(
+        after_password, planted,
+        "the password step must issue a new session id"
+    );
+    let page = victim
+        .submit_otp(&menshen_otp::totp::code_at(
+            &secret,
+            menshen_tests::client::now() + 30,
+        ))
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
     let issued = victim.session_cookie().cloned().expect("new cookie");
-    assert_ne!(issued, planted, "login must issue a new session id");
-    let mut attacker = Browser::new(&gw.base());
-    attacker.cookies.insert("menshen".into(), planted);
-    assert_eq!(attacker.get("/x").await.status, 302);
+    assert_ne!(
+        issued, after_password,
+        "the OTP step must issue a new session id again"
+    );
+    assert_eq!(victim.get("/x").await.status, 200);
+    for stale in [planted, after_password] {
+        let mut attacker = Browser::new(&gw.base());
+        attacker.cookies.insert("menshen".into(), stale);
+        assert_eq!(attacker.get("/x").await.status, 302);
+    }
     // Two logins of the same person get two different ids.
     let mut other = Browser::new(&gw.base());
     assert_eq!(other.login(STAFF.0, STAFF.2, "/").await.status, 303);
@@ -279,13 +299,13 @@ async fn navigations_are_sent_to_login_and_other_requests_get_401() {
 async fn roles_and_deny_rules_are_enforced() {
     let (up, gw) = start(Sql::Sqlite, Store::Memory).await;
     let mut staff = Browser::new(&gw.base());
-    assert_eq!(staff.login(STAFF.0, STAFF.2, "/").await.status, 303);
+    assert_eq!(staff.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
     assert_eq!(staff.get("/admin/users").await.status, 403);
     // Legacy IIS apps serve /Admin like /admin: the rule must catch every case.
     assert_eq!(staff.get("/ADMIN/users").await.status, 403);
     assert_eq!(staff.get("/blocked/x").await.status, 403);
     let mut aa = Browser::new(&gw.base());
-    assert_eq!(aa.login(AA.0, AA.2, "/").await.status, 303);
+    assert_eq!(aa.sign_in(AA.0, AA.2, "/").await.0.status, 303);
     let page = aa
         .request(
             reqwest::Method::GET,
@@ -356,7 +376,7 @@ async fn two_instances_share_sessions_through_redis_and_postgres() {
     )
     .await;
     let mut on_a = Browser::new(&a.base());
-    assert_eq!(on_a.login(STAFF.0, STAFF.2, "/").await.status, 303);
+    assert_eq!(on_a.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
     let mut on_b = Browser::new(&format!("http://127.0.0.1:{port_b}"));
     on_b.cookies = on_a.cookies.clone();
     let page = on_b

@@ -56,7 +56,7 @@ async fn every_spoofed_identity_header_is_removed_before_the_verified_ones_go_in
     // The site renames the user header: both the namespace and the custom name are stripped.
     let (_up, gw) = start("[site.headers]\nuser = \"X-Remote-User\"\n").await;
     let mut b = Browser::new(&gw.base());
-    assert_eq!(b.login(STAFF.0, STAFF.2, "/").await.status, 303);
+    assert_eq!(b.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
     let mut headers: Vec<(&str, &str)> = SPOOFS.to_vec();
     headers.push(("Accept", "application/json"));
     let page = b.request(reqwest::Method::GET, "/x", &headers, None).await;
@@ -64,7 +64,7 @@ async fn every_spoofed_identity_header_is_removed_before_the_verified_ones_go_in
     let seen = Seen::parse(&page.body);
     assert_eq!(seen.all("x-remote-user"), vec!["teacher"]);
     assert_eq!(seen.all("x-menshen-roles"), vec!["staff"]);
-    assert_eq!(seen.all("x-menshen-auth-method"), vec!["password"]);
+    assert_eq!(seen.all("x-menshen-auth-method"), vec!["password+otp"]);
     assert_eq!(seen.all("x-menshen-school"), vec!["123456"]);
     for (name, _) in &seen.headers {
         let folded = name.to_ascii_lowercase().replace('_', "-");
@@ -132,11 +132,35 @@ const BAD_TARGETS: &[&str] = &[
 
 #[tokio::test]
 async fn return_targets_never_leave_the_site() {
-    let (_up, gw) = start("").await;
+    let up = Upstream::start().await;
+    let accounts = [
+        ("rd1", "staff", "correct-horse-42"),
+        ("rd2", "staff", "correct-horse-42"),
+        ("rd3", "staff", "correct-horse-42"),
+        ("rd4", "staff", "correct-horse-42"),
+    ];
+    let gw = Gateway::start(Options::default(), up.addr, &accounts).await;
     assert!(BAD_TARGETS.len() >= 30);
+    // The login page never carries a bad target into its form.
     for rd in BAD_TARGETS {
         let mut b = Browser::new(&gw.base());
-        let page = b.login(STAFF.0, STAFF.2, rd).await;
+        let query: String = rd.bytes().map(|c| format!("%{c:02X}")).collect();
+        let page = b.get(&format!("/.menshen/login?rd={query}")).await;
+        assert_eq!(page.status, 200, "rd {rd:?}");
+        assert_eq!(
+            menshen_tests::client::hidden_value(&page.body, "rd").as_deref(),
+            Some("/"),
+            "rd {rd:?} must be replaced by /"
+        );
+    }
+    // A posted bad target is replaced too, all the way through the OTP step.
+    for ((name, _, pw), rd) in
+        accounts
+            .iter()
+            .zip(["//evil.example", "/%5cevil.example", "https://evil.example"])
+    {
+        let mut b = Browser::new(&gw.base());
+        let (page, _) = b.sign_in(name, pw, rd).await;
         assert_eq!(page.status, 303, "rd {rd:?}: {}", page.body);
         assert_eq!(
             page.location(),
@@ -144,6 +168,7 @@ async fn return_targets_never_leave_the_site() {
             "rd {rd:?} must be replaced by /"
         );
     }
+    // Local targets are kept.
     for rd in [
         "/students?id=1",
         "/a/b?next=https://evil.example",
@@ -151,22 +176,27 @@ async fn return_targets_never_leave_the_site() {
         "/x#frag",
     ] {
         let mut b = Browser::new(&gw.base());
-        let page = b.login(STAFF.0, STAFF.2, rd).await;
-        assert_eq!(page.location(), Some(rd), "a local target is kept");
+        let query: String = rd.bytes().map(|c| format!("%{c:02X}")).collect();
+        let page = b.get(&format!("/.menshen/login?rd={query}")).await;
+        assert_eq!(
+            menshen_tests::client::hidden_value(&page.body, "rd")
+                .map(|v| v.replace("&#38;", "&"))
+                .as_deref(),
+            Some(rd)
+        );
     }
+    let mut b = Browser::new(&gw.base());
+    let (page, _) = b
+        .sign_in(accounts[3].0, accounts[3].2, "/students?id=1")
+        .await;
+    assert_eq!(page.location(), Some("/students?id=1"));
     // A control character in a form field is a garbled form, not a target to clean up.
     let mut b = Browser::new(&gw.base());
-    let page = b.login(STAFF.0, STAFF.2, "/\u{0000}/evil").await;
+    let page = b
+        .login(accounts[0].0, accounts[0].2, "/\u{0000}/evil")
+        .await;
     assert_eq!(page.status, 400);
     assert!(b.session_cookie().is_none());
-    // The login page never echoes a bad target into its form either.
-    let mut b = Browser::new(&gw.base());
-    let page = b.get("/.menshen/login?rd=%2F%2Fevil.example").await;
-    assert!(
-        page.body.contains("name=\"rd\" value=\"/\""),
-        "{}",
-        page.body
-    );
 }
 
 #[tokio::test]

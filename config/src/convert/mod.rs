@@ -2,6 +2,7 @@
 //! problem on the way. Values that fail a check are replaced by their defaults so the walk can
 //! go on and find the next problem; the result is only handed out when no problem was found.
 
+mod factors;
 mod headers;
 mod site;
 
@@ -40,6 +41,9 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
     let session = session(&mut root, cx);
     let store = store(&mut root, cx);
     let login = login(&mut root, cx);
+    let lockout = factors::lockout(&mut root, cx);
+    let captcha = factors::captcha(&mut root, cx);
+    let otp = factors::otp(&mut root, cx);
     let headers = match root.table(cx, "headers") {
         Some(table) => {
             let overrides = read_headers(cx, table);
@@ -57,6 +61,9 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
         session,
         store,
         login,
+        lockout,
+        captcha,
+        otp,
         headers: headers.names,
         sites,
     }

@@ -12,11 +12,12 @@ pub struct Migration {
     pub postgres: Option<&'static [&'static str]>,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "accounts",
-    sqlite: &[
-        "CREATE TABLE accounts (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "accounts",
+        sqlite: &[
+            "CREATE TABLE accounts (
             id TEXT PRIMARY KEY,
             login_name TEXT NOT NULL,
             login_key TEXT NOT NULL UNIQUE,
@@ -29,7 +30,79 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             created_at BIGINT NOT NULL,
             updated_at BIGINT NOT NULL
         )",
-        "CREATE INDEX accounts_enabled ON accounts (enabled)",
-    ],
-    postgres: None,
-}];
+            "CREATE INDEX accounts_enabled ON accounts (enabled)",
+        ],
+        postgres: None,
+    },
+    Migration {
+        version: 2,
+        description: "second factors and the activity log",
+        sqlite: &[
+            "ALTER TABLE accounts ADD COLUMN unlocked_at BIGINT NOT NULL DEFAULT 0",
+            // One OTP binding per account; last_step makes every code usable once (a
+            // conditional UPDATE is atomic across gateway instances).
+            "CREATE TABLE otp_bindings (
+            account_id TEXT PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+            sealed_secret TEXT NOT NULL,
+            last_step BIGINT NOT NULL,
+            created_at BIGINT NOT NULL
+        )",
+            // Filled by the certificate issue; the forced-binding rule already reads it.
+            "CREATE TABLE certificate_bindings (
+            account_id TEXT PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+            issuer TEXT NOT NULL,
+            serial TEXT NOT NULL,
+            spki_sha256 TEXT NOT NULL,
+            subject_name TEXT NOT NULL,
+            id_last4 TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        )",
+            "CREATE TABLE activity (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            account_id TEXT,
+            login_name TEXT NOT NULL,
+            login_key TEXT NOT NULL,
+            event TEXT NOT NULL,
+            method TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            client_ip TEXT NOT NULL,
+            user_agent TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            at BIGINT NOT NULL
+        )",
+            "CREATE INDEX activity_login ON activity (login_key, id)",
+        ],
+        postgres: Some(&[
+            "ALTER TABLE accounts ADD COLUMN unlocked_at BIGINT NOT NULL DEFAULT 0",
+            "CREATE TABLE otp_bindings (
+            account_id TEXT PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+            sealed_secret TEXT NOT NULL,
+            last_step BIGINT NOT NULL,
+            created_at BIGINT NOT NULL
+        )",
+            "CREATE TABLE certificate_bindings (
+            account_id TEXT PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+            issuer TEXT NOT NULL,
+            serial TEXT NOT NULL,
+            spki_sha256 TEXT NOT NULL,
+            subject_name TEXT NOT NULL,
+            id_last4 TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        )",
+            "CREATE TABLE activity (
+            id BIGSERIAL PRIMARY KEY,
+            account_id TEXT,
+            login_name TEXT NOT NULL,
+            login_key TEXT NOT NULL,
+            event TEXT NOT NULL,
+            method TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            client_ip TEXT NOT NULL,
+            user_agent TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            at BIGINT NOT NULL
+        )",
+            "CREATE INDEX activity_login ON activity (login_key, id)",
+        ]),
+    },
+];

@@ -32,6 +32,10 @@ pub struct Account {
     pub enabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When an operator last lifted this account's suspensions (0 = never).
+    pub unlocked_at: i64,
+    pub otp_bound: bool,
+    pub certificate_bound: bool,
 }
 
 impl Account {
@@ -66,7 +70,10 @@ pub struct AccountStore {
 }
 
 const SELECT_ACCOUNT: &str = "SELECT id, login_name, display_name, school_code, roles, email, \
-     password_hash, enabled, created_at, updated_at FROM accounts";
+     password_hash, enabled, created_at, updated_at, unlocked_at, \
+     (SELECT COUNT(*) FROM otp_bindings o WHERE o.account_id = accounts.id) AS otp_count, \
+     (SELECT COUNT(*) FROM certificate_bindings c WHERE c.account_id = accounts.id) AS cert_count \
+     FROM accounts";
 
 impl AccountStore {
     /// Connects to `url` (`sqlite:…` or `postgres://…`), creating a SQLite file when missing,
@@ -151,7 +158,7 @@ impl AccountStore {
 
     pub async fn find_by_login(&self, login_name: &str) -> anyhow::Result<Option<Account>> {
         let key = menshen_policies::canonical_login_name(login_name);
-        let sql = const_format_select("WHERE login_key = $1");
+        let sql = select_where("WHERE login_key = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(key)
             .fetch_optional(&self.pool)
@@ -160,7 +167,7 @@ impl AccountStore {
     }
 
     pub async fn find_by_id(&self, id: &str) -> anyhow::Result<Option<Account>> {
-        let sql = const_format_select("WHERE id = $1");
+        let sql = select_where("WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -169,7 +176,7 @@ impl AccountStore {
     }
 
     pub async fn list(&self) -> anyhow::Result<Vec<Account>> {
-        let sql = const_format_select("ORDER BY login_key");
+        let sql = select_where("ORDER BY login_key");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?;
@@ -244,6 +251,150 @@ impl AccountStore {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Lifts the account's suspensions: failures before now no longer count.
+    pub async fn unlock(&self, login_name: &str, now: i64) -> anyhow::Result<Option<Account>> {
+        let key = menshen_policies::canonical_login_name(login_name);
+        sqlx::query("UPDATE accounts SET unlocked_at = $1 WHERE login_key = $2")
+            .bind(now)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        self.find_by_login(login_name).await
+    }
+
+    /// The sealed OTP secret and the last accepted time step.
+    pub async fn otp_binding(&self, account_id: &str) -> anyhow::Result<Option<(String, i64)>> {
+        let row =
+            sqlx::query("SELECT sealed_secret, last_step FROM otp_bindings WHERE account_id = $1")
+                .bind(account_id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| Ok((r.try_get("sealed_secret")?, r.try_get("last_step")?)))
+            .transpose()
+    }
+
+    /// Binds (or re-binds) OTP. `step` is the step of the code that confirmed the binding, so
+    /// that code cannot also be used to log in.
+    pub async fn bind_otp(
+        &self,
+        account_id: &str,
+        sealed: &str,
+        step: i64,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO otp_bindings (account_id, sealed_secret, last_step, created_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (account_id) DO UPDATE SET sealed_secret = excluded.sealed_secret, \
+             last_step = excluded.last_step, created_at = excluded.created_at",
+        )
+        .bind(account_id.to_string())
+        .bind(sealed.to_string())
+        .bind(step)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records `step` as used when it is later than every step used before. Exactly one of
+    /// several concurrent calls with the same step returns true, on any number of instances:
+    /// the database row is the one place that decides.
+    pub async fn consume_otp_step(&self, account_id: &str, step: i64) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE otp_bindings SET last_step = $1 WHERE account_id = $2 AND last_step < $1",
+        )
+        .bind(step)
+        .bind(account_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every sealed OTP secret, for re-sealing under a new key.
+    pub async fn all_otp_secrets(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT account_id, sealed_secret FROM otp_bindings")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("account_id")?, r.try_get("sealed_secret")?)))
+            .collect()
+    }
+
+    pub async fn replace_otp_secret(&self, account_id: &str, sealed: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE otp_bindings SET sealed_secret = $1 WHERE account_id = $2")
+            .bind(sealed.to_string())
+            .bind(account_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes every second-factor binding of an account (the support desk's reset).
+    pub async fn reset_bindings(&self, account_id: &str) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM otp_bindings WHERE account_id = $1")
+            .bind(account_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM certificate_bindings WHERE account_id = $1")
+            .bind(account_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn record_activity(&self, a: &Activity) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO activity (account_id, login_name, login_key, event, method, outcome, \
+             client_ip, user_agent, detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(a.account_id.clone())
+        .bind(truncate(&a.login_name, 128))
+        .bind(truncate(
+            &menshen_policies::canonical_login_name(&a.login_name),
+            128,
+        ))
+        .bind(a.event.to_string())
+        .bind(a.method.to_string())
+        .bind(a.outcome.to_string())
+        .bind(a.client_ip.clone())
+        .bind(truncate(&a.user_agent, 512))
+        .bind(a.detail.clone())
+        .bind(a.at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest activity records of a login name (canonical), newest first.
+    pub async fn activity_of(&self, login_name: &str, limit: i64) -> anyhow::Result<Vec<Activity>> {
+        let rows = sqlx::query(
+            "SELECT account_id, login_name, event, method, outcome, client_ip, user_agent, detail, at \
+             FROM activity WHERE login_key = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(menshen_policies::canonical_login_name(login_name))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Activity {
+                    account_id: r.try_get("account_id")?,
+                    login_name: r.try_get("login_name")?,
+                    event: r.try_get("event")?,
+                    method: r.try_get("method")?,
+                    outcome: r.try_get("outcome")?,
+                    client_ip: r.try_get("client_ip")?,
+                    user_agent: r.try_get("user_agent")?,
+                    detail: r.try_get("detail")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -282,7 +433,7 @@ async fn add_in(
     Ok(AddOutcome::Added(id))
 }
 
-fn const_format_select(tail: &str) -> String {
+fn select_where(tail: &str) -> String {
     format!("{SELECT_ACCOUNT} {tail}")
 }
 
@@ -303,7 +454,32 @@ fn account_from_row(row: &AnyRow) -> anyhow::Result<Account> {
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        unlocked_at: row.try_get("unlocked_at")?,
+        otp_bound: row.try_get::<i64, _>("otp_count")? > 0,
+        certificate_bound: row.try_get::<i64, _>("cert_count")? > 0,
     })
+}
+
+/// One line of the activity log: a login step, a suspension, an unlock, a binding change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    pub account_id: Option<String>,
+    /// As typed (for failures of unknown names) or the account's name.
+    pub login_name: String,
+    /// `login`, `lock`, `unlock`, `bind`, `unbind`, `logout`.
+    pub event: String,
+    /// `password`, `otp`, `captcha`, `certificate`, `oidc:<id>`, `cli`.
+    pub method: String,
+    /// `success`, `failure`, `locked`, `throttled`, ...
+    pub outcome: String,
+    pub client_ip: String,
+    pub user_agent: String,
+    pub detail: String,
+    pub at: i64,
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
 }
 
 /// A database URL fit for an error message: the password, if any, is replaced.

@@ -1,30 +1,51 @@
 //! `GET/POST /.menshen/login`: the password step.
 //!
-//! The form carries a CSRF token that must equal the CSRF cookie (double submit; over TLS the
-//! cookie is `__Host-` so no other host can plant it). The `rd` return target is accepted only
-//! as a local path. Unknown accounts, disabled accounts and wrong passwords take the same
-//! argon2 time and get the same message. A success always creates a brand-new session id.
+//! Order of checks on a POST, each cheaper than the next: the CSRF token (double submit; over
+//! TLS the cookie is `__Host-` so no other host can plant it), the per-address throttle, the
+//! captcha (a wrong one costs no argon2 work and is not a password failure), the account's
+//! suspension, and only then the password. Unknown, disabled and existing accounts take the
+//! same argon2 time and get the same message, and count failures alike. A correct password
+//! leads where `menshen_policies::factors::after_password` says, always with a new session id.
 
-use menshen_pages::{LoginMessage, LoginPage};
+use menshen_pages::{CaptchaField, LoginMessage, LoginPage};
+use menshen_policies::factors::{AfterPassword, after_password};
+use menshen_policies::lockout::LockState;
 use menshen_policies::redirect::safe_return_target;
 use pingora::proxy::Session;
 use subtle::ConstantTimeEq;
 
-use super::Request;
+use super::{Request, activity};
+use crate::accounts::Account;
 use crate::cookies;
 use crate::metrics::LOGINS;
 use crate::passwords::HashError;
+use crate::regulation::{Counted, FailureOutcome, taipei_clock};
 use crate::respond::Reply;
 use crate::sessions::{Factor, SessionData, Stage};
 use crate::{clock, random};
+use menshen_config::CaptchaMode;
 
 /// The return target to use: the validated `rd`, or the site's root.
-fn return_target(rd: Option<&str>) -> &str {
+pub fn return_target(rd: Option<&str>) -> &str {
     rd.and_then(safe_return_target).unwrap_or("/")
 }
 
-/// Renders the form; `csrf` is the token to put in it (set as a cookie when new).
-fn page(
+/// Whether this client must solve a captcha now.
+async fn captcha_needed(req: &Request<'_>) -> Result<bool, Reply> {
+    match req.state.config.captcha {
+        CaptchaMode::Always => Ok(true),
+        CaptchaMode::Off => Ok(false),
+        CaptchaMode::AfterFailure => req
+            .state
+            .regulation
+            .address_has_failed(req.client_ip)
+            .await
+            .map_err(|_| super::unavailable(req.lang)),
+    }
+}
+
+/// Renders the form (with a fresh captcha when one is needed).
+async fn page(
     req: &Request<'_>,
     status: u16,
     rd: &str,
@@ -35,6 +56,18 @@ fn page(
         Some(t) => (t.to_string(), false),
         None => (random::token(), true),
     };
+    let captcha_id = match captcha_needed(req).await {
+        Ok(true) => match req.state.captchas.issue().await {
+            Ok(id) => Some(id),
+            Err(_) => return super::unavailable(req.lang),
+        },
+        Ok(false) => None,
+        Err(reply) => return reply,
+    };
+    let image = captcha_id
+        .as_ref()
+        .map(|id| format!("/.menshen/captcha/{id}.png"));
+    let refresh = format!("/.menshen/login?rd={}", super::encode_query_value(rd));
     let html = menshen_pages::render_login(&LoginPage {
         lang: req.lang,
         site_name: &req.site.config.name,
@@ -45,6 +78,14 @@ fn page(
         notice: req.state.config.login.notice.as_deref(),
         support: req.state.config.login.support.as_deref(),
         other_methods: &[],
+        captcha: match (&captcha_id, &image) {
+            (Some(id), Some(src)) => Some(CaptchaField {
+                id,
+                image_src: src,
+                refresh_href: &refresh,
+            }),
+            _ => None,
+        },
     });
     let mut reply = Reply::html(status, html);
     if fresh {
@@ -63,16 +104,35 @@ fn page(
     reply
 }
 
-pub fn get(req: &Request<'_>) -> Reply {
+pub async fn get(req: &Request<'_>) -> Reply {
     let rd = return_target(req.query.get("rd"));
     let message = if req.query.get("lo").is_some() {
         Some(LoginMessage::LoggedOut)
+    } else if req.query.get("bound").is_some() {
+        Some(LoginMessage::BoundLogInAgain)
     } else if req.query.get("exp").is_some() {
         Some(LoginMessage::SessionExpired)
     } else {
         None
     };
-    page(req, 200, rd, "", message)
+    page(req, 200, rd, "", message).await
+}
+
+/// Serves `GET /.menshen/captcha/ID.png`.
+pub async fn captcha_picture(req: &Request<'_>, name: &str) -> Reply {
+    let Some(id) = name.strip_suffix(".png") else {
+        return Reply::error(req.lang, menshen_pages::ErrorKind::NotFound, None);
+    };
+    match req.state.captchas.picture(id).await {
+        Ok(Some(png)) => {
+            let mut r = Reply::html(200, String::new());
+            r.content_type = "image/png";
+            r.body = png.into();
+            r
+        }
+        Ok(None) => Reply::error(req.lang, menshen_pages::ErrorKind::NotFound, None),
+        Err(_) => super::unavailable(req.lang),
+    }
 }
 
 pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
@@ -92,54 +152,135 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
         .is_some_and(|c| bool::from(c.as_bytes().ct_eq(sent_csrf.as_bytes())));
     if !csrf_ok {
         LOGINS.with_label_values(&["password", "csrf"]).inc();
-        return page(req, 403, rd, username, Some(LoginMessage::FormExpired));
+        return page(req, 403, rd, username, Some(LoginMessage::FormExpired)).await;
+    }
+    match req.state.regulation.admit(req.client_ip).await {
+        Ok(true) => {}
+        Ok(false) => {
+            LOGINS.with_label_values(&["password", "throttled"]).inc();
+            activity(req, None, username, "login", "password", "throttled", "").await;
+            return page(req, 429, rd, username, Some(LoginMessage::Throttled)).await;
+        }
+        Err(_) => return super::unavailable(req.lang),
+    }
+    match captcha_needed(req).await {
+        Ok(true) => {
+            let ok = req
+                .state
+                .captchas
+                .check(
+                    form.get("captcha_id").unwrap_or(""),
+                    form.get("captcha").unwrap_or(""),
+                )
+                .await;
+            match ok {
+                Ok(true) => {}
+                Ok(false) => {
+                    LOGINS.with_label_values(&["password", "captcha"]).inc();
+                    activity(req, None, username, "login", "captcha", "failure", "").await;
+                    return page(req, 400, rd, username, Some(LoginMessage::CaptchaWrong)).await;
+                }
+                Err(_) => return super::unavailable(req.lang),
+            }
+        }
+        Ok(false) => {}
+        Err(reply) => return reply,
     }
     if username.is_empty()
         || password.is_empty()
         || username.chars().count() > 128
         || password.len() > 1024
     {
-        return page(req, 400, rd, username, Some(LoginMessage::MissingFields));
+        return page(req, 400, rd, username, Some(LoginMessage::MissingFields)).await;
     }
 
-    let accounts = match req.state.accounts().await {
-        Ok(a) => a,
+    let account = match req.state.accounts().await {
+        Ok(store) => match store.find_by_login(username).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!("account lookup failed: {e:#}");
+                return super::unavailable(req.lang);
+            }
+        },
         Err(e) => {
             tracing::error!("account database unavailable: {e:#}");
             return super::unavailable(req.lang);
         }
     };
-    let account = match accounts.find_by_login(username).await {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!("account lookup failed: {e:#}");
-            return super::unavailable(req.lang);
+    let now = clock::now_secs();
+    let unlocked_at = account
+        .as_ref()
+        .map(|a| a.unlocked_at.max(0) as u64)
+        .unwrap_or(0);
+    match req
+        .state
+        .regulation
+        .state(Counted::Password, username, unlocked_at, now)
+        .await
+    {
+        Ok(LockState::Open) => {}
+        Ok(LockState::Suspended { until }) => {
+            LOGINS.with_label_values(&["password", "locked"]).inc();
+            activity(
+                req,
+                account.as_ref(),
+                username,
+                "login",
+                "password",
+                "locked",
+                "",
+            )
+            .await;
+            let until = taipei_clock(until);
+            return page(req, 403, rd, username, Some(LoginMessage::Locked { until })).await;
         }
-    };
+        Err(_) => return super::unavailable(req.lang),
+    }
+
     // Disabled accounts are checked like any other, so their answer takes the same time.
     let hash = account.as_ref().map(|a| a.password_hash.as_str());
     let verified = match req.state.passwords.verify(password, hash).await {
         Ok(v) => v,
-        Err(HashError::Busy) | Err(HashError::Internal(_)) => {
-            return super::unavailable(req.lang);
-        }
+        Err(HashError::Busy) | Err(HashError::Internal(_)) => return super::unavailable(req.lang),
     };
     let account = match account {
         Some(a) if verified && a.enabled => a,
-        _ => {
-            LOGINS.with_label_values(&["password", "failure"]).inc();
-            tracing::info!(user = %username, ip = ?req.client_ip, "password login failed");
-            return page(
+        other => return failed(req, other.as_ref(), rd, username, now).await,
+    };
+    if req
+        .state
+        .regulation
+        .success(Counted::Password, username)
+        .await
+        .is_err()
+    {
+        return super::unavailable(req.lang);
+    }
+
+    let stage = match after_password(
+        account.is_aa(),
+        account.otp_bound,
+        account.certificate_bound,
+    ) {
+        AfterPassword::AskOtp => Stage::NeedsSecondFactor,
+        AfterPassword::MustBind => Stage::MustBind,
+        AfterPassword::UseCertificate => {
+            LOGINS
+                .with_label_values(&["password", "use_certificate"])
+                .inc();
+            activity(
                 req,
-                401,
-                rd,
+                Some(&account),
                 username,
-                Some(LoginMessage::InvalidCredentials),
-            );
+                "login",
+                "password",
+                "use_certificate",
+                "",
+            )
+            .await;
+            return page(req, 403, rd, username, Some(LoginMessage::UseCertificate)).await;
         }
     };
-
-    let now = clock::now_secs();
     let data = SessionData {
         account_id: account.id.clone(),
         login_name: account.login_name.clone(),
@@ -147,11 +288,12 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
         school_code: account.school_code.clone(),
         roles: account.roles.clone(),
         factors: vec![Factor::Password],
-        stage: Stage::Authenticated,
+        stage,
         auth_method: "password".to_string(),
         csrf: random::token(),
         created_at: now,
         last_seen: now,
+        return_to: Some(rd.to_string()),
     };
     let id = match req.state.sessions.create(&data, now).await {
         Ok(id) => id,
@@ -165,6 +307,64 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
         let _ = req.state.sessions.destroy(old).await;
     }
     LOGINS.with_label_values(&["password", "success"]).inc();
-    tracing::info!(user = %account.login_name, ip = ?req.client_ip, "password login succeeded");
-    Reply::redirect(303, rd).with_cookie(cookies::set(req.names.session, &id, req.names, None))
+    let next = match stage {
+        Stage::NeedsSecondFactor => "/.menshen/otp",
+        _ => "/.menshen/bind",
+    };
+    if !activity(
+        req,
+        Some(&account),
+        username,
+        "login",
+        "password",
+        "success",
+        "",
+    )
+    .await
+    {
+        return super::unavailable(req.lang);
+    }
+    tracing::info!(user = %account.login_name, ip = ?req.client_ip, "password accepted");
+    Reply::redirect(303, next).with_cookie(cookies::set(req.names.session, &id, req.names, None))
+}
+
+/// A wrong password (or unknown or disabled account): counted, logged, same answer for all.
+async fn failed(
+    req: &Request<'_>,
+    account: Option<&Account>,
+    rd: &str,
+    username: &str,
+    now: u64,
+) -> Reply {
+    LOGINS.with_label_values(&["password", "failure"]).inc();
+    let _ = req
+        .state
+        .regulation
+        .note_address_failure(req.client_ip)
+        .await;
+    tracing::info!(user = %username, ip = ?req.client_ip, "password login failed");
+    activity(req, account, username, "login", "password", "failure", "").await;
+    match req
+        .state
+        .regulation
+        .failure(Counted::Password, username, now)
+        .await
+    {
+        Ok(FailureOutcome::Counted(_)) => {
+            page(
+                req,
+                401,
+                rd,
+                username,
+                Some(LoginMessage::InvalidCredentials),
+            )
+            .await
+        }
+        Ok(FailureOutcome::Suspended { until }) => {
+            activity(req, account, username, "lock", "password", "locked", "").await;
+            let until = taipei_clock(until);
+            page(req, 403, rd, username, Some(LoginMessage::Locked { until })).await
+        }
+        Err(_) => super::unavailable(req.lang),
+    }
 }

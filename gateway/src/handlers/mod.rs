@@ -1,22 +1,30 @@
 //! Requests under the reserved `/.menshen/` prefix: Menshen's own pages. Nothing under it is
 //! ever proxied. One module per flow; this one dispatches.
 
+pub mod bind;
 pub mod home;
 pub mod login;
 pub mod logout;
+pub mod otp;
 
 use std::net::IpAddr;
 
 use menshen_pages::{ErrorKind, Lang};
 use pingora::proxy::Session;
 
+use subtle::ConstantTimeEq;
+
+use crate::accounts::{Account, Activity};
+use crate::clock;
 use crate::cookies::{CookieNames, RequestCookies};
 use crate::forms::{self, Form, FormError};
 use crate::respond::Reply;
+use crate::sessions::{SessionData, Stage};
 use crate::state::{AppState, SiteRuntime};
 
 /// What a handler knows about the request besides the body.
 pub struct Request<'a> {
+    pub user_agent: String,
     pub state: &'a AppState,
     pub site: &'a SiteRuntime,
     /// The normalised path.
@@ -34,12 +42,34 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
     let rest = req.path.strip_prefix("/.menshen").unwrap_or("");
     let get = req.method == http::Method::GET || req.method == http::Method::HEAD;
     let post = req.method == http::Method::POST;
+    // A session that still owes a binding may reach only the binding pages (and logout,
+    // static files, captcha pictures); one that owes its OTP code only the OTP page.
+    let always_open =
+        rest == "/logout" || rest.starts_with("/static/") || rest.starts_with("/captcha/");
+    if !always_open && let Some(stage) = stage_of(req).await {
+        match stage {
+            Ok(Stage::MustBind) if !(rest == "/bind" || rest.starts_with("/bind/")) => {
+                return Reply::redirect(if post { 303 } else { 302 }, "/.menshen/bind");
+            }
+            Ok(Stage::NeedsSecondFactor) if rest != "/otp" => {
+                return Reply::redirect(if post { 303 } else { 302 }, "/.menshen/otp");
+            }
+            Err(reply) => return reply,
+            _ => {}
+        }
+    }
     match rest {
         "" | "/" if get => home::get(req).await,
-        "/login" if get => login::get(req),
+        "/login" if get => login::get(req).await,
         "/login" if post => login::post(session, req).await,
         "/logout" if post => logout::post(session, req).await,
-        "/login" | "/logout" | "" | "/" => {
+        "/otp" if get => otp::get(req).await,
+        "/otp" if post => otp::post(session, req).await,
+        "/bind" if get => bind::page(req).await,
+        "/bind/otp" if get => bind::otp_get(req).await,
+        "/bind/otp" if post => bind::otp_post(session, req).await,
+        "/bind/certificate" if get || post => bind::certificate(req).await,
+        "/login" | "/logout" | "" | "/" | "/otp" | "/bind" | "/bind/otp" => {
             Reply::error(req.lang, ErrorKind::MethodNotAllowed, None).with_header(
                 "Allow",
                 if rest == "/logout" {
@@ -50,13 +80,83 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
                 .to_string(),
             )
         }
-        _ => match rest.strip_prefix("/static/") {
-            Some(name) if get => match menshen_pages::static_asset(name) {
-                Some(asset) => Reply::asset(asset.content_type, asset.body),
-                None => Reply::error(req.lang, ErrorKind::NotFound, None),
-            },
-            _ => Reply::error(req.lang, ErrorKind::NotFound, None),
-        },
+        _ => {
+            if let Some(name) = rest.strip_prefix("/static/").filter(|_| get) {
+                match menshen_pages::static_asset(name) {
+                    Some(asset) => Reply::asset(asset.content_type, asset.body),
+                    None => Reply::error(req.lang, ErrorKind::NotFound, None),
+                }
+            } else if let Some(name) = rest.strip_prefix("/captcha/").filter(|_| get) {
+                login::captcha_picture(req, name).await
+            } else {
+                Reply::error(req.lang, ErrorKind::NotFound, None)
+            }
+        }
+    }
+}
+
+/// The stage of the browser's session, when it has one.
+async fn stage_of(req: &Request<'_>) -> Option<Result<Stage, Reply>> {
+    let id = req.cookies.session.value()?;
+    match req.state.sessions.load(id, clock::now_secs()).await {
+        Ok(Some(s)) => Some(Ok(s.stage)),
+        Ok(None) => None,
+        Err(_) => Some(Err(unavailable(req.lang))),
+    }
+}
+
+/// The browser's live session, or the reply for "none" (`missing`) or "store down".
+pub async fn session_of(req: &Request<'_>, missing: Reply) -> Result<(String, SessionData), Reply> {
+    let Some(id) = req.cookies.session.value() else {
+        return Err(missing);
+    };
+    match req.state.sessions.load(id, clock::now_secs()).await {
+        Ok(Some(s)) if !req.state.watch.is_disabled(&s.account_id) => Ok((id.to_string(), s)),
+        Ok(_) => Err(missing),
+        Err(_) => Err(unavailable(req.lang)),
+    }
+}
+
+/// True when the form's `csrf` field matches the session's token.
+pub fn csrf_matches(form: &Form, session: &SessionData) -> bool {
+    let sent = form.get("csrf").unwrap_or("");
+    bool::from(sent.as_bytes().ct_eq(session.csrf.as_bytes()))
+}
+
+/// Writes one activity record. Returns false when the database did not take it (callers on a
+/// success path then fail closed: every login must be on record).
+pub async fn activity(
+    req: &Request<'_>,
+    account: Option<&Account>,
+    login_name: &str,
+    event: &str,
+    method: &str,
+    outcome: &str,
+    detail: &str,
+) -> bool {
+    let record = Activity {
+        account_id: account.map(|a| a.id.clone()),
+        login_name: account
+            .map(|a| a.login_name.clone())
+            .unwrap_or_else(|| login_name.to_string()),
+        event: event.to_string(),
+        method: method.to_string(),
+        outcome: outcome.to_string(),
+        client_ip: req.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        user_agent: req.user_agent.to_string(),
+        detail: detail.to_string(),
+        at: clock::now_secs() as i64,
+    };
+    let result = match req.state.accounts().await {
+        Ok(store) => store.record_activity(&record).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!("activity log write failed: {e:#}");
+            false
+        }
     }
 }
 

@@ -56,6 +56,9 @@ pub struct SessionData {
     pub csrf: String,
     pub created_at: u64,
     pub last_seen: u64,
+    /// Where to go once the login is complete (a validated local path).
+    #[serde(default)]
+    pub return_to: Option<String>,
 }
 
 impl SessionData {
@@ -181,6 +184,7 @@ mod tests {
             csrf: random::token(),
             created_at: now,
             last_seen: now,
+            return_to: None,
         }
     }
 

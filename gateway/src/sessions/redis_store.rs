@@ -2,78 +2,36 @@
 //!
 //! Each session is one string key (`{prefix}s:{hash}`) holding JSON with a TTL; each account
 //! has a set (`{prefix}as:{account}`) of its session keys so all of them can be ended at once.
-//! The connection is made lazily inside the proxy's runtime (Pingora has no runtime before it
-//! starts) and every command has a short timeout: a dead Redis turns into a quick 503, not a
-//! hung request.
+//! The connection is shared with the volatile store ([`crate::redis_conn`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::OnceCell;
 
 use super::{SessionData, SessionStore, StoreError};
+use crate::redis_conn::{RedisConn, store_err};
 
 pub struct RedisStore {
-    client: redis::Client,
-    prefix: String,
-    conn: OnceCell<ConnectionManager>,
+    conn: Arc<RedisConn>,
 }
 
 impl RedisStore {
-    /// Checks the URL only; no connection is made until the first request.
-    pub fn new(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        Ok(RedisStore {
-            client: redis::Client::open(url)?,
-            prefix: prefix.to_string(),
-            conn: OnceCell::new(),
-        })
+    pub fn new(conn: Arc<RedisConn>) -> Self {
+        RedisStore { conn }
     }
 
-    pub async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(1)))
-                    .set_response_timeout(Some(Duration::from_secs(1)))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_millis(500));
-                self.client
-                    .get_connection_manager_with_config(config)
-                    .await
-                    .map_err(|e| StoreError(format!("redis connect: {}", e.kind_str())))
-            })
-            .await?;
-        Ok(conn.clone())
-    }
-
-    pub fn prefix(&self) -> &str {
-        &self.prefix
+    async fn connection(&self) -> Result<redis::aio::ConnectionManager, StoreError> {
+        self.conn.get().await
     }
 
     fn session_key(&self, key: &str) -> String {
-        format!("{}s:{}", self.prefix, key)
+        self.conn.key(&format!("s:{key}"))
     }
 
     fn account_key(&self, account_id: &str) -> String {
-        format!("{}as:{}", self.prefix, account_id)
+        self.conn.key(&format!("as:{account_id}"))
     }
-}
-
-trait KindStr {
-    fn kind_str(&self) -> String;
-}
-
-impl KindStr for redis::RedisError {
-    /// Redis errors can echo parts of a URL; report only the category.
-    fn kind_str(&self) -> String {
-        format!("{:?}", self.kind())
-    }
-}
-
-fn store_err(e: redis::RedisError) -> StoreError {
-    StoreError(format!("redis: {}", e.kind_str()))
 }
 
 #[async_trait]

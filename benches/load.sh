@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# Load bench: Menshen against nginx as a plain reverse proxy, both in front of the same tiny
+# upstream, on loopback, driven by wrk.
+#
+#   benches/load.sh                      # 10 s per proxy
+#   DURATION=5s benches/load.sh
+#
+# Environment (all optional):
+#   DURATION     wrk run length per proxy (default 10s)
+#   WARMUP       wrk warm-up run before each measured run (default 2s; 0 to skip)
+#   CONNECTIONS  wrk connections (default 50)
+#   WRK_THREADS  wrk threads (default 1)
+#   REDIS_URL    Redis for Menshen's sessions (default redis://127.0.0.1:6379/0)
+#   MENSHEN_BIN  use this binary instead of building target/release/menshen
+#   NO_PIN=1     do not pin processes to CPUs with taskset
+#
+# What runs:
+#   upstream  nginx, 1 worker, `return 200 "ok\n"` (no disk, no access log)
+#   nginx     nginx, 1 worker, proxy_pass to the upstream through a keepalive pool
+#   menshen   menshen run, [server] threads = 1, Redis sessions, SQLite accounts, one site
+#             with default_access = "authenticated"; wrk sends a logged-in session cookie, so
+#             every request is a full session check plus proxying.
+# With taskset (and at least 2 CPUs): the proxy under test on CPU 0, wrk and the upstream on
+# CPU 1 (Redis is the system's and is not pinned). Everything started here is stopped on exit, and the Redis keys are deleted.
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNECTIONS=${CONNECTIONS:-50}
+WRK_THREADS=${WRK_THREADS:-1}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'load.sh: error: %s\n' "$*" >&2; exit 1; }
+
+for tool in nginx wrk curl redis-cli; do
+  command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install -y nginx-light wrk curl redis-tools)"
+done
+NGINX=$(command -v nginx)
+
+# --- cleanup ------------------------------------------------------------------------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/menshen-bench.XXXXXX")
+REDIS_PREFIX="menshen-bench-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n'):"
+PIDS=()
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  local keys
+  keys=$(redis-cli -u "$REDIS_URL" --scan --pattern "${REDIS_PREFIX}*" 2>/dev/null || true)
+  if [[ -n "$keys" ]]; then
+    printf '%s\n' "$keys" | xargs -r -d '\n' redis-cli -u "$REDIS_URL" unlink >/dev/null 2>&1 || true
+    log "deleted $(printf '%s\n' "$keys" | wc -l) Redis key(s) under ${REDIS_PREFIX}"
+  fi
+  if (( rc != 0 )); then
+    for f in "$WORK"/*.log; do
+      [[ -s "$f" ]] || continue
+      printf -- '--- %s (last 30 lines) ---\n' "${f##*/}" >&2
+      tail -n 30 "$f" >&2
+    done
+  fi
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- CPU pinning --------------------------------------------------------------------------------
+PIN_PROXY=() PIN_CLIENT=()
+PINNING="none"
+if [[ -z "${NO_PIN:-}" ]] && command -v taskset >/dev/null && (( $(nproc) >= 2 )); then
+  PIN_PROXY=(taskset -c 0)
+  PIN_CLIENT=(taskset -c 1)
+  PINNING="proxy under test on CPU 0; wrk and upstream on CPU 1 (taskset)"
+fi
+
+# --- helpers ------------------------------------------------------------------------------------
+USED_PORTS=" "
+free_port() {
+  local port
+  for _ in $(seq 200); do
+    port=$(( 20000 + RANDOM % 40000 ))
+    [[ "$USED_PORTS" == *" $port "* ]] && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      USED_PORTS+="$port "
+      echo "$port"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+# wait_http NAME PID URL: waits up to 30 s for URL to answer at all.
+wait_http() {
+  local name=$1 pid=$2 url=$3
+  for _ in $(seq 300); do
+    kill -0 "$pid" 2>/dev/null || die "$name exited during start-up"
+    if curl -s -o /dev/null --max-time 1 "$url"; then return 0; fi
+    sleep 0.1
+  done
+  die "$name did not answer at $url within 30 s"
+}
+
+nginx_conf() { # nginx_conf NAME HTTP-BLOCK-BODY
+  local name=$1 body=$2 dir="$WORK/$1"
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $dir/nginx.pid;
+error_log $WORK/$name.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/client_body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  keepalive_requests 1000000;
+$body
+}
+EOF
+  echo "$dir/nginx.conf"
+}
+
+# run_wrk NAME URL [HEADER]: prints "req/s p50 p99" for one measured run.
+run_wrk() {
+  local name=$1 url=$2 header=${3:-}
+  local args=(-t"$WRK_THREADS" -c"$CONNECTIONS" --latency)
+  [[ -n "$header" ]] && args+=(-H "$header")
+  if [[ "$WARMUP" != "0" && "$WARMUP" != "0s" ]]; then
+    "${PIN_CLIENT[@]}" wrk "${args[@]}" -d"$WARMUP" "$url" >"$WORK/wrk-$name-warmup.out" 2>&1 \
+      || die "wrk warm-up against $name failed: $(cat "$WORK/wrk-$name-warmup.out")"
+  fi
+  log "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency against $name ($url)"
+  "${PIN_CLIENT[@]}" wrk "${args[@]}" -d"$DURATION" "$url" >"$WORK/wrk-$name.out" 2>&1 \
+    || die "wrk against $name failed: $(cat "$WORK/wrk-$name.out")"
+  sed 's/^/    /' "$WORK/wrk-$name.out" >&2
+  local out="$WORK/wrk-$name.out"
+  if grep -q 'Non-2xx or 3xx responses' "$out"; then
+    die "$name answered non-2xx/3xx responses under load; the numbers would not measure the proxy path"
+  fi
+  local rps p50 p99
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+  p50=$(awk '$1 == "50%" {print $2}' "$out")
+  p99=$(awk '$1 == "99%" {print $2}' "$out")
+  [[ -n "$rps" && -n "$p50" && -n "$p99" ]] || die "could not parse wrk output for $name"
+  echo "$rps $p50 $p99"
+}
+
+# --- build --------------------------------------------------------------------------------------
+if [[ -n "${MENSHEN_BIN:-}" ]]; then
+  [[ -x "$MENSHEN_BIN" ]] || die "MENSHEN_BIN=$MENSHEN_BIN is not executable"
+  MENSHEN_KIND="MENSHEN_BIN=$MENSHEN_BIN"
+else
+  log "cargo build --release -p menshen"
+  cargo build --release -p menshen
+  MENSHEN_BIN="$REPO/target/release/menshen"
+  MENSHEN_KIND="release build (target/release/menshen)"
+fi
+
+redis-cli -u "$REDIS_URL" ping 2>/dev/null | grep -q PONG || die "Redis at $REDIS_URL does not answer PING"
+
+UP_PORT=$(free_port)
+NGX_PORT=$(free_port)
+MEN_PORT=$(free_port)
+
+# --- upstream -----------------------------------------------------------------------------------
+conf=$(nginx_conf upstream "
+  server {
+    listen 127.0.0.1:$UP_PORT reuseport backlog=4096;
+    location / { default_type text/plain; return 200 \"ok\\n\"; }
+  }")
+"${PIN_CLIENT[@]}" "$NGINX" -p "$WORK/upstream" -e "$WORK/upstream.log" -c "$conf" &
+PIDS+=($!)
+wait_http upstream "${PIDS[-1]}" "http://127.0.0.1:$UP_PORT/"
+[[ $(curl -s "http://127.0.0.1:$UP_PORT/") == ok ]] || die "upstream does not answer ok"
+log "upstream nginx on 127.0.0.1:$UP_PORT"
+
+# --- nginx reverse proxy ------------------------------------------------------------------------
+conf=$(nginx_conf nginx-proxy "
+  upstream backend {
+    server 127.0.0.1:$UP_PORT;
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:$NGX_PORT backlog=4096;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_set_header Host \$host;
+    }
+  }")
+"${PIN_PROXY[@]}" "$NGINX" -p "$WORK/nginx-proxy" -e "$WORK/nginx-proxy.log" -c "$conf" &
+PIDS+=($!)
+wait_http "nginx proxy" "${PIDS[-1]}" "http://127.0.0.1:$NGX_PORT/"
+[[ $(curl -s "http://127.0.0.1:$NGX_PORT/") == ok ]] || die "nginx proxy does not pass the upstream's answer"
+log "nginx reverse proxy on 127.0.0.1:$NGX_PORT"
+
+# --- menshen ------------------------------------------------------------------------------------
+MEN_CONF="$WORK/menshen.toml"
+cat >"$MEN_CONF" <<EOF
+# Generated by benches/load.sh
+[server]
+threads = 1
+
+[[listen]]
+address = "127.0.0.1:$MEN_PORT"
+
+[session]
+insecure_dev_cookie = true
+
+[store]
+redis = "$REDIS_URL"
+redis_prefix = "$REDIS_PREFIX"
+database = "sqlite://$WORK/menshen.db"
+
+[[site]]
+name = "bench"
+hosts = ["127.0.0.1"]
+upstreams = ["127.0.0.1:$UP_PORT"]
+default_access = "authenticated"
+EOF
+"$MENSHEN_BIN" check-config "$MEN_CONF" >"$WORK/check-config.log" 2>&1 \
+  || die "menshen check-config failed: $(cat "$WORK/check-config.log")"
+
+PASSWORD="Pw-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+printf '%s\n' "$PASSWORD" | "$MENSHEN_BIN" account --config "$MEN_CONF" \
+  add bench --display-name Bench --school 1 --roles staff --password-stdin >"$WORK/account.log" 2>&1 \
+  || die "menshen account add failed: $(cat "$WORK/account.log")"
+
+MENSHEN_LOG=${MENSHEN_LOG:-warn} "${PIN_PROXY[@]}" "$MENSHEN_BIN" run --config "$MEN_CONF" \
+  >"$WORK/menshen.log" 2>&1 &
+PIDS+=($!)
+MEN_PID=${PIDS[-1]}
+MEN="http://127.0.0.1:$MEN_PORT"
+wait_http menshen "$MEN_PID" "$MEN/.menshen/login"
+log "menshen on 127.0.0.1:$MEN_PORT (threads = 1, sessions in Redis under ${REDIS_PREFIX})"
+
+# Log in as a browser would: the login page sets the menshen-csrf cookie and carries the csrf
+# token in a hidden field; the POST answers with the session cookie.
+JAR="$WORK/cookies.txt"
+curl -sS -c "$JAR" -H 'Accept: text/html' "$MEN/.menshen/login?rd=%2F" -o "$WORK/login.html"
+CSRF=$(sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' "$WORK/login.html" | head -n1)
+[[ -n "$CSRF" ]] || die "no csrf field on the login page"
+grep -q 'menshen-csrf' "$JAR" || die "the login page set no menshen-csrf cookie"
+status=$(curl -sS -b "$JAR" -D "$WORK/login-headers.txt" -o /dev/null -w '%{http_code}' \
+  -H 'Accept: text/html' \
+  --data-urlencode "username=bench" --data-urlencode "password=$PASSWORD" \
+  --data-urlencode "csrf=$CSRF" --data-urlencode "rd=/" "$MEN/.menshen/login")
+SESSION=$(tr -d '\r' <"$WORK/login-headers.txt" \
+  | sed -n 's/^[Ss]et-[Cc]ookie: menshen=\([^;]*\).*/\1/p' | head -n1)
+[[ -n "$SESSION" ]] || die "login answered $status without a menshen session cookie: $(cat "$WORK/login-headers.txt")"
+log "logged in as bench (login answered $status)"
+
+anon=$(curl -s -o /dev/null -w '%{http_code}' "$MEN/")
+[[ "$anon" != 200 ]] || die "menshen let an anonymous request through; the bench would not measure sessions"
+body=$(curl -sS -H "Cookie: menshen=$SESSION" -w '%{http_code}' "$MEN/")
+[[ "$body" == $'ok\n200' ]] || die "authenticated GET through menshen did not return the upstream's 200 ok (got: $body)"
+log "authenticated GET through menshen returns the upstream's 200; anonymous gets $anon"
+
+# --- measure ------------------------------------------------------------------------------------
+result=$(run_wrk nginx "http://127.0.0.1:$NGX_PORT/")
+read -r NGX_RPS NGX_P50 NGX_P99 <<<"$result"
+result=$(run_wrk menshen "$MEN/" "Cookie: menshen=$SESSION")
+read -r MEN_RPS MEN_P50 MEN_P99 <<<"$result"
+
+# The session must still be valid after the run, or menshen was answering something else.
+after=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: menshen=$SESSION" "$MEN/")
+[[ "$after" == 200 ]] || die "session no longer valid after the run (got $after)"
+kill -0 "$MEN_PID" 2>/dev/null || die "menshen died during the run"
+
+RATIO=$(awk -v m="$MEN_RPS" -v n="$NGX_RPS" 'BEGIN { printf "%.2f", (n > 0 ? m / n : 0) }')
+
+echo
+echo "Load bench: GET / -> upstream 'ok' (nginx return 200), loopback, $(nproc) CPUs"
+if [[ "$WARMUP" == "0" || "$WARMUP" == "0s" ]]; then warm="no warm-up"; else warm="after a $WARMUP warm-up run"; fi
+echo "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency ($warm); pinning: $PINNING"
+echo "nginx: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), worker_processes 1, keepalive upstream pool (64), access_log off"
+echo "menshen: $MENSHEN_KIND, [server] threads = 1, Redis sessions, authenticated session cookie on every request"
+echo
+printf '%-10s %12s %10s %10s\n' proxy req/s p50 p99
+printf '%-10s %12s %10s %10s\n' nginx "$NGX_RPS" "$NGX_P50" "$NGX_P99"
+printf '%-10s %12s %10s %10s\n' menshen "$MEN_RPS" "$MEN_P50" "$MEN_P99"
+echo
+echo "menshen/nginx req/s ratio: $RATIO"

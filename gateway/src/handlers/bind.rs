@@ -1,0 +1,271 @@
+//! Binding second factors: `GET /.menshen/bind` (the manual's table of methods) and
+//! `GET/POST /.menshen/bind/otp`.
+//!
+//! Reachable by a session that must bind (forced, after a password) or by a fully
+//! authenticated one (adding or changing a method); never by a password alone when the
+//! account already has a second factor (the login flow sends those to the OTP step).
+//!
+//! Each view of the OTP page makes a fresh 160-bit secret, kept server-side for this view only
+//! (a short lifetime, tied to the session, a few tries); the QR code is drawn here. A correct
+//! code stores the secret sealed at rest, logs the change, ends every session of the account,
+//! and sends the user to log in again with the new method, as the manual says.
+
+use std::time::Duration;
+
+use menshen_otp::totp::{self, Secret};
+use menshen_pages::{BindOtpMessage, BindOtpPage, BindPage, CertificateRow, ErrorKind};
+use menshen_policies::factors::may_bind_certificate;
+use pingora::proxy::Session;
+use serde::{Deserialize, Serialize};
+
+use super::{Request, activity, csrf_matches, session_of};
+use crate::clock;
+use crate::cookies;
+use crate::respond::Reply;
+use crate::sessions::{SessionData, Stage, store_key};
+
+/// How long one page view's secret waits for its code, and how many wrong codes it takes.
+const VIEW_LIFETIME: Duration = Duration::from_secs(600);
+const VIEW_TRIES: u32 = 5;
+
+/// A page view's secret, held server-side.
+#[derive(Serialize, Deserialize)]
+struct PendingOtp {
+    /// The session (hashed id) that saw this view: another browser cannot use it.
+    session: String,
+    account_id: String,
+    secret_b32: String,
+    tries: u32,
+}
+
+fn pending_key(bind_id: &str) -> String {
+    format!("bind:{bind_id}")
+}
+
+/// The session allowed on binding pages, or where to send the browser instead.
+async fn binding_session(req: &Request<'_>) -> Result<(String, SessionData), Reply> {
+    let (id, s) = session_of(req, Reply::redirect(302, "/.menshen/login")).await?;
+    match s.stage {
+        Stage::MustBind | Stage::Authenticated => Ok((id, s)),
+        Stage::NeedsSecondFactor => Err(Reply::redirect(302, "/.menshen/otp")),
+    }
+}
+
+pub async fn page(req: &Request<'_>) -> Reply {
+    let (_, s) = match binding_session(req).await {
+        Ok(x) => x,
+        Err(reply) => return reply,
+    };
+    let account = match req.state.accounts().await {
+        Ok(store) => match store.find_by_id(&s.account_id).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return Reply::redirect(302, "/.menshen/login"),
+            Err(_) => return super::unavailable(req.lang),
+        },
+        Err(_) => return super::unavailable(req.lang),
+    };
+    let certificate = if may_bind_certificate(account.is_aa()) {
+        CertificateRow::NotYetAvailable
+    } else {
+        CertificateRow::NotForAa
+    };
+    let html = menshen_pages::render_bind(&BindPage {
+        lang: req.lang,
+        display_name: &s.display_name,
+        csrf: &s.csrf,
+        otp_bound: account.otp_bound,
+        certificate,
+        forced: s.stage == Stage::MustBind,
+    });
+    Reply::html(200, html)
+}
+
+/// `/.menshen/bind/certificate`: AA accounts are refused; the staff flow is not built yet.
+pub async fn certificate(req: &Request<'_>) -> Reply {
+    let (_, s) = match binding_session(req).await {
+        Ok(x) => x,
+        Err(reply) => return reply,
+    };
+    if s.roles.iter().any(|r| r == "aa") {
+        return Reply::error(
+            req.lang,
+            ErrorKind::Forbidden,
+            Some("學校管理者(AA帳號)僅提供 OTP 驗證綁定 / AA accounts can bind OTP only"),
+        );
+    }
+    Reply::redirect(302, "/.menshen/bind")
+}
+
+fn render_otp(
+    req: &Request<'_>,
+    status: u16,
+    s: &SessionData,
+    bind_id: &str,
+    secret: &Secret,
+    message: Option<BindOtpMessage>,
+) -> Reply {
+    let issuer = &req.state.config.otp.issuer;
+    let uri = totp::otpauth_uri(secret, issuer, &s.login_name);
+    let Ok(qr) = menshen_otp::qr::svg_data_uri(&uri) else {
+        return Reply::error(
+            req.lang,
+            ErrorKind::BadRequest,
+            Some("the login name is too long for a QR code"),
+        );
+    };
+    let html = menshen_pages::render_bind_otp(&BindOtpPage {
+        lang: req.lang,
+        csrf: &s.csrf,
+        bind_id,
+        qr_data_uri: &qr,
+        secret_grouped: &secret.to_base32_grouped(),
+        issuer,
+        account: &s.login_name,
+        message,
+    });
+    Reply::html(status, html)
+}
+
+/// A fresh secret for a new page view.
+async fn new_view(
+    req: &Request<'_>,
+    id: &str,
+    s: &SessionData,
+    status: u16,
+    message: Option<BindOtpMessage>,
+) -> Reply {
+    let secret = Secret::generate();
+    let bind_id = crate::random::token();
+    let pending = PendingOtp {
+        session: store_key(id),
+        account_id: s.account_id.clone(),
+        secret_b32: secret.to_base32(),
+        tries: 0,
+    };
+    let Ok(json) = serde_json::to_vec(&pending) else {
+        return super::unavailable(req.lang);
+    };
+    if req
+        .state
+        .volatile
+        .put(&pending_key(&bind_id), &json, VIEW_LIFETIME)
+        .await
+        .is_err()
+    {
+        return super::unavailable(req.lang);
+    }
+    render_otp(req, status, s, &bind_id, &secret, message)
+}
+
+pub async fn otp_get(req: &Request<'_>) -> Reply {
+    match binding_session(req).await {
+        Ok((id, s)) => new_view(req, &id, &s, 200, None).await,
+        Err(reply) => reply,
+    }
+}
+
+pub async fn otp_post(session: &mut Session, req: &Request<'_>) -> Reply {
+    let form = match super::read_form(session, req.lang).await {
+        Ok(f) => f,
+        Err(reply) => return reply,
+    };
+    let (id, s) = match binding_session(req).await {
+        Ok(x) => x,
+        Err(reply) => return reply,
+    };
+    if !csrf_matches(&form, &s) {
+        return Reply::error(
+            req.lang,
+            ErrorKind::Forbidden,
+            Some("the form has expired; please try again"),
+        );
+    }
+    let bind_id = form.get("bind_id").unwrap_or("");
+    if !crate::random::is_token(bind_id) {
+        return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired)).await;
+    }
+    let key = pending_key(bind_id);
+    let pending: Option<PendingOtp> = match req.state.volatile.get(&key).await {
+        Ok(raw) => raw.and_then(|b| serde_json::from_slice(&b).ok()),
+        Err(_) => return super::unavailable(req.lang),
+    };
+    let Some(mut pending) =
+        pending.filter(|p| p.session == store_key(&id) && p.account_id == s.account_id)
+    else {
+        return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired)).await;
+    };
+    let Some(secret) = Secret::from_base32(&pending.secret_b32) else {
+        return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired)).await;
+    };
+    let now = clock::now_secs();
+    let Some(step) = totp::matching_step(&secret, form.get("code").unwrap_or(""), now) else {
+        pending.tries += 1;
+        activity(
+            req,
+            None,
+            &s.login_name,
+            "bind",
+            "otp",
+            "failure",
+            "wrong code",
+        )
+        .await;
+        if pending.tries >= VIEW_TRIES {
+            let _ = req.state.volatile.delete(&[key]).await;
+            return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired)).await;
+        }
+        if let Ok(json) = serde_json::to_vec(&pending)
+            && req
+                .state
+                .volatile
+                .put(&key, &json, VIEW_LIFETIME)
+                .await
+                .is_err()
+        {
+            return super::unavailable(req.lang);
+        }
+        return render_otp(
+            req,
+            401,
+            &s,
+            bind_id,
+            &secret,
+            Some(BindOtpMessage::WrongCode),
+        );
+    };
+    // Single use: of two racing submits of this view, only the one that takes it binds.
+    match req.state.volatile.take(&key).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired)).await,
+        Err(_) => return super::unavailable(req.lang),
+    }
+    let sealed = req
+        .state
+        .keyring
+        .seal(secret.as_bytes(), s.account_id.as_bytes());
+    let store = match req.state.accounts().await {
+        Ok(store) => store,
+        Err(_) => return super::unavailable(req.lang),
+    };
+    if store
+        .bind_otp(&s.account_id, &sealed, step as i64, now as i64)
+        .await
+        .is_err()
+    {
+        return super::unavailable(req.lang);
+    }
+    activity(req, None, &s.login_name, "bind", "otp", "success", "").await;
+    // All the account's sessions end; the user logs in again with the new method.
+    if req
+        .state
+        .sessions
+        .destroy_account(&s.account_id)
+        .await
+        .is_err()
+    {
+        return super::unavailable(req.lang);
+    }
+    tracing::info!(user = %s.login_name, "OTP bound");
+    Reply::redirect(303, "/.menshen/login?bound=1")
+        .with_cookie(cookies::clear(req.names.session, req.names))
+}

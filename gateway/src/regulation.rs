@@ -1,0 +1,277 @@
+//! Regulation: suspensions after repeated failures and the per-address throttle.
+//!
+//! Counters are per canonical login name (case and surrounding spaces folded) and kept for
+//! names that do not exist too, so the answer never tells whether an account exists. They live
+//! in the volatile store (Redis: shared by every instance, counted atomically). The decision of
+//! what a stored suspension means is `menshen_policies::lockout`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use menshen_config::LockoutConfig;
+use menshen_policies::lockout::{LockState, LockoutPolicy, Suspension, state};
+use sha2::{Digest, Sha256};
+
+use crate::sessions::StoreError;
+use crate::volatile::Volatile;
+
+/// Which kind of failure is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    Password,
+    Otp,
+}
+
+impl Counted {
+    fn word(self) -> &'static str {
+        match self {
+            Counted::Password => "pw",
+            Counted::Otp => "otp",
+        }
+    }
+}
+
+/// How a counted failure ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// Still open; this many consecutive failures so far.
+    Counted(u32),
+    /// This failure suspended the account until then.
+    Suspended { until: u64 },
+}
+
+/// Failed attempts from one address are remembered this long (for the captcha's
+/// `after_failure` mode).
+const ADDRESS_FAILURE_MEMORY: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Clone)]
+pub struct Regulation {
+    volatile: Arc<dyn Volatile>,
+    config: LockoutConfig,
+}
+
+fn name_hash(login_name: &str) -> String {
+    let canonical = menshen_policies::canonical_login_name(login_name);
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+impl Regulation {
+    pub fn new(volatile: Arc<dyn Volatile>, config: LockoutConfig) -> Self {
+        Regulation { volatile, config }
+    }
+
+    fn policy(&self, kind: Counted) -> LockoutPolicy {
+        LockoutPolicy {
+            threshold: match kind {
+                Counted::Password => self.config.password_failures,
+                Counted::Otp => self.config.otp_failures,
+            },
+            duration_secs: self.config.duration.as_secs(),
+        }
+    }
+
+    fn keys(kind: Counted, login_name: &str) -> (String, String) {
+        let h = name_hash(login_name);
+        (
+            format!("lc:{}:{h}", kind.word()),
+            format!("lk:{}:{h}", kind.word()),
+        )
+    }
+
+    /// Whether `login_name` may try `kind` now.
+    pub async fn state(
+        &self,
+        kind: Counted,
+        login_name: &str,
+        unlocked_at: u64,
+        now: u64,
+    ) -> Result<LockState, StoreError> {
+        let (counter, lock) = Self::keys(kind, login_name);
+        let stored = self.volatile.get(&lock).await?;
+        let suspension = stored.as_deref().and_then(Suspension::decode);
+        let result = state(suspension, unlocked_at, now);
+        if result == LockState::Open && suspension.is_some_and(|s| s.until > now) {
+            // Lifted by an operator: forget it, and the failures before it.
+            self.volatile.delete(&[counter, lock]).await?;
+        }
+        Ok(result)
+    }
+
+    pub async fn failure(
+        &self,
+        kind: Counted,
+        login_name: &str,
+        now: u64,
+    ) -> Result<FailureOutcome, StoreError> {
+        let policy = self.policy(kind);
+        let (counter, lock) = Self::keys(kind, login_name);
+        let suspension = Suspension::starting(now, &policy);
+        let count = self
+            .volatile
+            .record_failure(
+                &counter,
+                &lock,
+                policy.threshold,
+                self.config.duration,
+                self.config.duration,
+                suspension.encode().as_bytes(),
+            )
+            .await?;
+        Ok(if count.locked {
+            FailureOutcome::Suspended {
+                until: suspension.until,
+            }
+        } else {
+            FailureOutcome::Counted(count.count)
+        })
+    }
+
+    /// A success resets the consecutive count.
+    pub async fn success(&self, kind: Counted, login_name: &str) -> Result<(), StoreError> {
+        let (counter, _) = Self::keys(kind, login_name);
+        self.volatile.delete(&[counter]).await
+    }
+
+    /// Lifts every suspension and count of a name (`menshen account unlock`).
+    pub async fn unlock(&self, login_name: &str) -> Result<(), StoreError> {
+        let (c1, l1) = Self::keys(Counted::Password, login_name);
+        let (c2, l2) = Self::keys(Counted::Otp, login_name);
+        self.volatile.delete(&[c1, l1, c2, l2]).await
+    }
+
+    fn throttled_address(&self, ip: Option<IpAddr>) -> Option<IpAddr> {
+        let ip = ip?;
+        let trusted = self.config.trusted_networks.iter().any(|n| n.contains(ip));
+        (!trusted && self.config.ip_attempts_per_minute > 0).then_some(ip)
+    }
+
+    /// Counts one login attempt from `ip`; false when the address is over its limit.
+    pub async fn admit(&self, ip: Option<IpAddr>) -> Result<bool, StoreError> {
+        let Some(ip) = self.throttled_address(ip) else {
+            return Ok(true);
+        };
+        let n = self
+            .volatile
+            .hit(&format!("ip:{ip}"), Duration::from_secs(60))
+            .await?;
+        Ok(n <= u64::from(self.config.ip_attempts_per_minute))
+    }
+
+    /// Remembers that a login from `ip` failed (the captcha's `after_failure` mode).
+    pub async fn note_address_failure(&self, ip: Option<IpAddr>) -> Result<(), StoreError> {
+        if let Some(ip) = ip {
+            self.volatile
+                .hit(&format!("ipf:{ip}"), ADDRESS_FAILURE_MEMORY)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn address_has_failed(&self, ip: Option<IpAddr>) -> Result<bool, StoreError> {
+        match ip {
+            Some(ip) => Ok(self.volatile.get(&format!("ipf:{ip}")).await?.is_some()),
+            None => Ok(true),
+        }
+    }
+}
+
+/// "HH:MM" in Taiwan time (UTC+8, no daylight saving), for "try again after …".
+pub fn taipei_clock(unix_secs: u64) -> String {
+    let local = unix_secs + 8 * 3600;
+    let minutes = (local % 86_400) / 60;
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volatile::memory::MemoryVolatile;
+
+    fn regulation() -> Regulation {
+        Regulation::new(
+            Arc::new(MemoryVolatile::new()),
+            LockoutConfig {
+                password_failures: 3,
+                otp_failures: 3,
+                duration: Duration::from_secs(900),
+                ip_attempts_per_minute: 2,
+                trusted_networks: vec![menshen_config::Network {
+                    address: IpAddr::from([10, 0, 0, 0]),
+                    prefix: 8,
+                }],
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn three_failures_suspend_and_names_are_folded() -> Result<(), StoreError> {
+        let r = regulation();
+        assert_eq!(
+            r.failure(Counted::Password, "Teacher", 100).await?,
+            FailureOutcome::Counted(1)
+        );
+        assert_eq!(
+            r.failure(Counted::Password, " teacher ", 100).await?,
+            FailureOutcome::Counted(2)
+        );
+        assert_eq!(
+            r.failure(Counted::Password, "TEACHER", 100).await?,
+            FailureOutcome::Suspended { until: 1000 }
+        );
+        assert_eq!(
+            r.state(Counted::Password, "teacher", 0, 500).await?,
+            LockState::Suspended { until: 1000 }
+        );
+        assert_eq!(
+            r.state(Counted::Otp, "teacher", 0, 500).await?,
+            LockState::Open
+        );
+        assert_eq!(
+            r.state(Counted::Password, "teacher", 0, 1000).await?,
+            LockState::Open
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn success_resets_the_count_and_unlock_lifts() -> Result<(), StoreError> {
+        let r = regulation();
+        r.failure(Counted::Otp, "a", 1).await?;
+        r.failure(Counted::Otp, "a", 1).await?;
+        r.success(Counted::Otp, "a").await?;
+        assert_eq!(
+            r.failure(Counted::Otp, "a", 1).await?,
+            FailureOutcome::Counted(1)
+        );
+        r.failure(Counted::Otp, "a", 1).await?;
+        r.failure(Counted::Otp, "a", 1).await?;
+        assert!(matches!(
+            r.state(Counted::Otp, "a", 0, 2).await?,
+            LockState::Suspended { .. }
+        ));
+        // An unlock recorded after the suspension began lifts it.
+        assert_eq!(r.state(Counted::Otp, "a", 5, 6).await?, LockState::Open);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn throttle_spares_trusted_networks() -> Result<(), StoreError> {
+        let r = regulation();
+        let outside = Some(IpAddr::from([192, 0, 2, 1]));
+        assert!(r.admit(outside).await?);
+        assert!(r.admit(outside).await?);
+        assert!(!r.admit(outside).await?);
+        let inside = Some(IpAddr::from([10, 1, 2, 3]));
+        for _ in 0..5 {
+            assert!(r.admit(inside).await?);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn taipei_time() {
+        // 2026-01-01T00:00:00Z is 08:00 in Taipei.
+        assert_eq!(taipei_clock(1_767_225_600), "08:00");
+    }
+}
