@@ -220,6 +220,26 @@ access = "deny"
         }
     }
 
+    /// Runs one SQL query against this gateway's database with the real client (`sqlite3` or
+    /// `psql`) and returns its output, rows separated by newlines, columns by `|`.
+    pub fn sql(&self, query: &str) -> String {
+        let url = &self._db.url;
+        let out = if let Some(path) = url.strip_prefix("sqlite://") {
+            Command::new("sqlite3").arg(path).arg(query).output()
+        } else {
+            Command::new("psql")
+                .args(["-qtA", url, "-c", query])
+                .output()
+        }
+        .expect("sqlite3/psql must be installed (scripts/setup installs them)");
+        assert!(
+            out.status.success(),
+            "sql {query:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// The gateway's log so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
