@@ -297,6 +297,46 @@ access = "deny"
         );
     }
 
+    /// Starts another `menshen run` with this gateway's config file (as it is on disk now) on
+    /// a port of its own: a second instance sharing the same database and Redis prefix.
+    pub async fn sibling(&self) -> Sibling {
+        let port = free_port();
+        let config = std::fs::read_to_string(&self.config_path).expect("config");
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("sibling.toml");
+        std::fs::write(
+            &path,
+            config.replace(
+                &format!("127.0.0.1:{}", self.port),
+                &format!("127.0.0.1:{port}"),
+            ),
+        )
+        .expect("write");
+        let child = Command::new(menshen_bin())
+            .args(["run", "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sibling");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the second instance did not listen"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Sibling {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
     /// Stops the process (as a crash would).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -309,6 +349,26 @@ access = "deny"
 impl Drop for Gateway {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A second gateway instance; stopped when dropped.
+pub struct Sibling {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Sibling {
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Sibling {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

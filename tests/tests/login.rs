@@ -350,34 +350,10 @@ async fn two_instances_share_sessions_through_redis_and_postgres() {
     )
     .await;
     // The second instance uses the first one's database and Redis prefix.
-    let config = std::fs::read_to_string(&a.config_path).expect("config");
-    let port_b = menshen_tests::free_port();
-    let config_b = config.replace(
-        &format!("127.0.0.1:{}", a.port),
-        &format!("127.0.0.1:{port_b}"),
-    );
-    let dir = tempfile::tempdir().expect("dir");
-    let path_b = dir.path().join("b.toml");
-    std::fs::write(&path_b, config_b).expect("write");
-    let mut child = std::process::Command::new(menshen_tests::menshen_bin())
-        .args(["run", "--config"])
-        .arg(&path_b)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start b");
-    menshen_tests::eventually(
-        std::time::Duration::from_secs(20),
-        "instance b listens",
-        || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port_b))
-                .await
-                .is_ok()
-        },
-    )
-    .await;
+    let b = a.sibling().await;
     let mut on_a = Browser::new(&a.base());
     assert_eq!(on_a.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
-    let mut on_b = Browser::new(&format!("http://127.0.0.1:{port_b}"));
+    let mut on_b = Browser::new(&b.base());
     on_b.cookies = on_a.cookies.clone();
     let page = on_b
         .request(
@@ -401,6 +377,4 @@ async fn two_instances_share_sessions_through_redis_and_postgres() {
         303
     );
     assert_eq!(on_a.get("/x").await.status, 302);
-    let _ = child.kill();
-    let _ = child.wait();
 }

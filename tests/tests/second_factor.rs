@@ -234,39 +234,12 @@ async fn two_concurrent_submits_of_one_code_on_two_instances_give_one_success() 
         &[STAFF],
     )
     .await;
-    let port_b = menshen_tests::free_port();
-    let config = std::fs::read_to_string(&a.config_path).expect("config");
-    let dir = tempfile::tempdir().expect("dir");
-    let path_b = dir.path().join("b.toml");
-    std::fs::write(
-        &path_b,
-        config.replace(
-            &format!("127.0.0.1:{}", a.port),
-            &format!("127.0.0.1:{port_b}"),
-        ),
-    )
-    .expect("write");
-    let mut child = std::process::Command::new(menshen_tests::menshen_bin())
-        .args(["run", "--config"])
-        .arg(&path_b)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start b");
-    menshen_tests::eventually(
-        Duration::from_secs(20),
-        "instance b listens",
-        || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port_b))
-                .await
-                .is_ok()
-        },
-    )
-    .await;
+    let b = a.sibling().await;
     let secret = Browser::new(&a.base()).bind_otp(STAFF.0, STAFF.2).await;
     // Two browsers at the OTP step, one on each instance, with the same code.
     let mut on_a = Browser::new(&a.base());
     on_a.login(STAFF.0, STAFF.2, "/").await;
-    let mut on_b = Browser::new(&format!("http://127.0.0.1:{port_b}"));
+    let mut on_b = Browser::new(&b.base());
     on_b.login(STAFF.0, STAFF.2, "/").await;
     let csrf_a = on_a.get("/.menshen/otp").await.csrf();
     let csrf_b = on_b.get("/.menshen/otp").await.csrf();
@@ -279,8 +252,6 @@ async fn two_concurrent_submits_of_one_code_on_two_instances_give_one_success() 
     );
     let successes = [ra.status, rb.status].iter().filter(|s| **s == 303).count();
     assert_eq!(successes, 1, "statuses {} and {}", ra.status, rb.status);
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[tokio::test]
@@ -296,35 +267,8 @@ async fn three_wrong_passwords_suspend_the_account_across_instances() {
         &[STAFF],
     )
     .await;
-    let port_b = menshen_tests::free_port();
-    let config = std::fs::read_to_string(&a.config_path).expect("config");
-    let dir = tempfile::tempdir().expect("dir");
-    let path_b = dir.path().join("b.toml");
-    std::fs::write(
-        &path_b,
-        config.replace(
-            &format!("127.0.0.1:{}", a.port),
-            &format!("127.0.0.1:{port_b}"),
-        ),
-    )
-    .expect("write");
-    let mut child = std::process::Command::new(menshen_tests::menshen_bin())
-        .args(["run", "--config"])
-        .arg(&path_b)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start b");
-    let base_b = format!("http://127.0.0.1:{port_b}");
-    menshen_tests::eventually(
-        Duration::from_secs(20),
-        "instance b listens",
-        || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port_b))
-                .await
-                .is_ok()
-        },
-    )
-    .await;
+    let b = a.sibling().await;
+    let base_b = b.base();
     // Names fold case and spaces: three spellings, two instances, one count.
     assert_eq!(
         Browser::new(&a.base())
@@ -366,8 +310,6 @@ async fn three_wrong_passwords_suspend_the_account_across_instances() {
     let page = Browser::new(&base_b).login(STAFF.0, STAFF.2, "/").await;
     assert_eq!(page.location(), Some("/.menshen/bind"));
     assert!(a.sql("SELECT event FROM activity").contains("unlock"));
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[tokio::test]
@@ -657,4 +599,52 @@ async fn the_support_desk_reset_makes_the_next_login_bind_again() {
     assert_eq!(b.get("/x").await.status, 302, "its sessions ended");
     let page = Browser::new(&gw.base()).login(STAFF.0, STAFF.2, "/").await;
     assert_eq!(page.location(), Some("/.menshen/bind"));
+}
+
+#[tokio::test]
+async fn otp_keys_can_be_rotated() {
+    let (_up, gw) = start(Options::default()).await;
+    let secret = Browser::new(&gw.base()).bind_otp(STAFF.0, STAFF.2).await;
+    assert!(
+        gw.sql("SELECT sealed_secret FROM otp_bindings")
+            .starts_with("v1.test.")
+    );
+    // A new key goes first; the old one stays until everything is re-sealed.
+    let new = menshen_tests::gateway::cli_with_stdin(&["keys", "generate", "k2026"], None);
+    assert!(new.status.success());
+    let entry = String::from_utf8_lossy(&new.stdout).trim().to_string();
+    assert!(entry.starts_with("k2026:"), "{entry}");
+    let config = std::fs::read_to_string(&gw.config_path).expect("config");
+    let old = menshen_tests::gateway::OTP_KEYS;
+    std::fs::write(
+        &gw.config_path,
+        config.replace(old, &format!("{entry},{old}")),
+    )
+    .expect("write");
+    let out = menshen_tests::gateway::cli_with_stdin(
+        &[
+            "keys",
+            "reseal",
+            "--config",
+            gw.config_path.to_str().unwrap_or(""),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-sealed 1"));
+    assert!(
+        gw.sql("SELECT sealed_secret FROM otp_bindings")
+            .starts_with("v1.k2026.")
+    );
+    // Only the new key now: a gateway with it alone still opens the secret.
+    std::fs::write(&gw.config_path, config.replace(old, &entry)).expect("write");
+    let sibling = gw.sibling().await;
+    let page = Browser::new(&sibling.base())
+        .login_with_otp(STAFF.0, STAFF.2, "/", &secret)
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
 }
