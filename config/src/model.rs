@@ -26,6 +26,7 @@ pub struct Config {
     pub lockout: LockoutConfig,
     pub captcha: CaptchaMode,
     pub otp: OtpConfig,
+    pub oidc: Vec<OidcProvider>,
     /// Identity header names used for sites that do not override them.
     pub headers: HeaderNames,
     /// Protected sites; at least one, each host name in exactly one site.
@@ -215,4 +216,28 @@ pub struct OtpConfig {
     /// the first one sealing new values (rotation: put a new key first, keep the old ones
     /// until `menshen keys reseal` has run). Never logged.
     pub keys: String,
+}
+
+/// An OpenID Connect provider people may log in with after binding it (Google, the Ministry's
+/// education cloud 教育雲端帳號, ...).
+#[derive(Debug, Clone)]
+pub struct OidcProvider {
+    /// Used in paths (`/.menshen/oidc/{id}/start`) and in the auth-method header
+    /// (`oidc:{id}+otp`): lowercase letters, digits and '-'.
+    pub id: String,
+    /// Shown in settings and messages, e.g. "Google 帳號".
+    pub display_name: String,
+    /// The login page's button, e.g. "Google帳號登入".
+    pub button_label: String,
+    /// Discovery starts at `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// From the environment (`${GOOGLE_CLIENT_SECRET}`); never logged.
+    pub client_secret: String,
+    /// Always includes `openid`.
+    pub scopes: Vec<String>,
+    /// The ID-token claim shown for a bound external account; default "email".
+    pub claim: String,
+    /// Whether OTP must follow the provider's login (default true; the manual requires it).
+    pub require_otp: bool,
 }

@@ -12,18 +12,21 @@ use crate::random;
 pub struct CookieNames {
     pub session: &'static str,
     pub csrf: &'static str,
+    pub oidc: &'static str,
     pub secure: bool,
 }
 
 pub const TLS_NAMES: CookieNames = CookieNames {
     session: "__Host-menshen",
     csrf: "__Host-menshen-csrf",
+    oidc: "__Host-menshen-oidc",
     secure: true,
 };
 
 pub const DEV_NAMES: CookieNames = CookieNames {
     session: "menshen",
     csrf: "menshen-csrf",
+    oidc: "menshen-oidc",
     secure: false,
 };
 
@@ -54,6 +57,8 @@ impl TokenCookie {
 pub struct RequestCookies {
     pub session: TokenCookie,
     pub csrf: TokenCookie,
+    /// Binds a login at an OpenID provider to this browser.
+    pub oidc: TokenCookie,
     pub lang: Option<String>,
 }
 
@@ -72,6 +77,8 @@ pub fn parse<'a>(headers: impl Iterator<Item = &'a [u8]>, names: CookieNames) ->
                 out.session = classify(&out.session, value);
             } else if name == names.csrf {
                 out.csrf = classify(&out.csrf, value);
+            } else if name == names.oidc {
+                out.oidc = classify(&out.oidc, value);
             } else if name == LANG_COOKIE && value.len() <= 8 {
                 out.lang = Some(value.to_string());
             }
@@ -96,7 +103,11 @@ pub fn without_ours(value: &[u8], names: CookieNames) -> Option<String> {
         .map(str::trim)
         .filter(|pair| {
             let name = pair.split('=').next().unwrap_or("").trim();
-            !pair.is_empty() && name != names.session && name != names.csrf && name != LANG_COOKIE
+            !pair.is_empty()
+                && name != names.session
+                && name != names.csrf
+                && name != names.oidc
+                && name != LANG_COOKIE
         })
         .collect();
     (!kept.is_empty()).then(|| kept.join("; "))

@@ -29,6 +29,7 @@ pub mod forms;
 pub mod handlers;
 pub mod identity;
 pub mod metrics;
+pub mod oidc;
 pub mod passwords;
 pub mod proxy;
 pub mod random;

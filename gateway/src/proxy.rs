@@ -124,6 +124,7 @@ impl Gateway {
                 self.default_lang(),
             );
             let hreq = handlers::Request {
+                host: host_header(req),
                 user_agent: header_str(req, http::header::USER_AGENT)
                     .unwrap_or("")
                     .chars()
@@ -295,6 +296,16 @@ impl Gateway {
 
 fn header_str(req: &RequestHeader, name: http::header::HeaderName) -> Option<&str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The Host as sent (kept to characters a host can have).
+fn host_header(req: &RequestHeader) -> String {
+    header_str(req, http::header::HOST)
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("localhost")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(*c))
+        .collect()
 }
 
 fn host_without_port(req: &RequestHeader) -> String {

@@ -128,6 +128,9 @@ pub struct AppState {
     pub captchas: Captchas,
     /// Seals OTP secrets at rest.
     pub keyring: Keyring,
+    /// Configured OpenID Connect providers, with their cached discovery.
+    pub providers: Vec<Arc<crate::oidc::Provider>>,
+    pub http: crate::oidc::HttpClient,
     /// Connected lazily inside the proxy's runtime (Pingora has none before it starts).
     accounts: OnceCell<AccountStore>,
 }
@@ -152,6 +155,12 @@ impl AppState {
             captchas: Captchas::new(volatile.clone()),
             volatile,
             keyring,
+            providers: config
+                .oidc
+                .iter()
+                .map(|p| Arc::new(crate::oidc::Provider::new(p.clone())))
+                .collect(),
+            http: crate::oidc::HttpClient::new()?,
             router: Router::new(&sites),
             config,
             sessions,

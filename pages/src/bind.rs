@@ -34,12 +34,26 @@ pub enum CertificateRow<'a> {
     Bound,
 }
 
-/// What the template needs to know about the certificate row.
-struct CertificateView<'a> {
-    not_for_aa: bool,
-    bound: bool,
+/// What the templates (binding page, account settings tab) need to know about the
+/// certificate row.
+pub(crate) struct CertificateView<'a> {
+    pub(crate) not_for_aa: bool,
+    pub(crate) bound: bool,
     /// The bind link; `None` with `!not_for_aa && !bound` means "coming soon".
-    href: Option<&'a str>,
+    pub(crate) href: Option<&'a str>,
+}
+
+impl<'a> CertificateView<'a> {
+    pub(crate) fn new(row: CertificateRow<'a>) -> CertificateView<'a> {
+        CertificateView {
+            not_for_aa: row == CertificateRow::NotForAa,
+            bound: row == CertificateRow::Bound,
+            href: match row {
+                CertificateRow::Available { href } => Some(href),
+                _ => None,
+            },
+        }
+    }
 }
 
 #[derive(askama::Template)]
@@ -55,14 +69,7 @@ struct BindTemplate<'a> {
 /// Renders the binding page.
 pub fn render_bind(page: &BindPage) -> String {
     let t = page.lang.texts();
-    let cert = CertificateView {
-        not_for_aa: page.certificate == CertificateRow::NotForAa,
-        bound: page.certificate == CertificateRow::Bound,
-        href: match page.certificate {
-            CertificateRow::Available { href } => Some(href),
-            _ => None,
-        },
-    };
+    let cert = CertificateView::new(page.certificate);
     render_or_fallback(&BindTemplate {
         html_lang: page.lang.html_lang(),
         t,

@@ -1,20 +1,27 @@
 //! Menshen's own pages: the login page, the OTP step of signing in, the binding pages (choose a
-//! second factor, set up OTP), error pages, the signed-in landing page, the demo legacy app, their translations (zh-TW first, English second) and the embedded static assets.
+//! second factor, set up OTP), the account pages (profile, activity, sign-in settings), error
+//! pages (including OpenID Connect sign-in failures), the signed-in landing page, the demo legacy
+//! app, their translations (zh-TW first, English second) and the embedded static assets.
 //!
 //! Every page renders from a plain struct into a complete HTML5 document. User-supplied values
 //! are HTML-escaped by askama; no page contains inline scripts or inline styles, so all of them
 //! work under Menshen's strict Content-Security-Policy.
 
+mod account;
 mod assets;
 mod bind;
 mod demo;
 mod error;
 mod lang;
 mod login;
+mod oidc_error;
 mod otp;
 mod signed_in;
 mod texts;
 
+pub use account::{
+    AccountMessage, AccountPage, AccountTab, ActivityRow, ProviderRow, render_account,
+};
 pub use assets::{StaticAsset, static_asset};
 pub use bind::{
     BindOtpMessage, BindOtpPage, BindPage, CertificateRow, render_bind, render_bind_otp,
@@ -23,6 +30,7 @@ pub use demo::{DemoAppPage, render_demo_app};
 pub use error::{ErrorKind, ErrorPage, render_error};
 pub use lang::Lang;
 pub use login::{CaptchaField, LoginMessage, LoginPage, OtherMethod, render_login};
+pub use oidc_error::{OidcError, OidcErrorPage, render_oidc_error};
 pub use otp::{OtpMessage, OtpPage, render_otp};
 pub use signed_in::{SignedInPage, render_signed_in};
 pub use texts::{EN, Texts, ZH_TW};

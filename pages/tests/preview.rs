@@ -224,6 +224,212 @@ fn write_preview() {
             csrf: "abc",
         }),
     );
+    let roles = vec!["staff".to_owned(), "teacher".to_owned()];
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36";
+    let activity = [
+        ActivityRow {
+            when: "2026-11-24 14:05",
+            event: "login",
+            method: "password+otp",
+            outcome: "success",
+            client_ip: "203.0.113.7",
+            user_agent: chrome,
+        },
+        ActivityRow {
+            when: "2026-11-24 14:03",
+            event: "login",
+            method: "otp",
+            outcome: "failure",
+            client_ip: "203.0.113.7",
+            user_agent: chrome,
+        },
+        ActivityRow {
+            when: "2026-11-20 09:12",
+            event: "bind",
+            method: "oidc:google",
+            outcome: "success",
+            client_ip: "2001:db8:4:12::a7",
+            user_agent: "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+        },
+        ActivityRow {
+            when: "2026-11-18 16:40",
+            event: "lock",
+            method: "password",
+            outcome: "locked",
+            client_ip: "198.51.100.23",
+            user_agent: "Mozilla/5.0 (X11; Linux x86_64; rv:145.0) Gecko/20100101 Firefox/145.0",
+        },
+        ActivityRow {
+            when: "2026-11-18 17:00",
+            event: "unlock",
+            method: "cli",
+            outcome: "success",
+            client_ip: "",
+            user_agent: "",
+        },
+        ActivityRow {
+            when: "2026-11-01 08:30",
+            event: "login",
+            method: "password+captcha",
+            outcome: "throttled",
+            client_ip: "198.51.100.23",
+            user_agent: "python-requests/2.32.3 (some very long automated client identification string)",
+        },
+    ];
+    let providers = [
+        ProviderRow {
+            id: "google",
+            label: "Google 帳號",
+            bound_as: Some("wang.xiaoming.teacher@gmail.com"),
+            may_bind: true,
+        },
+        ProviderRow {
+            id: "edu",
+            label: "教育雲端帳號",
+            bound_as: None,
+            may_bind: true,
+        },
+    ];
+    let account = AccountPage {
+        lang: Lang::ZhTw,
+        tab: AccountTab::Profile,
+        csrf: "abc",
+        login_name: "wang01",
+        display_name: "王小明",
+        school_code: "133601",
+        roles: &roles,
+        email: "wang01@mail.ptc.edu.tw",
+        auth_method: "password+otp",
+        activity: &activity,
+        otp_bound: true,
+        certificate: CertificateRow::NotYetAvailable,
+        providers: &providers,
+        message: None,
+    };
+    write(dir, "account.html", &render_account(&account));
+    write(
+        dir,
+        "account-activity.html",
+        &render_account(&AccountPage {
+            tab: AccountTab::Activity,
+            ..account.clone()
+        }),
+    );
+    write(
+        dir,
+        "account-settings.html",
+        &render_account(&AccountPage {
+            tab: AccountTab::Settings,
+            message: Some(AccountMessage::OidcBound {
+                label: "Google 帳號".to_owned(),
+            }),
+            ..account.clone()
+        }),
+    );
+    let aa_roles = vec!["aa".to_owned()];
+    let unbound_providers = [
+        ProviderRow {
+            bound_as: None,
+            may_bind: false,
+            ..providers[0]
+        },
+        ProviderRow {
+            may_bind: false,
+            ..providers[1]
+        },
+    ];
+    write(
+        dir,
+        "account-settings-aa.html",
+        &render_account(&AccountPage {
+            tab: AccountTab::Settings,
+            display_name: "屏東縣立模擬國中 學校管理者",
+            roles: &aa_roles,
+            otp_bound: false,
+            certificate: CertificateRow::NotForAa,
+            providers: &unbound_providers,
+            message: Some(AccountMessage::OidcConflict {
+                label: "Google 帳號".to_owned(),
+            }),
+            ..account.clone()
+        }),
+    );
+    let providers_en = [
+        ProviderRow {
+            label: "Google account",
+            ..providers[0]
+        },
+        ProviderRow {
+            label: "Education cloud account",
+            ..providers[1]
+        },
+    ];
+    write(
+        dir,
+        "account-settings-en.html",
+        &render_account(&AccountPage {
+            lang: Lang::En,
+            tab: AccountTab::Settings,
+            certificate: CertificateRow::Bound,
+            providers: &providers_en,
+            message: Some(AccountMessage::OtpRebound),
+            ..account.clone()
+        }),
+    );
+    write(
+        dir,
+        "account-activity-en.html",
+        &render_account(&AccountPage {
+            lang: Lang::En,
+            tab: AccountTab::Activity,
+            ..account.clone()
+        }),
+    );
+    write(
+        dir,
+        "account-activity-empty.html",
+        &render_account(&AccountPage {
+            tab: AccountTab::Activity,
+            activity: &[],
+            ..account.clone()
+        }),
+    );
+    write(
+        dir,
+        "account-en.html",
+        &render_account(&AccountPage {
+            lang: Lang::En,
+            email: "",
+            ..account.clone()
+        }),
+    );
+    write(
+        dir,
+        "oidc-not-bound.html",
+        &render_oidc_error(&OidcErrorPage {
+            lang: Lang::ZhTw,
+            provider_label: "Google 帳號",
+            kind: OidcError::NotBound,
+        }),
+    );
+    write(
+        dir,
+        "oidc-not-bound-en.html",
+        &render_oidc_error(&OidcErrorPage {
+            lang: Lang::En,
+            provider_label: "Google account",
+            kind: OidcError::NotBound,
+        }),
+    );
+    write(
+        dir,
+        "oidc-state.html",
+        &render_oidc_error(&OidcErrorPage {
+            lang: Lang::ZhTw,
+            provider_label: "Google 帳號",
+            kind: OidcError::StateInvalid,
+        }),
+    );
     let headers: Vec<(String, String)> = [
         ("host", "registry.example.edu.tw"),
         ("x-menshen-user", "wang01"),

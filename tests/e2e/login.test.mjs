@@ -2,8 +2,13 @@
 // playwright-core; no browser is ever downloaded).
 //
 // It starts `menshen demo` on a free loopback port, reads the demo accounts from its stdout and
-// walks the password login the way a user would: redirect to the login page, a wrong password,
-// a right one, the identity headers the legacy app receives, the role rule on /admin/, logout.
+// walks the first-time login the way a person would: redirect to the login page, the password,
+// the forced binding page, binding an authenticator (the TOTP code is computed here from the
+// secret the page shows), logging in again with password and OTP code, the identity headers the
+// legacy app receives, the role rule on /admin/ (an AA account binds its OTP too), logout, and
+// last a wrong password, after which the login form asks for a captcha. The wrong password comes
+// last because the demo shows the captcha after any failure from the same address, and only the
+// server knows its answer.
 // Screenshots of every step go to $MENSHEN_TEST_OUTPUT/e2e/ (default <repo>/test-output/e2e/).
 //
 // Environment:
@@ -14,7 +19,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +44,47 @@ const CHROMIUM_ARGS = [
 const STARTUP_TIMEOUT_MS = 60_000;
 const LOGIN_PATH = '/.menshen/login';
 const TARGET = '/students?id=7';
+const BIND_PATH = '/.menshen/bind';
+const BIND_OTP_PATH = '/.menshen/bind/otp';
+const OTP_PATH = '/.menshen/otp';
+const SESSION_COOKIE = 'menshen';
+const TOTP_STEP_SECONDS = 30;
+
+/** Decodes RFC 4648 base32 (no padding needed; spaces and case ignored). */
+function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const clean = text.replace(/[\s=]/g, '').toUpperCase();
+  assert.match(clean, /^[A-Z2-7]+$/, `secret is base32 (got ${JSON.stringify(text)})`);
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const ch of clean) {
+    value = (value << 5) | alphabet.indexOf(ch);
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+/**
+ * RFC 6238 TOTP (HMAC-SHA1, 30 s steps, 6 digits) of `secret` at `unixSeconds`: HMAC over the
+ * 8-byte big-endian step counter, then RFC 4226 dynamic truncation.
+ */
+function totp(secret, unixSeconds) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(unixSeconds / TOTP_STEP_SECONDS)));
+  const mac = createHmac('sha1', secret).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const binary = mac.readUInt32BE(offset) & 0x7fffffff;
+  return String(binary % 1_000_000).padStart(6, '0');
+}
+
+// RFC 6238 appendix B test vector (SHA-1, T = 59 s): the helper above must get it right, or
+// every failure below would be about the test and not the gateway.
+assert.equal(totp(Buffer.from('12345678901234567890'), 59), '287082');
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 function freePort() {
@@ -111,7 +158,7 @@ async function stopDemo(child) {
   clearTimeout(timer);
 }
 
-describe('menshen demo in headless Chromium', { timeout: 240_000 }, () => {
+describe('menshen demo in headless Chromium', { timeout: 300_000 }, () => {
   let demo;
   let creds;
   let base;
@@ -151,28 +198,103 @@ describe('menshen demo in headless Chromium', { timeout: 240_000 }, () => {
     };
   }
 
+  /** Path and query of the page's current URL, after checking it is still on the demo. */
+  function where(page) {
+    const url = new URL(page.url());
+    assert.equal(url.origin, base, `still on the demo origin (at ${page.url()})`);
+    return url;
+  }
+
+  async function sessionCookieOf(context) {
+    return (await context.cookies(base)).find((c) => c.name === SESSION_COOKIE);
+  }
+
+  /** Clicks `locator` and waits for the page it leads to. */
+  async function clickAndWait(page, locator) {
+    const [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), locator.click()]);
+    return response;
+  }
+
   /** Fills and submits the login form on the current page, waiting for the response page. */
   async function submitLogin(page, username, password) {
     await page.locator('#username').fill(username);
     await page.locator('#password').fill(password);
-    const [response] = await Promise.all([
-      page.waitForNavigation({ waitUntil: 'load' }),
-      page.locator('#login-submit').click(),
-    ]);
-    return response;
+    return clickAndWait(page, page.locator('#login-submit'));
   }
 
-  /** Logs in from scratch in `page` by way of `target`, and returns the final response. */
+  /** Opens `target` anonymously, checks it lands on the login page with rd, and logs in. */
   async function loginVia(page, target, account) {
     await page.goto(base + target);
-    assert.equal(new URL(page.url()).pathname, LOGIN_PATH, `${target} redirects to the login page`);
+    const url = where(page);
+    assert.equal(url.pathname, LOGIN_PATH, `${target} redirects to the login page`);
+    assert.equal(url.searchParams.get('rd'), target, 'rd carries the original path and query');
     return submitLogin(page, account.username, account.password);
+  }
+
+  /**
+   * On the OTP binding page: checks the QR code and the manual key, and returns the secret
+   * (bytes) read from #otp-secret.
+   */
+  async function readBindOtpPage(page, account) {
+    assert.equal(where(page).pathname, BIND_OTP_PATH);
+    const qr = page.locator('#otp-qr');
+    await qr.waitFor({ state: 'visible' });
+    const src = await qr.getAttribute('src');
+    const prefix = 'data:image/svg+xml;base64,';
+    assert.ok(src.startsWith(prefix), `QR image is an SVG data URI (got ${src.slice(0, 40)}…)`);
+    const svg = Buffer.from(src.slice(prefix.length), 'base64').toString('utf8');
+    assert.match(svg, /<svg[\s>]/, 'the data URI decodes to an SVG document');
+    assert.ok(
+      await qr.evaluate((img) => img.complete && img.naturalWidth > 0),
+      'the browser rendered the QR image',
+    );
+    assert.equal((await page.locator('#otp-account').textContent()).trim(), account.username);
+    const grouped = (await page.locator('#otp-secret').textContent()).trim();
+    assert.match(grouped, /^[A-Z2-7]{4}( [A-Z2-7]{1,4})*$/, `secret shown in groups of 4 (got ${grouped})`);
+    const secret = base32Decode(grouped);
+    assert.ok(secret.length >= 16, `secret has at least 128 bits (got ${secret.length * 8})`);
+    assert.match(await page.locator('#bind-otp-form input[name="bind_id"]').inputValue(), /\S/, 'bind_id is set');
+    assert.match(await page.locator('#bind-otp-form input[name="csrf"]').inputValue(), /\S/, 'csrf is set');
+    return secret;
+  }
+
+  /**
+   * Submits the binding code for now, and checks the gateway ends the session and sends the
+   * browser to log in again with the bound-message.
+   */
+  async function submitBindCode(page, context, secret) {
+    await page.locator('#code').fill(totp(secret, Date.now() / 1000));
+    const response = await clickAndWait(page, page.locator('#bind-submit'));
+    assert.equal(response.status(), 200, 'the login page after binding is served with 200');
+    const url = where(page);
+    assert.equal(url.pathname, LOGIN_PATH, 'a correct code leads back to the login page');
+    assert.equal(url.searchParams.get('bound'), '1');
+    const message = page.locator('#message');
+    await message.waitFor({ state: 'visible' });
+    const text = (await message.textContent()).trim();
+    assert.ok(text.includes('綁定完成，請使用已綁定方式重新登入'), `bound message is shown (got: ${text})`);
+    assert.equal(await sessionCookieOf(context), undefined, 'binding ended the session');
+  }
+
+  /**
+   * On the OTP page: submits the code for the next step (the binding already spent the current
+   * one; the gateway accepts ±1 step) and returns the response of the page it leads to.
+   */
+  async function submitOtp(page, secret) {
+    assert.equal(where(page).pathname, OTP_PATH);
+    await page.locator('#otp-form').waitFor({ state: 'visible' });
+    await page.locator('#code').fill(totp(secret, Date.now() / 1000 + TOTP_STEP_SECONDS));
+    return clickAndWait(page, page.locator('#otp-submit'));
   }
 
   before(async () => {
     assert.ok(existsSync(MENSHEN_BIN), `menshen binary not found at ${MENSHEN_BIN} (build it or set MENSHEN_BIN)`);
     assert.ok(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (apt-get install chromium)`);
     mkdirSync(OUTPUT_DIR, { recursive: true });
+    // Screenshots of an earlier run (possibly of other step names) would be mistaken for this one's.
+    for (const name of readdirSync(OUTPUT_DIR)) {
+      if (name.endsWith('.png')) rmSync(path.join(OUTPUT_DIR, name), { force: true });
+    }
     const port = await freePort();
     demo = startDemo(port);
     creds = await demo.ready;
@@ -191,9 +313,10 @@ describe('menshen demo in headless Chromium', { timeout: 240_000 }, () => {
     }
   });
 
-  describe('password login as staff', () => {
+  describe('first login as staff: password, forced OTP binding, password + OTP', () => {
     let context;
     let page;
+    let secret;
     let sessionCookie;
 
     before(async () => {
@@ -205,8 +328,7 @@ describe('menshen demo in headless Chromium', { timeout: 240_000 }, () => {
 
     it('redirects an anonymous request to the login page, keeping the target in rd', async () => {
       const response = await page.goto(base + TARGET);
-      const url = new URL(page.url());
-      assert.equal(url.origin, base);
+      const url = where(page);
       assert.equal(url.pathname, LOGIN_PATH);
       assert.equal(url.searchParams.get('rd'), TARGET, 'rd carries the original path and query');
       assert.equal(response.status(), 200, 'the login page itself is served with 200');
@@ -214,6 +336,7 @@ describe('menshen demo in headless Chromium', { timeout: 240_000 }, () => {
       assert.equal((await page.locator('label[for="username"]').textContent()).trim(), '帳號');
       assert.equal((await page.locator('label[for="password"]').textContent()).trim(), '密碼');
       assert.equal(await page.locator('#message').count(), 0, 'no message before any attempt');
+      assert.equal(await page.locator('#captcha-image').count(), 0, 'no captcha before any failure');
       assert.equal(
         await page.locator('#login-form input[name="rd"]').inputValue(),
         TARGET,
@@ -222,36 +345,92 @@ describe('menshen demo in headless Chromium', { timeout: 240_000 }, () => {
       await screenshot(page, '01-login-page-after-redirect');
     });
 
-    it('rejects a wrong password with a message and stays on the login page', async () => {
-      const response = await submitLogin(page, creds.staff.username, `${creds.staff.password}-wrong`);
-      assert.equal(response.status(), 401, 'a failed login answers 401');
-      const url = new URL(page.url());
-      assert.equal(url.pathname, LOGIN_PATH, 'no redirect after a wrong password');
-      const message = page.locator('#message');
-      await message.waitFor({ state: 'visible' });
-      const text = (await message.textContent()).trim();
-      assert.match(text, /密碼錯誤|錯誤/, `error message is shown (got: ${text})`);
-      const cookies = await context.cookies(base);
-      assert.ok(!cookies.some((c) => c.name === 'menshen'), 'no session cookie after a wrong password');
-      // The form is shown again, still aimed at the original target.
-      assert.equal(await page.locator('#login-form input[name="rd"]').inputValue(), TARGET);
-      await screenshot(page, '02-login-wrong-password');
+    it('sends an account without a second factor to the forced binding page', async () => {
+      const response = await submitLogin(page, creds.staff.username, creds.staff.password);
+      assert.equal(response.status(), 200);
+      assert.equal(where(page).pathname, BIND_PATH, 'the right password leads to the binding page');
+      const cookie = await sessionCookieOf(context);
+      assert.ok(cookie, 'a (half-logged-in) session cookie is set');
+      assert.ok(cookie.httpOnly, 'session cookie is HttpOnly');
+
+      const table = page.locator('#bind-methods');
+      await table.waitFor({ state: 'visible' });
+      assert.equal(await table.locator('tbody tr').count(), 2, 'the table lists OTP and certificate');
+      const notes = page.locator('#bind-notes li');
+      assert.equal(await notes.count(), 3, 'three notes above the table');
+      const notesText = await page.locator('#bind-notes').textContent();
+      assert.ok(notesText.includes('請務必選擇一種驗證方式做綁定'), `notes say a method must be bound (got: ${notesText})`);
+      const bindOtp = page.locator('#bind-otp');
+      await bindOtp.waitFor({ state: 'visible' });
+      assert.equal(await bindOtp.getAttribute('href'), BIND_OTP_PATH);
+      const otpStatus = (await page.locator('#otp-status').textContent()).trim();
+      assert.match(otpStatus, /×/, `OTP status is marked ×, got ${otpStatus}`);
+      assert.match(otpStatus, /未綁定/, `OTP status says 未綁定, got ${otpStatus}`);
+      assert.ok(await page.locator('#bind-certificate').isDisabled(), 'certificate binding is not offered yet for staff');
+      await screenshot(page, '02-bind-page-forced-staff');
     });
 
-    it('logs in and lands on the requested page of the legacy app with identity headers', async () => {
-      const response = await submitLogin(page, creds.staff.username, creds.staff.password);
-      const url = new URL(page.url());
-      assert.equal(url.origin, base);
+    it('sends the half-logged-in session back to the binding page from anywhere else', async () => {
+      await page.goto(`${base}/students`);
+      assert.equal(where(page).pathname, BIND_PATH, '/students goes back to /.menshen/bind');
+      await page.goto(`${base}/.menshen/`);
+      assert.equal(where(page).pathname, BIND_PATH, 'the signed-in page goes back to /.menshen/bind');
+      assert.equal(await page.locator('#identity').count(), 0, 'the legacy app was not reached');
+      await page.locator('#bind-methods').waitFor({ state: 'visible' });
+    });
+
+    it('shows the OTP binding page with a QR code and the secret', async () => {
+      await clickAndWait(page, page.locator('#bind-otp'));
+      secret = await readBindOtpPage(page, creds.staff);
+      await screenshot(page, '03-bind-otp-page-staff');
+    });
+
+    it('binds the authenticator with a correct code and asks to log in again', async () => {
+      const halfSession = (await sessionCookieOf(context)).value;
+      await submitBindCode(page, context, secret);
+      assert.equal(await page.locator('#login-form').count(), 1, 'the login form is shown again');
+      await screenshot(page, '04-login-after-binding');
+
+      // The pre-binding session is ended on the server, not only forgotten by the browser.
+      const api = await playwrightRequest.newContext();
+      try {
+        const replay = await api.get(`${base}/.menshen/bind`, {
+          headers: { Cookie: `${SESSION_COOKIE}=${halfSession}`, Accept: 'text/html' },
+          maxRedirects: 0,
+        });
+        assert.equal(replay.status(), 302, 'the old session is not on the binding page any more');
+        assert.equal(new URL(replay.headers().location, base).pathname, LOGIN_PATH);
+      } finally {
+        await api.dispose();
+      }
+    });
+
+    it('asks for the OTP code after the password now that OTP is bound', async () => {
+      const response = await loginVia(page, TARGET, creds.staff);
+      assert.equal(response.status(), 200);
+      assert.equal(where(page).pathname, OTP_PATH, 'the right password leads to the OTP step');
+      await page.locator('#otp-form').waitFor({ state: 'visible' });
+      assert.equal((await page.locator('#display-name').textContent()).trim(), '王小明');
+      await screenshot(page, '05-otp-page-staff');
+
+      // Nothing else is reachable before the code.
+      await page.goto(`${base}/students`);
+      assert.equal(where(page).pathname, OTP_PATH, '/students goes back to the OTP step');
+    });
+
+    it('accepts the code and lands on the requested page with identity headers', async () => {
+      const response = await submitOtp(page, secret);
+      const url = where(page);
       assert.equal(url.pathname + url.search, TARGET, 'lands on the page first asked for');
       assert.equal(response.status(), 200);
       await page.locator('#identity').waitFor({ state: 'visible' });
       assert.equal((await page.locator('#path').textContent()).trim(), TARGET, 'the demo app served the path');
 
+      const method = await identity(page, 'x-menshen-auth-method');
+      assert.equal(method.raw, 'password+otp');
       const user = await identity(page, 'x-menshen-user');
       assert.equal(user.raw, 'demo.staff');
       assert.equal(user.raw, creds.staff.username);
-      const method = await identity(page, 'x-menshen-auth-method');
-      assert.equal(method.raw, 'password');
       const name = await identity(page, 'x-menshen-name');
       assert.equal(name.decoded, '王小明');
       assert.equal(decodeURIComponent(name.raw), '王小明', 'raw name header is UTF-8 percent-encoded');
@@ -267,47 +446,48 @@ describe('menshen demo in headless Chromium', { timeout: 240_000 }, () => {
         assert.doesNotMatch(await forwardedCookie.textContent(), /(^|;\s*)menshen=/, 'session cookie not forwarded');
       }
 
-      const cookie = (await context.cookies(base)).find((c) => c.name === 'menshen');
+      const cookie = await sessionCookieOf(context);
       assert.ok(cookie, 'session cookie "menshen" is set');
       assert.ok(cookie.httpOnly, 'session cookie is HttpOnly');
       sessionCookie = cookie.value;
-      await screenshot(page, '03-demo-app-identity-staff');
+      await screenshot(page, '06-demo-app-identity-staff');
     });
 
     it('denies /admin/ to staff with the 403 page', async () => {
       const response = await page.goto(`${base}/admin/`);
       assert.equal(response.status(), 403);
-      assert.equal(new URL(page.url()).pathname, '/admin/', 'no redirect on 403');
+      assert.equal(where(page).pathname, '/admin/', 'no redirect on 403');
       assert.equal(await page.locator('#identity').count(), 0, 'the legacy app was not reached');
       const body = await page.locator('main').textContent();
       assert.match(body, /403/, '403 page shows the status code');
       assert.match(body, /沒有存取權限/, '403 page explains the refusal');
-      await screenshot(page, '04-admin-forbidden-staff');
+      await screenshot(page, '07-admin-forbidden-staff');
     });
 
     it('shows the signed-in page and logs out', async () => {
       const response = await page.goto(`${base}/.menshen/`);
       assert.equal(response.status(), 200);
+      assert.equal(where(page).pathname, '/.menshen/');
       const logout = page.locator('#logout-submit');
       await logout.waitFor({ state: 'visible' });
       assert.ok(
         (await page.locator('body').textContent()).includes(creds.staff.username),
         'signed-in page names the account',
       );
-      await screenshot(page, '05-signed-in-page');
+      await screenshot(page, '08-signed-in-page');
 
-      await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), logout.click()]);
-      assert.equal(new URL(page.url()).pathname, LOGIN_PATH, 'logout lands on the login page');
+      await clickAndWait(page, logout);
+      assert.equal(where(page).pathname, LOGIN_PATH, 'logout lands on the login page');
       await page.locator('#login-form').waitFor({ state: 'visible' });
-      await screenshot(page, '06-after-logout');
+      await screenshot(page, '09-after-logout');
     });
 
     it('after logout, the app redirects to login again and the old session is dead', async () => {
       await page.goto(`${base}/students`);
-      const url = new URL(page.url());
+      const url = where(page);
       assert.equal(url.pathname, LOGIN_PATH, '/students redirects to login after logout');
       assert.equal(url.searchParams.get('rd'), '/students');
-      await screenshot(page, '07-students-after-logout');
+      await screenshot(page, '10-students-after-logout');
 
       // Replaying the old cookie must not work either: the session is ended on the server,
       // not only forgotten by the browser.
@@ -315,11 +495,14 @@ describe('menshen demo in headless Chromium', { timeout: 240_000 }, () => {
       const api = await playwrightRequest.newContext();
       try {
         const replay = await api.get(`${base}/students?id=7`, {
-          headers: { Cookie: `menshen=${sessionCookie}`, Accept: 'text/html' },
+          headers: { Cookie: `${SESSION_COOKIE}=${sessionCookie}`, Accept: 'text/html' },
           maxRedirects: 0,
         });
         assert.notEqual(replay.status(), 200, 'old session cookie no longer reaches the app');
         assert.ok([302, 303, 401].includes(replay.status()), `old cookie is sent to login (got ${replay.status()})`);
+        if (replay.status() !== 401) {
+          assert.equal(new URL(replay.headers().location, base).pathname, LOGIN_PATH, 'old cookie is sent to login');
+        }
       } finally {
         await api.dispose();
       }
@@ -327,19 +510,88 @@ describe('menshen demo in headless Chromium', { timeout: 240_000 }, () => {
   });
 
   describe('role rule on /admin/', () => {
-    it('lets an AA account into /admin/', async () => {
+    it('makes an AA account bind OTP (no certificate), then lets it into /admin/', async () => {
       const { context, page } = await newPage();
       try {
-        const response = await loginVia(page, '/admin/', creds.aa);
+        let response = await loginVia(page, '/admin/', creds.aa);
         assert.equal(response.status(), 200);
-        const url = new URL(page.url());
-        assert.equal(url.pathname, '/admin/');
+        assert.equal(where(page).pathname, BIND_PATH, 'an AA account without OTP must bind first');
+        await page.locator('#bind-methods').waitFor({ state: 'visible' });
+        assert.equal(await page.locator('#bind-certificate').count(), 0, 'no certificate binding for AA');
+        const note = (await page.locator('#certificate-note').textContent()).trim();
+        assert.ok(note.includes('學校管理者(AA帳號)僅提供 OTP 驗證綁定'), `AA certificate note (got: ${note})`);
+        await page.goto(`${base}/admin/`);
+        assert.equal(where(page).pathname, BIND_PATH, '/admin/ goes back to the binding page before binding');
+        await screenshot(page, '11-bind-page-forced-aa');
+
+        await clickAndWait(page, page.locator('#bind-otp'));
+        const secret = await readBindOtpPage(page, creds.aa);
+        await screenshot(page, '12-bind-otp-page-aa');
+        await submitBindCode(page, context, secret);
+
+        response = await loginVia(page, '/admin/', creds.aa);
+        assert.equal(response.status(), 200);
+        assert.equal(where(page).pathname, OTP_PATH, 'the AA password now leads to the OTP step');
+        response = await submitOtp(page, secret);
+        assert.equal(response.status(), 200);
+        assert.equal(where(page).pathname, '/admin/');
         assert.equal((await page.locator('#path').textContent()).trim(), '/admin/');
         assert.equal((await identity(page, 'x-menshen-user')).raw, creds.aa.username);
         assert.equal((await identity(page, 'x-menshen-user')).raw, 'demo.aa');
+        assert.equal((await identity(page, 'x-menshen-auth-method')).raw, 'password+otp');
         const roles = (await identity(page, 'x-menshen-roles')).raw.split(',');
         assert.ok(roles.includes('aa'), `roles include aa (got ${roles})`);
-        await screenshot(page, '08-admin-allowed-aa');
+        await screenshot(page, '13-admin-allowed-aa');
+      } finally {
+        await context.close();
+      }
+    });
+  });
+
+  // Last: after this failure every login form from 127.0.0.1 asks for a captcha that only the
+  // server can read.
+  describe('wrong password', () => {
+    it('is rejected with a message, and the login form then asks for a captcha', async () => {
+      const { context, page } = await newPage();
+      try {
+        await page.goto(base + TARGET);
+        assert.equal(where(page).pathname, LOGIN_PATH);
+        assert.equal(await page.locator('#captcha-image').count(), 0, 'no captcha before the failure');
+        const response = await submitLogin(page, creds.staff.username, `${creds.staff.password}-wrong`);
+        assert.equal(response.status(), 401, 'a failed login answers 401');
+        assert.equal(where(page).pathname, LOGIN_PATH, 'no redirect after a wrong password');
+        const message = page.locator('#message');
+        await message.waitFor({ state: 'visible' });
+        const text = (await message.textContent()).trim();
+        assert.match(text, /密碼錯誤|錯誤/, `error message is shown (got: ${text})`);
+        assert.equal(await sessionCookieOf(context), undefined, 'no session cookie after a wrong password');
+        // The form is shown again, still aimed at the original target, now with a captcha.
+        assert.equal(await page.locator('#login-form input[name="rd"]').inputValue(), TARGET);
+        await page.locator('#captcha').waitFor({ state: 'visible' });
+        await page.locator('#captcha-image').waitFor({ state: 'visible' });
+        await screenshot(page, '14-login-wrong-password');
+
+        // A fresh login page from the same address asks for the captcha too.
+        await page.goto(base + TARGET);
+        assert.equal(where(page).pathname, LOGIN_PATH);
+        const image = page.locator('#captcha-image');
+        await image.waitFor({ state: 'visible' });
+        await page.locator('#captcha').waitFor({ state: 'visible' });
+        assert.ok(
+          await image.evaluate((img) => img.complete && img.naturalWidth > 0),
+          'the browser rendered the captcha image',
+        );
+        const src = await image.getAttribute('src');
+        assert.ok(src, 'captcha image has a src');
+        const picture = await context.request.get(new URL(src, page.url()).href);
+        assert.equal(picture.status(), 200, `GET ${src} answers 200`);
+        assert.match(picture.headers()['content-type'] || '', /^image\/png\b/, 'the captcha is served as image/png');
+        const bytes = await picture.body();
+        assert.ok(
+          bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])),
+          'the captcha body is a PNG',
+        );
+        await screenshot(page, '15-login-page-with-captcha');
       } finally {
         await context.close();
       }

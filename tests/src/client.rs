@@ -203,6 +203,16 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// A code for a step later than `used_step` (the last step this account used): each code is
+/// accepted once, and only within ±1 step of now, so this waits (at most one 30 s step) until
+/// such a step is acceptable. Waiting for the clock, not measuring it.
+pub async fn fresh_code(secret: &menshen_otp::totp::Secret, used_step: u64) -> String {
+    while now() / 30 < used_step {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    menshen_otp::totp::code_at(secret, now() + 30)
+}
+
 /// The text of the element with `id` (its first text node), from a page's HTML.
 pub fn element_text(html: &str, id: &str) -> Option<String> {
     let start = html.find(&format!("id=\"{id}\""))?;

@@ -37,8 +37,10 @@ pub struct Options {
     pub insecure_dev_cookie: Option<bool>,
     /// `[captcha] mode`; tests that are not about the captcha turn it off.
     pub captcha: &'static str,
-    /// Extra top-level TOML (`[lockout]` settings, say), placed before the site.
+    /// Extra top-level TOML (`[lockout]` settings, `[[oidc]]` providers), before the site.
     pub extra: String,
+    /// Listen on this port (when something must know it before the gateway starts).
+    pub port: Option<u16>,
 }
 
 impl Default for Options {
@@ -55,6 +57,7 @@ impl Default for Options {
             insecure_dev_cookie: None,
             captcha: "off",
             extra: String::new(),
+            port: None,
         }
     }
 }
@@ -84,7 +87,7 @@ impl Gateway {
     ) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = Database::create(opts.sql, dir.path());
-        let port = free_port();
+        let port = opts.port.unwrap_or_else(free_port);
         let metrics_port = opts.metrics.then(free_port);
         let redis = (opts.store == Store::SharedRedis).then(RedisPrefix::new);
         let store_toml = match (&opts.store, &redis) {

@@ -12,6 +12,7 @@
 pub mod backends;
 pub mod client;
 pub mod gateway;
+pub mod oidc;
 pub mod upstream;
 
 use std::net::TcpListener;

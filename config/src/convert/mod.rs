@@ -4,6 +4,7 @@
 
 mod factors;
 mod headers;
+mod oidc;
 mod site;
 
 use std::net::SocketAddr;
@@ -44,6 +45,7 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
     let lockout = factors::lockout(&mut root, cx);
     let captcha = factors::captcha(&mut root, cx);
     let otp = factors::otp(&mut root, cx);
+    let oidc = oidc::providers(&mut root, cx);
     let headers = match root.table(cx, "headers") {
         Some(table) => {
             let overrides = read_headers(cx, table);
@@ -64,6 +66,7 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
         lockout,
         captcha,
         otp,
+        oidc,
         headers: headers.names,
         sites,
     }

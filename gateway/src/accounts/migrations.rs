@@ -105,4 +105,21 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX activity_login ON activity (login_key, id)",
         ]),
     },
+    Migration {
+        version: 3,
+        description: "OpenID Connect bindings",
+        // One external account (issuer + subject) binds to at most one Menshen account; an
+        // account has at most one binding per provider. Identity is never keyed on email.
+        sqlite: &["CREATE TABLE oidc_bindings (
+            account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+            provider TEXT NOT NULL,
+            issuer TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            claim TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (account_id, provider),
+            UNIQUE (issuer, subject)
+        )"],
+        postgres: None,
+    },
 ];

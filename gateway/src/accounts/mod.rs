@@ -341,6 +341,10 @@ impl AccountStore {
             .bind(account_id.to_string())
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM oidc_bindings WHERE account_id = $1")
+            .bind(account_id.to_string())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -393,6 +397,98 @@ impl AccountStore {
                 })
             })
             .collect()
+    }
+
+    /// The account an external identity is bound to.
+    pub async fn oidc_account(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT account_id FROM oidc_bindings WHERE issuer = $1 AND subject = $2",
+        )
+        .bind(issuer.to_string())
+        .bind(subject.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// The provider bindings of an account: (provider id, shown claim).
+    pub async fn oidc_bindings_of(
+        &self,
+        account_id: &str,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT provider, claim FROM oidc_bindings WHERE account_id = $1 ORDER BY provider",
+        )
+        .bind(account_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("provider")?, r.try_get("claim")?)))
+            .collect()
+    }
+
+    /// Binds an external identity, replacing the account's earlier binding for the provider.
+    /// `Conflict` when the identity is bound to another account (the database constraint
+    /// decides, so two racing binds cannot both win).
+    pub async fn bind_oidc(
+        &self,
+        account_id: &str,
+        provider: &str,
+        issuer: &str,
+        subject: &str,
+        claim: &str,
+        now: i64,
+    ) -> anyhow::Result<OidcBindOutcome> {
+        if let Some(owner) = self.oidc_account(issuer, subject).await?
+            && owner != account_id
+        {
+            return Ok(OidcBindOutcome::Conflict);
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM oidc_bindings WHERE account_id = $1 AND (provider = $2 OR (issuer = $3 AND subject = $4))")
+            .bind(account_id.to_string())
+            .bind(provider.to_string())
+            .bind(issuer.to_string())
+            .bind(subject.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO oidc_bindings (account_id, provider, issuer, subject, claim, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(account_id.to_string())
+        .bind(provider.to_string())
+        .bind(issuer.to_string())
+        .bind(subject.to_string())
+        .bind(claim.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(OidcBindOutcome::Bound)
+            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                tx.rollback().await?;
+                Ok(OidcBindOutcome::Conflict)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Returns false when nothing was bound.
+    pub async fn unbind_oidc(&self, account_id: &str, provider: &str) -> anyhow::Result<bool> {
+        let done = sqlx::query("DELETE FROM oidc_bindings WHERE account_id = $1 AND provider = $2")
+            .bind(account_id.to_string())
+            .bind(provider.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn close(&self) {
@@ -458,6 +554,14 @@ fn account_from_row(row: &AnyRow) -> anyhow::Result<Account> {
         otp_bound: row.try_get::<i64, _>("otp_count")? > 0,
         certificate_bound: row.try_get::<i64, _>("cert_count")? > 0,
     })
+}
+
+/// What binding an external identity did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OidcBindOutcome {
+    Bound,
+    /// Already bound to another account (which is never named).
+    Conflict,
 }
 
 /// One line of the activity log: a login step, a suspension, an unlock, a binding change.

@@ -68,6 +68,28 @@ async fn page(
         .as_ref()
         .map(|id| format!("/.menshen/captcha/{id}.png"));
     let refresh = format!("/.menshen/login?rd={}", super::encode_query_value(rd));
+    let hrefs: Vec<String> = req
+        .state
+        .providers
+        .iter()
+        .map(|p| {
+            format!(
+                "/.menshen/oidc/{}/start?rd={}",
+                p.config.id,
+                super::encode_query_value(rd)
+            )
+        })
+        .collect();
+    let other_methods: Vec<menshen_pages::OtherMethod> = req
+        .state
+        .providers
+        .iter()
+        .zip(&hrefs)
+        .map(|(p, href)| menshen_pages::OtherMethod {
+            label: &p.config.button_label,
+            href,
+        })
+        .collect();
     let html = menshen_pages::render_login(&LoginPage {
         lang: req.lang,
         site_name: &req.site.config.name,
@@ -77,7 +99,7 @@ async fn page(
         message,
         notice: req.state.config.login.notice.as_deref(),
         support: req.state.config.login.support.as_deref(),
-        other_methods: &[],
+        other_methods: &other_methods,
         captcha: match (&captcha_id, &image) {
             (Some(id), Some(src)) => Some(CaptchaField {
                 id,

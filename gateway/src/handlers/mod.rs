@@ -1,10 +1,12 @@
 //! Requests under the reserved `/.menshen/` prefix: Menshen's own pages. Nothing under it is
 //! ever proxied. One module per flow; this one dispatches.
 
+pub mod account;
 pub mod bind;
 pub mod home;
 pub mod login;
 pub mod logout;
+pub mod oidc;
 pub mod otp;
 
 use std::net::IpAddr;
@@ -25,6 +27,8 @@ use crate::state::{AppState, SiteRuntime};
 /// What a handler knows about the request besides the body.
 pub struct Request<'a> {
     pub user_agent: String,
+    /// The Host the browser used (for redirect URIs registered at OpenID providers).
+    pub host: String,
     pub state: &'a AppState,
     pub site: &'a SiteRuntime,
     /// The normalised path.
@@ -69,6 +73,7 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
         "/bind/otp" if get => bind::otp_get(req).await,
         "/bind/otp" if post => bind::otp_post(session, req).await,
         "/bind/certificate" if get || post => bind::certificate(req).await,
+        "/account" if get => account::get(req).await,
         "/login" | "/logout" | "" | "/" | "/otp" | "/bind" | "/bind/otp" => {
             Reply::error(req.lang, ErrorKind::MethodNotAllowed, None).with_header(
                 "Allow",
@@ -88,6 +93,18 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
                 }
             } else if let Some(name) = rest.strip_prefix("/captcha/").filter(|_| get) {
                 login::captcha_picture(req, name).await
+            } else if let Some(flow) = rest.strip_prefix("/oidc/").filter(|_| get) {
+                match flow.split_once('/') {
+                    Some((id, "start")) => oidc::start(req, id).await,
+                    Some((id, "callback")) => oidc::callback(req, id).await,
+                    _ => Reply::error(req.lang, ErrorKind::NotFound, None),
+                }
+            } else if let Some(id) = rest
+                .strip_prefix("/account/oidc/")
+                .and_then(|r| r.strip_suffix("/unbind"))
+                .filter(|_| post)
+            {
+                account::unbind(session, req, id).await
             } else {
                 Reply::error(req.lang, ErrorKind::NotFound, None)
             }

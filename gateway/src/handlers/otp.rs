@@ -146,7 +146,8 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
     let mut upgraded = s.clone();
     upgraded.stage = Stage::Authenticated;
     upgraded.factors.push(Factor::Otp);
-    upgraded.auth_method = "password+otp".to_string();
+    // password+otp, oidc:<id>+otp
+    upgraded.auth_method = format!("{}+otp", s.auth_method);
     upgraded.created_at = now;
     upgraded.last_seen = now;
     upgraded.csrf = crate::random::token();

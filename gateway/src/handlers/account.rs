@@ -1,0 +1,180 @@
+//! `GET /.menshen/account`: the profile pages (個人資料管理, 帳號活動紀錄, 登入設定), and
+//! `POST /.menshen/account/oidc/{provider}/unbind`.
+
+use menshen_pages::{
+    AccountMessage, AccountPage, AccountTab, ActivityRow, CertificateRow, ProviderRow,
+};
+use menshen_policies::factors::may_bind_certificate;
+use pingora::proxy::Session;
+
+use super::{Request, activity, csrf_matches, session_of};
+use crate::respond::Reply;
+use crate::sessions::Stage;
+
+/// "2026-11-24 14:05" in Taiwan time.
+fn taipei_datetime(unix: i64) -> String {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(unix + 8 * 3600) else {
+        return String::new();
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+pub async fn get(req: &Request<'_>) -> Reply {
+    let (_, s) = match session_of(
+        req,
+        Reply::redirect(302, "/.menshen/login?rd=%2F.menshen%2Faccount"),
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(reply) => return reply,
+    };
+    if s.stage != Stage::Authenticated {
+        return Reply::redirect(302, "/.menshen/login");
+    }
+    let store = match req.state.accounts().await {
+        Ok(store) => store,
+        Err(_) => return super::unavailable(req.lang),
+    };
+    let (account, records, bindings) = match (
+        store.find_by_id(&s.account_id).await,
+        store.activity_of(&s.login_name, 50).await,
+        store.oidc_bindings_of(&s.account_id).await,
+    ) {
+        (Ok(Some(a)), Ok(r), Ok(b)) => (a, r, b),
+        (Ok(None), _, _) => return Reply::redirect(302, "/.menshen/login"),
+        _ => return super::unavailable(req.lang),
+    };
+    let when: Vec<String> = records.iter().map(|r| taipei_datetime(r.at)).collect();
+    let activity_rows: Vec<ActivityRow> = records
+        .iter()
+        .zip(&when)
+        .map(|(r, w)| ActivityRow {
+            when: w,
+            event: &r.event,
+            method: &r.method,
+            outcome: &r.outcome,
+            client_ip: &r.client_ip,
+            user_agent: &r.user_agent,
+        })
+        .collect();
+    let may_bind = account.otp_bound || account.certificate_bound;
+    let providers: Vec<ProviderRow> = req
+        .state
+        .providers
+        .iter()
+        .map(|p| ProviderRow {
+            id: &p.config.id,
+            label: &p.config.display_name,
+            bound_as: bindings
+                .iter()
+                .find(|(id, _)| *id == p.config.id)
+                .map(|(_, claim)| claim.as_str()),
+            may_bind,
+        })
+        .collect();
+    let label_of = |id: Option<&str>| {
+        req.state
+            .providers
+            .iter()
+            .find(|p| Some(p.config.id.as_str()) == id)
+            .map(|p| p.config.display_name.clone())
+            .unwrap_or_default()
+    };
+    let message = match req.query.get("msg") {
+        Some("bound") => Some(AccountMessage::OidcBound {
+            label: label_of(req.query.get("p")),
+        }),
+        Some("unbound") => Some(AccountMessage::OidcUnbound {
+            label: label_of(req.query.get("p")),
+        }),
+        Some("conflict") => Some(AccountMessage::OidcConflict {
+            label: label_of(req.query.get("p")),
+        }),
+        Some("needs2fa") => Some(AccountMessage::OidcNeedsSecondFactor),
+        Some("failed") => Some(AccountMessage::Failed),
+        _ => None,
+    };
+    let certificate = if !may_bind_certificate(account.is_aa()) {
+        CertificateRow::NotForAa
+    } else if account.certificate_bound {
+        CertificateRow::Bound
+    } else {
+        CertificateRow::NotYetAvailable
+    };
+    let html = menshen_pages::render_account(&AccountPage {
+        lang: req.lang,
+        tab: AccountTab::from_query(req.query.get("tab")),
+        csrf: &s.csrf,
+        login_name: &account.login_name,
+        display_name: &account.display_name,
+        school_code: &account.school_code,
+        roles: &account.roles,
+        email: &account.email,
+        auth_method: &s.auth_method,
+        activity: &activity_rows,
+        otp_bound: account.otp_bound,
+        certificate,
+        providers: &providers,
+        message,
+    });
+    Reply::html(200, html)
+}
+
+pub async fn unbind(session: &mut Session, req: &Request<'_>, provider: &str) -> Reply {
+    let form = match super::read_form(session, req.lang).await {
+        Ok(f) => f,
+        Err(reply) => return reply,
+    };
+    let (sid, s) = match session_of(req, Reply::redirect(303, "/.menshen/login")).await {
+        Ok(x) => x,
+        Err(reply) => return reply,
+    };
+    if s.stage != Stage::Authenticated {
+        return Reply::redirect(303, "/.menshen/login");
+    }
+    if !csrf_matches(&form, &s) {
+        return Reply::error(
+            req.lang,
+            menshen_pages::ErrorKind::Forbidden,
+            Some("the form has expired; please try again"),
+        );
+    }
+    if !req.state.providers.iter().any(|p| p.config.id == provider) {
+        return Reply::error(req.lang, menshen_pages::ErrorKind::NotFound, None);
+    }
+    let store = match req.state.accounts().await {
+        Ok(store) => store,
+        Err(_) => return super::unavailable(req.lang),
+    };
+    match store.unbind_oidc(&s.account_id, provider).await {
+        Ok(true) => {}
+        Ok(false) => return Reply::redirect(303, "/.menshen/account?tab=settings"),
+        Err(_) => return super::unavailable(req.lang),
+    }
+    activity(
+        req,
+        None,
+        &s.login_name,
+        "unbind",
+        &format!("oidc:{provider}"),
+        "success",
+        "",
+    )
+    .await;
+    match super::oidc::keep_only_this_session(req, &sid, &s).await {
+        Ok(cookie) => Reply::redirect(
+            303,
+            &format!("/.menshen/account?tab=settings&msg=unbound&p={provider}"),
+        )
+        .with_cookie(cookie),
+        Err(reply) => reply,
+    }
+}

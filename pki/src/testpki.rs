@@ -1,0 +1,588 @@
+//! A MOICA-shaped PKI generated at test time (feature `testpki`).
+//!
+//! Mirrors what matters of the real hierarchy: a GRCA-like root; two issuing CA generations
+//! (G2, G3) with the *same* subject name and different keys; a rogue CA with that name too,
+//! never trusted; RSA-2048 card certificates with key usage, certificate policies and the
+//! subject directory attribute holding the national ID's last four digits; CRLs; and CMS
+//! signatures shaped like the HiPKI Local Sign Server's.
+//!
+//! RSA-2048 key generation is slow (seconds in debug builds), so the keys are generated once
+//! per process, in parallel, and shared by every [`TestPki`]; all test leaves share one key.
+//! Nothing here is meant for production, and failures panic with a message, as test
+//! fixtures do.
+
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::signed_data::{
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+};
+use der::asn1::{Any, OctetString, PrintableString, SetOfVec, UtcTime};
+use der::oid::ObjectIdentifier;
+use der::{Decode, Encode};
+use rcgen::string::PrintableString as RcgenPrintable;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
+    DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair, KeyUsagePurpose, RevokedCertParams,
+    SerialNumber,
+};
+use rsa::pkcs8::EncodePrivateKey;
+use rsa::{Pkcs1v15Sign, PrivateKey};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use x509_cert::attr::Attribute;
+use x509_cert::ext::pkix::certpolicy::PolicyInformation;
+use x509_cert::ext::pkix::{CertificatePolicies, SubjectDirectoryAttributes};
+use x509_cert::spki::AlgorithmIdentifierOwned;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::trust::TrustStore;
+use crate::verify::OID_ID_LAST4;
+
+/// Root validity: 2000-01-01 to 2100-01-01.
+pub const ROOT_NOT_BEFORE_UNIX: i64 = 946_684_800;
+/// See [`ROOT_NOT_BEFORE_UNIX`].
+pub const ROOT_NOT_AFTER_UNIX: i64 = 4_102_444_800;
+/// Issuing CA validity: 2010-01-01 to 2090-01-01 (inside the root's, so a leaf valid
+/// beyond 2090 reaches [`crate::Rejection::IssuerExpired`]).
+pub const CA_NOT_BEFORE_UNIX: i64 = 1_262_304_000;
+/// See [`CA_NOT_BEFORE_UNIX`].
+pub const CA_NOT_AFTER_UNIX: i64 = 3_786_912_000;
+/// thisUpdate of generated CRLs: 2026-01-01.
+pub const CRL_THIS_UPDATE_UNIX: i64 = 1_767_225_600;
+/// nextUpdate of generated CRLs: a week after [`CRL_THIS_UPDATE_UNIX`].
+pub const CRL_NEXT_UPDATE_UNIX: i64 = CRL_THIS_UPDATE_UNIX + 7 * 86_400;
+/// A certificate policy OID made up for tests (private enterprise arc), present in leaves
+/// by default.
+pub const TEST_POLICY_OID: &str = "1.3.6.1.4.1.55555.1.1";
+/// The MOICA issuing CAs' common subject name, as [`crate::VerifiedCertificate::issuer`]
+/// renders it.
+pub const MOICA_ISSUER: &str = "C=TW, O=行政院, OU=內政部憑證管理中心";
+
+const ID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
+const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+const ID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
+const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
+const ID_SIGNING_TIME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.5");
+const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+/// A MOICA issuing CA generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generation {
+    /// The older generation.
+    G2,
+    /// The newer generation, same name as G2, different key.
+    G3,
+}
+
+/// How to make a test card certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafOptions {
+    /// Which CA generation issues it.
+    pub generation: Generation,
+    /// Subject common name (the holder's name).
+    pub cn: String,
+    /// Last four digits of the national ID; empty omits the subject directory attributes.
+    pub id_last4: String,
+    /// notBefore, Unix seconds.
+    pub not_before_unix: i64,
+    /// notAfter, Unix seconds.
+    pub not_after_unix: i64,
+    /// Whether keyUsage includes digitalSignature (else keyEncipherment, like the card's
+    /// encryption certificate).
+    pub digital_signature: bool,
+    /// certificatePolicies OIDs; empty omits the extension.
+    pub policy_oids: Vec<String>,
+    /// Serial number.
+    pub serial: u64,
+    /// Sign it with the rogue CA: same name as the real ones, key not in the trust store.
+    pub issuer_untrusted: bool,
+}
+
+impl Default for LeafOptions {
+    /// A valid G3 signing certificate from 2020 to 2035 with [`TEST_POLICY_OID`].
+    fn default() -> Self {
+        Self {
+            generation: Generation::G3,
+            cn: "王小明".to_owned(),
+            id_last4: "6789".to_owned(),
+            not_before_unix: 1_577_836_800,
+            not_after_unix: 2_051_222_400,
+            digital_signature: true,
+            policy_oids: vec![TEST_POLICY_OID.to_owned()],
+            serial: 0x1234_5678,
+            issuer_untrusted: false,
+        }
+    }
+}
+
+struct Keys {
+    root: PrivateKey,
+    g2: PrivateKey,
+    g3: PrivateKey,
+    rogue: PrivateKey,
+    leaf: PrivateKey,
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let generated: Vec<PrivateKey> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..5)
+                .map(|_| {
+                    s.spawn(|| PrivateKey::new(&mut rand::rng(), 2048).expect("RSA key generation"))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("key generation thread"))
+                .collect()
+        });
+        let [root, g2, g3, rogue, leaf]: [PrivateKey; 5] = generated
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("five keys were generated"));
+        Keys {
+            root,
+            g2,
+            g3,
+            rogue,
+            leaf,
+        }
+    })
+}
+
+fn key_pair(key: &PrivateKey) -> KeyPair {
+    let pkcs8 = key.to_pkcs8_der().expect("PKCS#8 encoding");
+    let pair = KeyPair::try_from(pkcs8.as_bytes()).expect("rcgen accepts the RSA key");
+    assert_eq!(pair.algorithm(), &rcgen::PKCS_RSA_SHA256);
+    pair
+}
+
+fn time(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).expect("timestamp in range")
+}
+
+fn printable(s: &str) -> DnValue {
+    DnValue::PrintableString(RcgenPrintable::try_from(s).expect("printable string"))
+}
+
+fn moica_name() -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, printable("TW"));
+    dn.push(DnType::OrganizationName, "行政院");
+    dn.push(DnType::OrganizationalUnitName, "內政部憑證管理中心");
+    dn
+}
+
+struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+}
+
+impl Ca {
+    fn issuer(&self) -> Issuer<'_, &KeyPair> {
+        Issuer::from_params(&self.params, &self.key)
+    }
+}
+
+fn ca_params(
+    name: DistinguishedName,
+    serial: u64,
+    not_before: i64,
+    not_after: i64,
+) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name;
+    params.serial_number = Some(SerialNumber::from(serial));
+    params.not_before = time(not_before);
+    params.not_after = time(not_after);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.use_authority_key_identifier_extension = true;
+    params
+}
+
+/// A generated MOICA-shaped PKI.
+pub struct TestPki {
+    /// The root (GRCA-like), DER.
+    pub root_der: Vec<u8>,
+    /// The G2 issuing CA, DER.
+    pub ca_g2_der: Vec<u8>,
+    /// The G3 issuing CA, DER: same subject name as G2, different key.
+    pub ca_g3_der: Vec<u8>,
+    /// A self-signed CA with the MOICA name and a key of its own; never trusted.
+    pub rogue_ca_der: Vec<u8>,
+    g2: Ca,
+    g3: Ca,
+    rogue: Ca,
+    leaf_key: KeyPair,
+}
+
+impl std::fmt::Debug for TestPki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestPki").finish_non_exhaustive()
+    }
+}
+
+impl TestPki {
+    /// Generates the CA certificates (the keys come from a per-process cache).
+    ///
+    /// # Panics
+    /// If key or certificate generation fails, which only a broken environment causes.
+    #[must_use]
+    pub fn generate() -> TestPki {
+        let keys = keys();
+        let mut root_name = DistinguishedName::new();
+        root_name.push(DnType::CountryName, printable("TW"));
+        root_name.push(DnType::OrganizationName, "行政院");
+        root_name.push(DnType::OrganizationalUnitName, "政府憑證總管理中心");
+        let mut root_params = ca_params(root_name, 1, ROOT_NOT_BEFORE_UNIX, ROOT_NOT_AFTER_UNIX);
+        root_params.use_authority_key_identifier_extension = false;
+        let root = Ca {
+            params: root_params,
+            key: key_pair(&keys.root),
+        };
+        let root_der = root
+            .params
+            .self_signed(&root.key)
+            .expect("root certificate")
+            .der()
+            .to_vec();
+
+        let make_ca = |key: &PrivateKey, serial: u64| {
+            let ca = Ca {
+                params: ca_params(moica_name(), serial, CA_NOT_BEFORE_UNIX, CA_NOT_AFTER_UNIX),
+                key: key_pair(key),
+            };
+            let der = ca
+                .params
+                .signed_by(&ca.key, &root.issuer())
+                .expect("CA certificate")
+                .der()
+                .to_vec();
+            (ca, der)
+        };
+        let (g2, ca_g2_der) = make_ca(&keys.g2, 2);
+        let (g3, ca_g3_der) = make_ca(&keys.g3, 3);
+        let rogue = Ca {
+            params: ca_params(moica_name(), 666, CA_NOT_BEFORE_UNIX, CA_NOT_AFTER_UNIX),
+            key: key_pair(&keys.rogue),
+        };
+        let rogue_ca_der = rogue
+            .params
+            .self_signed(&rogue.key)
+            .expect("rogue CA certificate")
+            .der()
+            .to_vec();
+
+        TestPki {
+            root_der,
+            ca_g2_der,
+            ca_g3_der,
+            rogue_ca_der,
+            g2,
+            g3,
+            rogue,
+            leaf_key: key_pair(&keys.leaf),
+        }
+    }
+
+    /// A trust store holding the root and both real CA generations (not the rogue CA).
+    ///
+    /// # Panics
+    /// If the generated certificates do not load, which would be a bug here.
+    #[must_use]
+    pub fn trust_store(&self) -> TrustStore {
+        let mut store = TrustStore::new();
+        store.add_root(&self.root_der).expect("root loads");
+        store.add_intermediate(&self.ca_g2_der).expect("G2 loads");
+        store.add_intermediate(&self.ca_g3_der).expect("G3 loads");
+        store
+    }
+
+    /// The key identifier (subject key identifier) of a CA generation, as the revocation
+    /// lists key their entries.
+    ///
+    /// # Panics
+    /// If the generated certificate does not parse, which would be a bug here.
+    #[must_use]
+    pub fn key_id(&self, generation: Generation) -> Vec<u8> {
+        let der = match generation {
+            Generation::G2 => &self.ca_g2_der,
+            Generation::G3 => &self.ca_g3_der,
+        };
+        let (_, cert) = X509Certificate::from_der(der).expect("generated CA parses");
+        crate::util::key_identifier(&cert)
+    }
+
+    fn ca(&self, generation: Generation) -> &Ca {
+        match generation {
+            Generation::G2 => &self.g2,
+            Generation::G3 => &self.g3,
+        }
+    }
+
+    /// Issues a card certificate.
+    ///
+    /// # Panics
+    /// If the options cannot be encoded (e.g. `id_last4` not printable, a bad policy OID).
+    #[must_use]
+    pub fn leaf(&self, opts: LeafOptions) -> TestLeaf {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CountryName, printable("TW"));
+        dn.push(DnType::CommonName, opts.cn.as_str());
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn;
+        params.serial_number = Some(SerialNumber::from(opts.serial));
+        params.not_before = time(opts.not_before_unix);
+        params.not_after = time(opts.not_after_unix);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = if opts.digital_signature {
+            vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::ContentCommitment,
+            ]
+        } else {
+            vec![
+                KeyUsagePurpose::KeyEncipherment,
+                KeyUsagePurpose::DataEncipherment,
+            ]
+        };
+        if !opts.policy_oids.is_empty() {
+            let policies = CertificatePolicies(
+                opts.policy_oids
+                    .iter()
+                    .map(|oid| PolicyInformation {
+                        policy_identifier: ObjectIdentifier::new(oid).expect("policy OID"),
+                        policy_qualifiers: None,
+                    })
+                    .collect(),
+            );
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    &[2, 5, 29, 32],
+                    policies.to_der().expect("certificatePolicies encodes"),
+                ));
+        }
+        if !opts.id_last4.is_empty() {
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    &[2, 5, 29, 9],
+                    subject_directory_attributes(&opts.id_last4),
+                ));
+        }
+        let ca = if opts.issuer_untrusted {
+            &self.rogue
+        } else {
+            self.ca(opts.generation)
+        };
+        let certificate_der = params
+            .signed_by(&self.leaf_key, &ca.issuer())
+            .expect("leaf certificate")
+            .der()
+            .to_vec();
+        TestLeaf {
+            certificate_der,
+            key: &keys().leaf,
+        }
+    }
+
+    /// A DER CRL from `generation` listing `revoked_serials`, thisUpdate
+    /// [`CRL_THIS_UPDATE_UNIX`], nextUpdate [`CRL_NEXT_UPDATE_UNIX`].
+    ///
+    /// # Panics
+    /// If rcgen cannot encode or sign the CRL.
+    #[must_use]
+    pub fn crl(
+        &self,
+        generation: Generation,
+        revoked_serials: impl Iterator<Item = u64>,
+    ) -> Vec<u8> {
+        let ca = self.ca(generation);
+        let revocation_time = time(CRL_THIS_UPDATE_UNIX - 86_400);
+        let params = CertificateRevocationListParams {
+            this_update: time(CRL_THIS_UPDATE_UNIX),
+            next_update: time(CRL_NEXT_UPDATE_UNIX),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked_serials
+                .map(|serial| RevokedCertParams {
+                    serial_number: SerialNumber::from(serial),
+                    revocation_time,
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: ca.params.key_identifier_method.clone(),
+        };
+        params
+            .signed_by(&ca.issuer())
+            .expect("CRL signs")
+            .der()
+            .to_vec()
+    }
+}
+
+/// The DER content octets of the INTEGER encoding `serial`, i.e. what
+/// [`crate::RevocationLists::is_revoked`] takes.
+#[must_use]
+pub fn serial_bytes(serial: u64) -> Vec<u8> {
+    let bytes = serial.to_be_bytes();
+    let first = bytes
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(bytes.len() - 1);
+    let mut out = Vec::with_capacity(9);
+    if bytes[first] & 0x80 != 0 {
+        out.push(0);
+    }
+    out.extend_from_slice(&bytes[first..]);
+    out
+}
+
+/// MOICA's encoding: SEQUENCE OF Attribute { 2.16.886.1.100.2.51, SET { PrintableString } }.
+fn subject_directory_attributes(id_last4: &str) -> Vec<u8> {
+    let value = Any::encode_from(&PrintableString::new(id_last4).expect("printable ID digits"))
+        .expect("attribute value encodes");
+    let attribute = Attribute {
+        oid: ObjectIdentifier::new(OID_ID_LAST4).expect("ID attribute OID"),
+        values: SetOfVec::try_from(vec![value]).expect("one value"),
+    };
+    SubjectDirectoryAttributes(vec![attribute])
+        .to_der()
+        .expect("subject directory attributes encode")
+}
+
+/// A card certificate and its private key, playing the card and the component.
+pub struct TestLeaf {
+    /// The certificate, DER.
+    pub certificate_der: Vec<u8>,
+    key: &'static PrivateKey,
+}
+
+impl std::fmt::Debug for TestLeaf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestLeaf")
+            .field("certificate_der_len", &self.certificate_der.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestLeaf {
+    /// CMS SignedData as the component makes it: attached content `tbs`, SHA-256, signed
+    /// attributes (content-type, message-digest, signing-time), RSA PKCS#1 v1.5, and only
+    /// this certificate embedded.
+    ///
+    /// # Panics
+    /// If encoding or signing fails, which would be a bug here.
+    #[must_use]
+    pub fn sign_pkcs7(&self, tbs: &[u8]) -> Vec<u8> {
+        let certificate =
+            x509_cert::Certificate::from_der(&self.certificate_der).expect("leaf decodes");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        let attribute = |oid: ObjectIdentifier, value: Any| Attribute {
+            oid,
+            values: SetOfVec::try_from(vec![value]).expect("one value"),
+        };
+        let signed_attrs = SetOfVec::try_from(vec![
+            attribute(
+                ID_CONTENT_TYPE,
+                Any::encode_from(&ID_DATA).expect("OID encodes"),
+            ),
+            attribute(
+                ID_SIGNING_TIME,
+                Any::encode_from(&UtcTime::from_unix_duration(now).expect("time fits UTCTime"))
+                    .expect("time encodes"),
+            ),
+            attribute(
+                ID_MESSAGE_DIGEST,
+                Any::encode_from(&OctetString::new(Sha256::digest(tbs).to_vec()).expect("digest"))
+                    .expect("digest encodes"),
+            ),
+        ])
+        .expect("distinct attributes");
+        let to_sign = signed_attrs.to_der().expect("attributes encode");
+        let signature = self.sign_raw(&to_sign);
+
+        let signer = SignerInfo {
+            version: CmsVersion::V1,
+            sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+                issuer: certificate.tbs_certificate().issuer().clone(),
+                serial_number: certificate.tbs_certificate().serial_number().clone(),
+            }),
+            digest_alg: AlgorithmIdentifierOwned {
+                oid: ID_SHA256,
+                parameters: None,
+            },
+            signed_attrs: Some(signed_attrs),
+            signature_algorithm: AlgorithmIdentifierOwned {
+                oid: RSA_ENCRYPTION,
+                parameters: Some(Any::null()),
+            },
+            signature: OctetString::new(signature).expect("signature"),
+            unsigned_attrs: None,
+        };
+        let signed_data = SignedData {
+            version: CmsVersion::V1,
+            digest_algorithms: SetOfVec::try_from(vec![AlgorithmIdentifierOwned {
+                oid: ID_SHA256,
+                parameters: None,
+            }])
+            .expect("one digest algorithm"),
+            encap_content_info: EncapsulatedContentInfo {
+                econtent_type: ID_DATA,
+                econtent: Some(
+                    Any::encode_from(&OctetString::new(tbs).expect("content")).expect("content"),
+                ),
+            },
+            certificates: Some(CertificateSet(
+                SetOfVec::try_from(vec![CertificateChoices::Certificate(certificate)])
+                    .expect("one certificate"),
+            )),
+            crls: None,
+            signer_infos: SignerInfos(SetOfVec::try_from(vec![signer]).expect("one signer")),
+        };
+        ContentInfo {
+            content_type: ID_SIGNED_DATA,
+            content: Any::encode_from(&signed_data).expect("SignedData encodes"),
+        }
+        .to_der()
+        .expect("ContentInfo encodes")
+    }
+
+    /// A bare RSA PKCS#1 v1.5 SHA-256 signature over `tbs` (`signatureType` PKCS1).
+    ///
+    /// # Panics
+    /// If signing fails, which would be a bug here.
+    #[must_use]
+    pub fn sign_pkcs1(&self, tbs: &[u8]) -> Vec<u8> {
+        self.sign_raw(tbs)
+    }
+
+    fn sign_raw(&self, data: &[u8]) -> Vec<u8> {
+        self.key
+            .sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(data))
+            .expect("RSA signing")
+    }
+
+    /// The card's private key as PKCS#8 DER, so a test program playing the component can sign.
+    ///
+    /// # Panics
+    /// If encoding fails, which would be a bug here.
+    #[must_use]
+    pub fn private_key_pkcs8_der(&self) -> Vec<u8> {
+        self.key
+            .to_pkcs8_der()
+            .expect("PKCS#8 encoding")
+            .as_bytes()
+            .to_vec()
+    }
+}

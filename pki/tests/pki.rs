@@ -1,0 +1,591 @@
+//! End-to-end tests of challenge verification and CRL handling against a generated
+//! MOICA-shaped PKI: every success path and every rejection the gateway distinguishes.
+
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use menshen_pki::testpki::{
+    CRL_NEXT_UPDATE_UNIX, CRL_THIS_UPDATE_UNIX, Generation, LeafOptions, MOICA_ISSUER,
+    TEST_POLICY_OID, TestLeaf, TestPki, serial_bytes,
+};
+use menshen_pki::{
+    CrlError, Policy, Rejection, RevocationLists, SignedChallenge, TrustError, TrustStore,
+    VerifiedCertificate, verify,
+};
+
+/// One PKI per test binary: RSA key generation dominates the run time otherwise.
+static PKI: LazyLock<TestPki> = LazyLock::new(TestPki::generate);
+static TRUST: LazyLock<TrustStore> = LazyLock::new(|| PKI.trust_store());
+
+const CHALLENGE: &[u8] = b"menshen-challenge:3f1c9a7e5b2d4c6a8e0f1a2b3c4d5e6f";
+const OTHER_CHALLENGE: &[u8] = b"menshen-challenge:00000000000000000000000000000000";
+/// 2026-03-01, inside the default leaf's validity.
+const NOW: i64 = 1_772_323_200;
+
+fn policy() -> Policy {
+    Policy {
+        now_unix: NOW,
+        required_policy_oids: vec![TEST_POLICY_OID.to_owned()],
+    }
+}
+
+fn leaf(opts: LeafOptions) -> TestLeaf {
+    PKI.leaf(opts)
+}
+
+fn pkcs7(
+    leaf: &TestLeaf,
+    signed_over: &[u8],
+    revoked: &RevocationLists,
+    policy: &Policy,
+) -> Result<VerifiedCertificate, Rejection> {
+    let cms = leaf.sign_pkcs7(signed_over);
+    verify(
+        &SignedChallenge::Pkcs7 { cms_der: &cms },
+        CHALLENGE,
+        &TRUST,
+        revoked,
+        policy,
+    )
+}
+
+fn pkcs1(
+    leaf: &TestLeaf,
+    signed_over: &[u8],
+    revoked: &RevocationLists,
+    policy: &Policy,
+) -> Result<VerifiedCertificate, Rejection> {
+    let signature = leaf.sign_pkcs1(signed_over);
+    verify(
+        &SignedChallenge::Pkcs1 {
+            signature: &signature,
+            certificate_der: &leaf.certificate_der,
+        },
+        CHALLENGE,
+        &TRUST,
+        revoked,
+        policy,
+    )
+}
+
+/// Both signature types, expecting the same outcome.
+fn both(opts: LeafOptions, policy: &Policy) -> [Result<VerifiedCertificate, Rejection>; 2] {
+    let leaf = leaf(opts);
+    let none = RevocationLists::new();
+    [
+        pkcs7(&leaf, CHALLENGE, &none, policy),
+        pkcs1(&leaf, CHALLENGE, &none, policy),
+    ]
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn both_signature_types_verify_under_both_generations() {
+    for generation in [Generation::G2, Generation::G3] {
+        let opts = LeafOptions {
+            generation,
+            serial: 0x00ab_cdef,
+            ..LeafOptions::default()
+        };
+        for result in both(opts.clone(), &policy()) {
+            let verified = result.unwrap_or_else(|r| panic!("{generation:?}: {r}"));
+            assert_eq!(verified.issuer, MOICA_ISSUER);
+            assert_eq!(verified.serial_hex, "abcdef");
+            assert_eq!(verified.subject_cn, "王小明");
+            assert_eq!(verified.id_last4.as_deref(), Some("6789"));
+            assert_eq!(verified.not_after_unix, opts.not_after_unix);
+            assert_eq!(verified.issuer_key_id_hex, hex(&PKI.key_id(generation)));
+            assert_eq!(verified.spki_sha256_hex.len(), 64);
+        }
+    }
+    assert_ne!(PKI.key_id(Generation::G2), PKI.key_id(Generation::G3));
+}
+
+#[test]
+fn serial_with_high_bit_is_reported_without_sign_octet() {
+    let opts = LeafOptions {
+        serial: 0x8000_0000_0000_0001,
+        ..LeafOptions::default()
+    };
+    for result in both(opts, &policy()) {
+        assert_eq!(
+            result.map(|v| v.serial_hex),
+            Ok("8000000000000001".to_owned())
+        );
+    }
+}
+
+#[test]
+fn leaf_without_id_attribute_verifies_with_none() {
+    let opts = LeafOptions {
+        id_last4: String::new(),
+        ..LeafOptions::default()
+    };
+    for result in both(opts, &policy()) {
+        assert_eq!(result.map(|v| v.id_last4), Ok(None));
+    }
+}
+
+#[test]
+fn same_name_untrusted_ca_is_rejected() {
+    for generation in [Generation::G2, Generation::G3] {
+        let opts = LeafOptions {
+            generation,
+            issuer_untrusted: true,
+            ..LeafOptions::default()
+        };
+        assert_eq!(
+            both(opts, &policy()),
+            [
+                Err(Rejection::UntrustedIssuer),
+                Err(Rejection::UntrustedIssuer)
+            ]
+        );
+    }
+}
+
+#[test]
+fn ca_missing_from_store_is_untrusted() {
+    // Only G2 trusted: a G3 card must fail even though the names are identical.
+    let mut store = TrustStore::new();
+    store.add_root(&PKI.root_der).unwrap();
+    store.add_intermediate(&PKI.ca_g2_der).unwrap();
+    let leaf = leaf(LeafOptions::default());
+    let cms = leaf.sign_pkcs7(CHALLENGE);
+    let result = verify(
+        &SignedChallenge::Pkcs7 { cms_der: &cms },
+        CHALLENGE,
+        &store,
+        &RevocationLists::new(),
+        &policy(),
+    );
+    assert_eq!(result, Err(Rejection::UntrustedIssuer));
+}
+
+#[test]
+fn intermediate_without_root_is_untrusted() {
+    let mut store = TrustStore::new();
+    store.add_intermediate(&PKI.ca_g3_der).unwrap();
+    let leaf = leaf(LeafOptions::default());
+    let signature = leaf.sign_pkcs1(CHALLENGE);
+    let signed = SignedChallenge::Pkcs1 {
+        signature: &signature,
+        certificate_der: &leaf.certificate_der,
+    };
+    assert_eq!(
+        verify(
+            &signed,
+            CHALLENGE,
+            &store,
+            &RevocationLists::new(),
+            &policy()
+        ),
+        Err(Rejection::UntrustedIssuer)
+    );
+}
+
+#[test]
+fn expired_and_not_yet_valid() {
+    let expired = LeafOptions {
+        not_before_unix: NOW - 400 * 86_400,
+        not_after_unix: NOW - 1,
+        ..LeafOptions::default()
+    };
+    assert_eq!(
+        both(expired, &policy()),
+        [Err(Rejection::Expired), Err(Rejection::Expired)]
+    );
+    let future = LeafOptions {
+        not_before_unix: NOW + 1,
+        not_after_unix: NOW + 400 * 86_400,
+        ..LeafOptions::default()
+    };
+    assert_eq!(
+        both(future, &policy()),
+        [Err(Rejection::NotYetValid), Err(Rejection::NotYetValid)]
+    );
+}
+
+#[test]
+fn expired_issuing_ca() {
+    // The leaf outlives its CA (which ends in 2090); check in 2095.
+    let opts = LeafOptions {
+        not_after_unix: 4_000_000_000,
+        ..LeafOptions::default()
+    };
+    let late = Policy {
+        now_unix: 3_944_678_400,
+        ..policy()
+    };
+    assert_eq!(
+        both(opts, &late),
+        [Err(Rejection::IssuerExpired), Err(Rejection::IssuerExpired)]
+    );
+}
+
+#[test]
+fn encryption_certificate_is_wrong_key_usage() {
+    let opts = LeafOptions {
+        digital_signature: false,
+        ..LeafOptions::default()
+    };
+    assert_eq!(
+        both(opts, &policy()),
+        [Err(Rejection::WrongKeyUsage), Err(Rejection::WrongKeyUsage)]
+    );
+}
+
+#[test]
+fn required_policy_missing() {
+    let opts = LeafOptions {
+        policy_oids: vec!["1.3.6.1.4.1.55555.9.9".to_owned()],
+        ..LeafOptions::default()
+    };
+    assert_eq!(
+        both(opts.clone(), &policy()),
+        [Err(Rejection::PolicyMissing), Err(Rejection::PolicyMissing)]
+    );
+    let no_policies = LeafOptions {
+        policy_oids: Vec::new(),
+        ..LeafOptions::default()
+    };
+    assert_eq!(
+        both(no_policies.clone(), &policy()),
+        [Err(Rejection::PolicyMissing), Err(Rejection::PolicyMissing)]
+    );
+    // Without a requirement both pass.
+    let lax = Policy {
+        required_policy_oids: Vec::new(),
+        ..policy()
+    };
+    for opts in [opts, no_policies] {
+        assert!(both(opts, &lax).iter().all(Result::is_ok));
+    }
+    // Every listed OID must be present.
+    let two = Policy {
+        required_policy_oids: vec![TEST_POLICY_OID.to_owned(), "1.3.6.1.4.1.55555.2".to_owned()],
+        ..policy()
+    };
+    assert_eq!(
+        both(LeafOptions::default(), &two),
+        [Err(Rejection::PolicyMissing), Err(Rejection::PolicyMissing)]
+    );
+}
+
+#[test]
+fn revoked_by_crl_of_the_right_generation_only() {
+    let serial = 0x0102_0304;
+    let mut lists = RevocationLists::new();
+    let crl = PKI.crl(Generation::G3, [7, serial, 9].into_iter());
+    let infos = lists.load(&crl, &TRUST).unwrap();
+    assert_eq!(infos.len(), 1);
+    assert_eq!(infos[0].entries, 3);
+    assert_eq!(infos[0].issuer, MOICA_ISSUER);
+    assert_eq!(infos[0].issuer_key_id_hex, hex(&PKI.key_id(Generation::G3)));
+    assert_eq!(infos[0].this_update_unix, CRL_THIS_UPDATE_UNIX);
+    assert_eq!(infos[0].next_update_unix, Some(CRL_NEXT_UPDATE_UNIX));
+    assert_eq!(infos[0].crl_number_hex.as_deref(), Some("01"));
+
+    let g3 = leaf(LeafOptions {
+        generation: Generation::G3,
+        serial,
+        ..LeafOptions::default()
+    });
+    assert_eq!(
+        pkcs7(&g3, CHALLENGE, &lists, &policy()),
+        Err(Rejection::Revoked)
+    );
+    assert_eq!(
+        pkcs1(&g3, CHALLENGE, &lists, &policy()),
+        Err(Rejection::Revoked)
+    );
+    // Same serial under G2 is a different certificate: the G3 CRL says nothing about it.
+    let g2 = leaf(LeafOptions {
+        generation: Generation::G2,
+        serial,
+        ..LeafOptions::default()
+    });
+    assert!(pkcs7(&g2, CHALLENGE, &lists, &policy()).is_ok());
+    let other = leaf(LeafOptions {
+        generation: Generation::G3,
+        serial: serial + 1,
+        ..LeafOptions::default()
+    });
+    assert!(pkcs1(&other, CHALLENGE, &lists, &policy()).is_ok());
+
+    assert!(lists.covers(&PKI.key_id(Generation::G3)));
+    assert!(!lists.covers(&PKI.key_id(Generation::G2)));
+    assert_eq!(lists.stale_at(CRL_NEXT_UPDATE_UNIX).count(), 0);
+    assert_eq!(lists.stale_at(CRL_NEXT_UPDATE_UNIX + 1).count(), 1);
+}
+
+#[test]
+fn crl_pem_and_tampering() {
+    let der = PKI.crl(Generation::G2, [42].into_iter());
+    let pem = to_pem("X509 CRL", &der);
+    let mut lists = RevocationLists::new();
+    assert_eq!(lists.load(pem.as_bytes(), &TRUST).map(|i| i.len()), Ok(1));
+    assert!(lists.is_revoked(&PKI.key_id(Generation::G2), &serial_bytes(42)));
+
+    let mut tampered = der.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    assert!(matches!(
+        RevocationLists::new().load_der(&tampered, &TRUST),
+        Err(CrlError::BadSignature(_))
+    ));
+    assert!(matches!(
+        RevocationLists::new().load_der(&der, &TrustStore::new()),
+        Err(CrlError::UnknownIssuer(_))
+    ));
+    assert!(matches!(
+        RevocationLists::new().load_der(b"not a crl", &TRUST),
+        Err(CrlError::Malformed(_))
+    ));
+}
+
+#[test]
+fn large_crl_loads_fast_and_answers_lookups() {
+    const ENTRIES: u64 = 400_000;
+    // Spread-out 63-bit serials with bit 62 set, so clearing bit 62 gives an absent one.
+    let serial = |i: u64| 0x4000_0000_0000_0000 | (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 2);
+    let der = PKI.crl(Generation::G3, (0..ENTRIES).map(serial));
+    let started = Instant::now();
+    let mut lists = RevocationLists::new();
+    let info = lists.load_der(&der, &TRUST).unwrap();
+    let elapsed = started.elapsed();
+    eprintln!(
+        "loaded {ENTRIES}-entry CRL ({} bytes) in {elapsed:?}",
+        der.len()
+    );
+    assert_eq!(info.entries, 400_000);
+    assert_eq!(lists.len(), 400_000);
+    let g3 = PKI.key_id(Generation::G3);
+    let g2 = PKI.key_id(Generation::G2);
+    for i in (0..ENTRIES).step_by(997) {
+        assert!(lists.is_revoked(&g3, &serial_bytes(serial(i))));
+        assert!(!lists.is_revoked(&g2, &serial_bytes(serial(i))));
+        let absent = serial(i) & !0x4000_0000_0000_0000;
+        assert!(!lists.is_revoked(&g3, &serial_bytes(absent)));
+    }
+    // Generous bound for unoptimised test builds on a small machine.
+    assert!(elapsed.as_secs() < 20, "{elapsed:?}");
+}
+
+#[test]
+fn pkcs7_over_another_challenge_is_a_mismatch() {
+    let leaf = leaf(LeafOptions::default());
+    assert_eq!(
+        pkcs7(&leaf, OTHER_CHALLENGE, &RevocationLists::new(), &policy()),
+        Err(Rejection::ChallengeMismatch)
+    );
+}
+
+#[test]
+fn pkcs1_over_another_challenge_is_a_bad_signature() {
+    let leaf = leaf(LeafOptions::default());
+    assert_eq!(
+        pkcs1(&leaf, OTHER_CHALLENGE, &RevocationLists::new(), &policy()),
+        Err(Rejection::BadSignature)
+    );
+}
+
+fn check_cms(cms: &[u8]) -> Result<VerifiedCertificate, Rejection> {
+    verify(
+        &SignedChallenge::Pkcs7 { cms_der: cms },
+        CHALLENGE,
+        &TRUST,
+        &RevocationLists::new(),
+        &policy(),
+    )
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap()
+}
+
+#[test]
+fn tampered_cms() {
+    let leaf = leaf(LeafOptions::default());
+    let cms = leaf.sign_pkcs7(CHALLENGE);
+    assert!(check_cms(&cms).is_ok());
+
+    // The signature is the last element of the structure.
+    let mut bad_signature = cms.clone();
+    let last = bad_signature.len() - 1;
+    bad_signature[last] ^= 0x01;
+    assert_eq!(check_cms(&bad_signature), Err(Rejection::BadSignature));
+
+    let mut bad_content = cms.clone();
+    let at = find(&bad_content, CHALLENGE);
+    bad_content[at + 3] ^= 0x01;
+    assert_eq!(check_cms(&bad_content), Err(Rejection::ChallengeMismatch));
+
+    // Content swapped for ours after signing something else of the same length: caught by
+    // the message-digest attribute.
+    let mut swapped = leaf.sign_pkcs7(OTHER_CHALLENGE);
+    let at = find(&swapped, OTHER_CHALLENGE);
+    swapped[at..at + CHALLENGE.len()].copy_from_slice(CHALLENGE);
+    assert_eq!(check_cms(&swapped), Err(Rejection::ChallengeMismatch));
+
+    // A certificate from a different card swapped in: the signature no longer verifies
+    // (here same key, so instead swap a signed attribute byte: the signing time).
+    let mut bad_attrs = cms.clone();
+    let at = find(
+        &bad_attrs,
+        &[
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x05,
+        ],
+    );
+    // The UTCTime follows the OID and the SET header: flip a digit's low bit.
+    bad_attrs[at + 11 + 2 + 2 + 3] ^= 0x01;
+    assert_eq!(check_cms(&bad_attrs), Err(Rejection::BadSignature));
+}
+
+#[test]
+fn damaged_cms_never_panics() {
+    let leaf = leaf(LeafOptions::default());
+    let cms = leaf.sign_pkcs7(CHALLENGE);
+    for len in (0..cms.len()).step_by(37) {
+        assert!(
+            matches!(check_cms(&cms[..len]), Err(Rejection::Malformed(_))),
+            "prefix {len}"
+        );
+    }
+    for at in (0..cms.len()).step_by(53) {
+        let mut damaged = cms.clone();
+        damaged[at] ^= 0xa5;
+        assert!(check_cms(&damaged).is_err(), "byte {at}");
+    }
+    let mut trailing = cms.clone();
+    trailing.push(0);
+    assert!(matches!(check_cms(&trailing), Err(Rejection::Malformed(_))));
+}
+
+#[test]
+fn garbage_is_malformed() {
+    let leaf = leaf(LeafOptions::default());
+    let signature = leaf.sign_pkcs1(CHALLENGE);
+    for garbage in [
+        &b""[..],
+        b"\x00\x01\x02",
+        b"MIIB...base64 not decoded",
+        &[0x30, 0x82, 0xff, 0xff, 0x01],
+    ] {
+        assert!(matches!(check_cms(garbage), Err(Rejection::Malformed(_))));
+        let signed = SignedChallenge::Pkcs1 {
+            signature: &signature,
+            certificate_der: garbage,
+        };
+        assert!(matches!(
+            verify(
+                &signed,
+                CHALLENGE,
+                &TRUST,
+                &RevocationLists::new(),
+                &policy()
+            ),
+            Err(Rejection::Malformed(_))
+        ));
+    }
+    // A certificate is not a CMS message.
+    assert!(matches!(
+        check_cms(&leaf.certificate_der),
+        Err(Rejection::Malformed(_))
+    ));
+    // Garbage signature with a good certificate is a bad signature, not a panic.
+    let signed = SignedChallenge::Pkcs1 {
+        signature: b"short",
+        certificate_der: &leaf.certificate_der,
+    };
+    assert_eq!(
+        verify(
+            &signed,
+            CHALLENGE,
+            &TRUST,
+            &RevocationLists::new(),
+            &policy()
+        ),
+        Err(Rejection::BadSignature)
+    );
+}
+
+#[test]
+fn trust_store_inputs() {
+    let mut store = TrustStore::new();
+    let pem = format!(
+        "{}{}",
+        to_pem("CERTIFICATE", &PKI.ca_g2_der),
+        to_pem("CERTIFICATE", &PKI.ca_g3_der)
+    );
+    assert_eq!(store.add_intermediate(pem.as_bytes()), Ok(2));
+    assert_eq!(
+        store.add_root(to_pem("CERTIFICATE", &PKI.root_der).as_bytes()),
+        Ok(1)
+    );
+    assert_eq!(store.len(), 3);
+    let leaf = leaf(LeafOptions::default());
+    assert_eq!(
+        store.add_intermediate(&leaf.certificate_der),
+        Err(TrustError::NotCa)
+    );
+    assert!(matches!(
+        store.add_root(b"junk"),
+        Err(TrustError::Malformed(_))
+    ));
+    assert_eq!(
+        store.add_root(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+        Err(TrustError::Empty)
+    );
+    let cms = leaf.sign_pkcs7(CHALLENGE);
+    let result = verify(
+        &SignedChallenge::Pkcs7 { cms_der: &cms },
+        CHALLENGE,
+        &store,
+        &RevocationLists::new(),
+        &policy(),
+    );
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[test]
+fn exported_private_key_is_pkcs8() {
+    let der = leaf(LeafOptions::default()).private_key_pkcs8_der();
+    // SEQUENCE { INTEGER 0, AlgorithmIdentifier { rsaEncryption ...
+    assert_eq!(der[0], 0x30);
+    assert!(
+        der.windows(9)
+            .any(|w| w == [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01])
+    );
+}
+
+fn to_pem(label: &str, der: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = String::new();
+    for chunk in der.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                b64.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                b64.push('=');
+            }
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
