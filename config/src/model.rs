@@ -33,27 +33,6 @@ pub struct Config {
     pub sites: Vec<Site>,
 }
 
-impl Config {
-    /// The site serving a request's `Host` (any case, with or without port or trailing dot).
-    ///
-    /// A site host written without a port matches that name on any port; one written with a
-    /// port matches only that port. Validation guarantees a host name belongs to one site, so
-    /// the first match is the only one.
-    pub fn site_for_host(&self, host: &str) -> Option<&Site> {
-        let request = host::split(host.trim())?;
-        self.sites.iter().find(|site| {
-            site.hosts.iter().any(|configured| {
-                host::split(configured).is_some_and(|configured| {
-                    configured.name == request.name
-                        && configured
-                            .port
-                            .is_none_or(|port| Some(port) == request.port)
-                })
-            })
-        })
-    }
-}
-
 /// One public listening socket.
 #[derive(Debug, Clone)]
 pub struct Listener {

@@ -850,34 +850,3 @@ fn tls_files_that_exist_are_accepted() {
         "{message}"
     );
 }
-
-#[test]
-fn site_for_host_matches_case_port_and_trailing_dot() {
-    let config = valid(
-        "\
-[[listen]]
-address = \"127.0.0.1:8080\"
-[[site]]
-name = \"registry\"
-hosts = [\"registry.school.example\"]
-upstreams = [\"127.0.0.1:8081\"]
-[[site]]
-name = \"hr\"
-hosts = [\"hr.school.example:8443\", \"[::1]:9000\"]
-upstreams = [\"127.0.0.1:8082\"]
-",
-    );
-    let site = |host: &str| config.site_for_host(host).map(|s| s.name.as_str());
-    assert_eq!(site("registry.school.example"), Some("registry"));
-    assert_eq!(site("REGISTRY.School.Example."), Some("registry"));
-    assert_eq!(site("registry.school.example:8443"), Some("registry"));
-    assert_eq!(site("registry.school.example.:80"), Some("registry"));
-    assert_eq!(site("hr.school.example:8443"), Some("hr"));
-    assert_eq!(site("HR.school.example.:8443"), Some("hr"));
-    assert_eq!(site("hr.school.example"), None);
-    assert_eq!(site("hr.school.example:443"), None);
-    assert_eq!(site("[::1]:9000"), Some("hr"));
-    assert_eq!(site("other.example"), None);
-    assert_eq!(site("registry.school.example:x"), None);
-    assert_eq!(site(""), None);
-}

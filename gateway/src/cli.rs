@@ -40,6 +40,20 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Offer login with this OpenID Connect provider (its issuer URL), as "Google 帳號".
+        /// Register `http://LISTEN/.menshen/oidc/google/callback` as its redirect URI.
+        #[arg(long, requires = "oidc_client_id")]
+        oidc_issuer: Option<String>,
+        #[arg(long)]
+        oidc_client_id: Option<String>,
+        /// The client secret; read from the environment variable MENSHEN_DEMO_OIDC_SECRET.
+        #[arg(
+            long,
+            env = "MENSHEN_DEMO_OIDC_SECRET",
+            hide_env_values = true,
+            default_value = ""
+        )]
+        oidc_client_secret: String,
     },
     /// Make and rotate the keys that seal OTP secrets at rest.
     Keys {
@@ -117,7 +131,22 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => load(&config).and_then(|c| crate::server::run(c, Vec::new())),
         Command::CheckConfig { file } => return check_config(&file),
-        Command::Demo { listen } => crate::demo::run(&listen),
+        Command::Demo {
+            listen,
+            oidc_issuer,
+            oidc_client_id,
+            oidc_client_secret,
+        } => {
+            let oidc = match (oidc_issuer, oidc_client_id) {
+                (Some(issuer), Some(client_id)) => Some(crate::demo::DemoOidc {
+                    issuer,
+                    client_id,
+                    client_secret: oidc_client_secret,
+                }),
+                _ => None,
+            };
+            crate::demo::run(&listen, oidc.as_ref())
+        }
         Command::Account { config, action } => load(&config).and_then(|c| account(&c, action)),
         Command::Keys {
             action: KeysAction::Generate { id },

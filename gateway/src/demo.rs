@@ -22,7 +22,35 @@ use crate::random;
 
 /// The demo's configuration: the same format operators write, so the demo exercises the
 /// real loading path.
-fn demo_config(listen: &str, database: &str, app_port: u16, otp_keys: &str) -> String {
+/// An OpenID Connect provider for the demo's "Google 帳號" button.
+pub struct DemoOidc {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// TOML string literal (the demo's values come from the command line).
+fn toml_str(s: &str) -> String {
+    format!("{s:?}")
+}
+
+fn demo_config(
+    listen: &str,
+    database: &str,
+    app_port: u16,
+    otp_keys: &str,
+    oidc: Option<&DemoOidc>,
+) -> String {
+    let oidc = oidc
+        .map(|o| {
+            format!(
+                "[[oidc]]\nid = \"google\"\ndisplay_name = \"Google 帳號\"\nbutton_label = \"Google帳號登入\"\nissuer = {}\nclient_id = {}\nclient_secret = {}\n",
+                toml_str(&o.issuer),
+                toml_str(&o.client_id),
+                toml_str(&o.client_secret)
+            )
+        })
+        .unwrap_or_default();
     format!(
         r#"
 [[listen]]
@@ -51,6 +79,7 @@ issuer = "Menshen demo"
 # A key made for this run only: bindings do not outlive the demo.
 keys = "{otp_keys}"
 
+{oidc}
 [[site]]
 name = "demo-registry"
 hosts = ["*"]
@@ -80,7 +109,7 @@ struct DemoAccount {
     password: String,
 }
 
-pub fn run(listen: &str) -> anyhow::Result<()> {
+pub fn run(listen: &str, oidc: Option<&DemoOidc>) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("menshen-demo-")
         .tempdir()
@@ -88,7 +117,7 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
     let database = format!("sqlite://{}", dir.path().join("demo.db").display());
     let app_port = free_port()?;
     let otp_keys = menshen_otp::sealed::Keyring::generate_entry("demo");
-    let text = demo_config(listen, &database, app_port, &otp_keys);
+    let text = demo_config(listen, &database, app_port, &otp_keys, oidc);
     let config = menshen_config::parse(&text, "<demo>")
         .map_err(|e| anyhow::anyhow!("the demo configuration is invalid:\n{e}"))?;
 
@@ -121,6 +150,12 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
         "  The demo legacy app (127.0.0.1:{app_port}) shows the identity headers it receives."
     );
     println!("  /public/ is open to everyone; /admin/ only to AA accounts. Stop with Ctrl-C.");
+    if let Some(o) = oidc {
+        println!(
+            "  OpenID Connect: {} (redirect URI http://{listen}/.menshen/oidc/google/callback)",
+            o.issuer
+        );
+    }
     // Keep the temporary directory for as long as the process runs.
     let _keep = dir.keep();
     crate::server::run(config, vec![Box::new(app)])

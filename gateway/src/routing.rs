@@ -66,6 +66,62 @@ fn split_host_port(host: &str) -> (&str, Option<&str>) {
 mod tests {
     use super::*;
 
+    /// The routing table built from a real configuration.
+    fn router() -> Router {
+        let text = "\
+[[listen]]
+address = \"127.0.0.1:8080\"
+[otp]
+keys = \"k:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"
+[[site]]
+name = \"registry\"
+hosts = [\"registry.school.example\"]
+upstreams = [\"127.0.0.1:8081\"]
+[[site]]
+name = \"hr\"
+hosts = [\"hr.school.example:8443\", \"[::1]:9000\"]
+upstreams = [\"127.0.0.1:8082\"]
+";
+        let config = menshen_config::parse(text, "t").unwrap_or_else(|e| panic!("{e}"));
+        let sites: Vec<Arc<SiteRuntime>> = config
+            .sites
+            .into_iter()
+            .map(|s| Arc::new(SiteRuntime::new(s).unwrap_or_else(|e| panic!("{e}"))))
+            .collect();
+        Router::new(&sites)
+    }
+
+    #[test]
+    fn hosts_match_case_port_and_trailing_dot_and_nothing_else() {
+        let r = router();
+        let site = |host: &str| r.lookup(Some(host)).map(|s| s.config.name.clone());
+        assert_eq!(site("registry.school.example").as_deref(), Some("registry"));
+        assert_eq!(
+            site("REGISTRY.School.Example.").as_deref(),
+            Some("registry")
+        );
+        assert_eq!(
+            site("registry.school.example:8443").as_deref(),
+            Some("registry")
+        );
+        assert_eq!(
+            site("registry.school.example.:80").as_deref(),
+            Some("registry")
+        );
+        assert_eq!(site("hr.school.example:8443").as_deref(), Some("hr"));
+        assert_eq!(site("HR.school.example.:8443").as_deref(), Some("hr"));
+        assert_eq!(site("hr.school.example"), None);
+        assert_eq!(site("hr.school.example:443"), None);
+        assert_eq!(site("[::1]:9000").as_deref(), Some("hr"));
+        assert_eq!(site("other.example"), None);
+        assert_eq!(site("registry.school.example:x"), None);
+        assert_eq!(site(""), None);
+        assert!(
+            r.lookup(None).is_none(),
+            "no Host and no catch-all: no site"
+        );
+    }
+
     #[test]
     fn splits_hosts_and_ports() {
         assert_eq!(split_host_port("a.b:80"), ("a.b", Some("80")));

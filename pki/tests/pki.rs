@@ -434,8 +434,8 @@ fn tampered_cms() {
     swapped[at..at + CHALLENGE.len()].copy_from_slice(CHALLENGE);
     assert_eq!(check_cms(&swapped), Err(Rejection::ChallengeMismatch));
 
-    // A certificate from a different card swapped in: the signature no longer verifies
-    // (here same key, so instead swap a signed attribute byte: the signing time).
+    // A signed attribute changed (a digit of the signing time): the signature over the
+    // attributes no longer verifies.
     let mut bad_attrs = cms.clone();
     let at = find(
         &bad_attrs,
