@@ -8,8 +8,6 @@ use std::time::Duration;
 use menshen_policies::access::AccessRules;
 use menshen_policies::password::PasswordPolicy;
 
-use crate::host;
-
 /// The whole configuration of one gateway process.
 #[derive(Debug, Clone)]
 pub struct Config {
