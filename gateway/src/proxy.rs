@@ -391,14 +391,19 @@ impl ProxyHttp for Gateway {
         if let (Some(site), Some(identity)) = (&ctx.site, &ctx.identity) {
             site.identity.insert(upstream, identity)?;
         }
-        // The legacy app never sees Menshen's cookies.
-        let cookie_headers: Vec<Vec<u8>> = upstream
+        // The legacy app never sees Menshen's cookies (rewritten only when one is there).
+        let ours = upstream
             .headers
             .get_all(http::header::COOKIE)
             .iter()
-            .map(|v| v.as_bytes().to_vec())
-            .collect();
-        if cookie_headers.iter().any(|v| cookies::mentions_ours(v)) {
+            .any(|v| cookies::mentions_ours(v.as_bytes()));
+        if ours {
+            let cookie_headers: Vec<Vec<u8>> = upstream
+                .headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(|v| v.as_bytes().to_vec())
+                .collect();
             upstream.remove_header(&http::header::COOKIE);
             for value in cookie_headers {
                 if let Some(kept) = cookies::without_ours(&value, ctx.names) {

@@ -556,6 +556,12 @@ describe('menshen demo with an OpenID Connect provider in headless Chromium', { 
       assert.equal((await identity(page, 'x-menshen-user')).raw, creds.staff.username);
       assert.equal((await identity(page, 'x-menshen-auth-method')).raw, 'oidc:google+otp');
       assert.equal((await identity(page, 'x-menshen-name')).decoded, '王小明', 'the gateway account, not the provider name');
+      // The gateway's own session cookie must not leak to the legacy app. (The provider's
+      // `_session` may: on loopback both share the host 127.0.0.1, and cookies ignore ports.)
+      const forwardedCookie = page.locator('#headers tr[data-header="cookie"] td.value');
+      if ((await forwardedCookie.count()) > 0) {
+        assert.doesNotMatch(await forwardedCookie.textContent(), /(^|;\s*)menshen=/, 'session cookie not forwarded');
+      }
       await screenshot(page, '13-demo-app-google-otp');
       const cookie = await sessionCookieOf(context);
       assert.ok(cookie?.httpOnly, 'session cookie is HttpOnly');
