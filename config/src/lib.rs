@@ -31,8 +31,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    CaptchaMode, Config, HeaderNames, Listener, LockoutConfig, LoginConfig, Network, OidcProvider,
-    OtpConfig, SessionConfig, Site, StoreConfig, TlsFiles,
+    CaptchaMode, CertificateConfig, Config, CrlSource, HeaderNames, Listener, LockoutConfig,
+    LoginConfig, Network, OidcProvider, OtpConfig, SessionConfig, Site, StoreConfig, TlsFiles,
 };
 
 use crate::env::Lookup;

@@ -25,6 +25,8 @@ pub struct Config {
     pub captcha: CaptchaMode,
     pub otp: OtpConfig,
     pub oidc: Vec<OidcProvider>,
+    /// Citizen digital certificate (自然人憑證) login; `None` turns it off.
+    pub certificate: Option<CertificateConfig>,
     /// Identity header names used for sites that do not override them.
     pub headers: HeaderNames,
     /// Protected sites; at least one, each host name in exactly one site.
@@ -217,4 +219,30 @@ pub struct OidcProvider {
     pub claim: String,
     /// Whether OTP must follow the provider's login (default true; the manual requires it).
     pub require_otp: bool,
+}
+
+/// Where a CRL comes from: a file, or an http(s) URL fetched by the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrlSource {
+    File(PathBuf),
+    Url(String),
+}
+
+/// `[certificate]`: citizen digital certificate (自然人憑證, MOICA card) binding and login.
+#[derive(Debug, Clone)]
+pub struct CertificateConfig {
+    /// Trust anchors (the GRCA root), PEM or DER files; at least one.
+    pub trust_anchors: Vec<PathBuf>,
+    /// Issuing CAs (MOICA G2, G3, ...), trusted only through an anchor.
+    pub intermediates: Vec<PathBuf>,
+    /// Revocation lists, refreshed every `crl_refresh`.
+    pub crls: Vec<CrlSource>,
+    /// How often the CRLs are fetched again; default 6 hours.
+    pub crl_refresh: Duration,
+    /// Certificate policy OIDs every card certificate must carry; empty: no requirement.
+    pub required_policies: Vec<String>,
+    /// When true, the certificate's name must equal the account's display name.
+    pub require_identity_match: bool,
+    /// Where users download the HiPKI component (shown by the pages).
+    pub component_download_url: Option<String>,
 }

@@ -850,3 +850,41 @@ fn tls_files_that_exist_are_accepted() {
         "{message}"
     );
 }
+
+#[test]
+fn certificate_table_is_read_and_checked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, "x").expect("write");
+    let base = "[[listen]]\naddress = \"127.0.0.1:8080\"\n\n[[site]]\nname = \"a\"\nhosts = [\"a.test\"]\nupstreams = [\"127.0.0.1:9000\"]\n";
+    let text = format!(
+        "{base}\n[certificate]\ntrust_anchors = [\"{}\"]\ncrls = [\"https://example.test/g3.crl\"]\n\
+         crl_refresh = \"1h\"\nrequired_policies = [\"2.16.886.101.0.3.1\"]\n",
+        root.display()
+    );
+    let config = valid(&text);
+    let c = config.certificate.expect("certificate table");
+    assert_eq!(c.trust_anchors, vec![root.clone()]);
+    assert_eq!(
+        c.crls,
+        vec![CrlSource::Url("https://example.test/g3.crl".into())]
+    );
+    assert_eq!(c.crl_refresh, Duration::from_secs(3600));
+    assert!(!c.require_identity_match);
+    assert!(valid(base).certificate.is_none());
+
+    let bad = format!(
+        "{base}\n[certificate]\ntrust_anchors = [\"{}\", \"/nonexistent/root.pem\"]\n\
+         crls = [\"ftp://x/y.crl\"]\nrequired_policies = [\"nope\"]\ncrl_refresh = 0\n",
+        root.display()
+    );
+    let found = errors(&bad);
+    let lines: Vec<usize> = found.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, vec![10, 11, 12, 13], "{found:?}");
+    assert!(found[0].1.contains("/nonexistent/root.pem"), "{found:?}");
+    let missing = errors(&format!("{base}\n[certificate]\nintermediates = []\n"));
+    assert!(
+        missing.iter().any(|(_, m)| m.contains("trust_anchors")),
+        "{missing:?}"
+    );
+}

@@ -16,6 +16,7 @@ const ALPHABET: &[char] = &[
 ];
 const LENGTH: usize = 5;
 const LIFETIME: Duration = Duration::from_secs(300);
+static DRAWING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 #[derive(Clone)]
 pub struct Captchas {
@@ -72,6 +73,11 @@ impl Captchas {
             return Ok(None);
         };
         let answer = String::from_utf8_lossy(&answer).into_owned();
+        // Drawing costs CPU: at most two at once, so a flood of picture requests cannot take
+        // the cores from proxied traffic.
+        let Ok(_permit) = DRAWING.try_acquire() else {
+            return Err(StoreError("too many captcha pictures being drawn".into()));
+        };
         let png = tokio::task::spawn_blocking(move || draw(&answer))
             .await
             .map_err(|e| StoreError(e.to_string()))?;

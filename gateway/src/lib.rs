@@ -13,6 +13,7 @@
 //! - [`volatile`] holds short-lived shared values (captcha answers, QR secrets, counters);
 //!   [`regulation`] turns failure counts into suspensions and throttles; [`captcha`] draws
 //!   and checks the login captcha.
+//! - [`certificates`] holds the citizen-certificate trust store and refreshes the CRLs.
 //! - [`accounts`] is the SQL account store (SQLite or PostgreSQL) with its migrations.
 //! - [`passwords`] hashes and verifies passwords with argon2id off the async workers.
 //! - [`identity`] strips spoofed identity headers and builds the verified ones.
@@ -21,6 +22,7 @@
 
 pub mod accounts;
 pub mod captcha;
+pub mod certificates;
 pub mod cli;
 pub mod clock;
 pub mod cookies;

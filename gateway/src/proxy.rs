@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use menshen_pages::{ErrorKind, Lang};
 use menshen_policies::access::{Access, Decision, decide};
-use menshen_policies::path::normalize;
+use menshen_policies::path::{normalize, windows_ambiguous};
 use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -21,6 +21,26 @@ use crate::handlers::{self, encode_query_value};
 use crate::respond::{self, Reply};
 use crate::sessions::{SessionData, Stage};
 use crate::state::{ACCOUNT_STALE_SECS, AppState, SiteRuntime};
+
+/// Headers only a trusted proxy may set: some legacy frameworks route by `X-Original-URL`
+/// (which would turn an allowed `/public/x` into `/admin`), and forwarded host/address headers
+/// end up in absolute links and address allow-lists. Menshen removes them all; it sets
+/// `X-Forwarded-For`, `-Proto` and `-Host` itself.
+const UNTRUSTED_FORWARDING: &[&str] = &[
+    "x-original-url",
+    "x-rewrite-url",
+    "x-forwarded-host",
+    "x-forwarded-prefix",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+];
 
 pub struct Gateway {
     pub state: Arc<AppState>,
@@ -82,8 +102,12 @@ impl Gateway {
         };
         ctx.site = Some(site.clone());
 
-        // Whatever happens next, no client-supplied identity header survives.
+        // Whatever happens next, no client-supplied identity header survives, nor any header a
+        // legacy stack would take as routing or origin information from a trusted proxy.
         site.identity.strip(session.req_header_mut());
+        for name in UNTRUSTED_FORWARDING {
+            session.req_header_mut().remove_header(*name);
+        }
 
         let req = session.req_header();
         if !ctx.tls && !self.state.config.session.insecure_dev_cookie {
@@ -100,6 +124,14 @@ impl Gateway {
                 return Next::Answer(Reply::error(ctx.lang, ErrorKind::BadRequest, Some(&detail)));
             }
         };
+        if site.config.rules.case_insensitive() && windows_ambiguous(&path) {
+            ctx.outcome = "bad_request";
+            return Next::Answer(Reply::error(
+                ctx.lang,
+                ErrorKind::BadRequest,
+                Some("a path segment ends with a dot or space, or names a stream or short name"),
+            ));
+        }
         let cookies = cookies::parse(
             req.headers
                 .get_all(http::header::COOKIE)
@@ -154,9 +186,10 @@ impl Gateway {
         let access = site.config.rules.lookup(&path);
         match access {
             Access::Anonymous => {
-                // A half-finished login goes back to its step, even on public pages; a
-                // complete one needs no lookup here (public pages get no identity).
-                if cookies.session.value().is_some() {
+                // A half-finished login goes back to its step when it navigates to a public
+                // page; anything else on a public path needs no session lookup (public pages
+                // get no identity), so signed-in users' static files cost no store round trip.
+                if cookies.session.value().is_some() && is_navigation(req) {
                     let session_data = match self.current_session(&cookies, ctx).await {
                         Ok(s) => s,
                         Err(reply) => return Next::Answer(reply),
@@ -323,14 +356,13 @@ fn host_without_port(req: &RequestHeader) -> String {
 /// A top-level browser navigation, as opposed to a script or API call.
 fn is_navigation(req: &RequestHeader) -> bool {
     let method_ok = req.method == http::Method::GET || req.method == http::Method::HEAD;
-    let xhr = header_str(
-        req,
-        "x-requested-with".parse().unwrap_or(http::header::FROM),
-    )
-    .is_some();
+    let xhr = req.headers.contains_key("x-requested-with");
     let accept_html =
         header_str(req, http::header::ACCEPT).is_some_and(|a| a.contains("text/html"));
-    let mode = header_str(req, "sec-fetch-mode".parse().unwrap_or(http::header::FROM));
+    let mode = req
+        .headers
+        .get("sec-fetch-mode")
+        .and_then(|v| v.to_str().ok());
     method_ok && !xhr && (mode == Some("navigate") || (mode.is_none() && accept_html))
 }
 
@@ -420,6 +452,9 @@ impl ProxyHttp for Gateway {
             upstream.insert_header("X-Forwarded-For", ip.to_string())?;
         }
         upstream.insert_header("X-Forwarded-Proto", if ctx.tls { "https" } else { "http" })?;
+        if let Some(host) = upstream.headers.get(http::header::HOST).cloned() {
+            upstream.insert_header("X-Forwarded-Host", host)?;
+        }
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use menshen_policies::lockout::{LockState, LockoutPolicy, Suspension, state};
 use sha2::{Digest, Sha256};
 
 use crate::sessions::StoreError;
-use crate::volatile::Volatile;
+use crate::volatile::{Reserved, Volatile};
 
 /// Which kind of failure is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,16 @@ impl Counted {
             Counted::Otp => "otp",
         }
     }
+}
+
+/// Whether an attempt may go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Go ahead; this is attempt `n` since the last success.
+    Allowed(u32),
+    Suspended {
+        until: u64,
+    },
 }
 
 /// How a counted failure ended.
@@ -98,32 +108,81 @@ impl Regulation {
         Ok(result)
     }
 
+    /// Reserves one attempt before the (slow) check, so attempts sent in parallel cannot
+    /// get more guesses than the threshold allows.
+    pub async fn reserve(
+        &self,
+        kind: Counted,
+        login_name: &str,
+        unlocked_at: u64,
+        now: u64,
+    ) -> Result<Attempt, StoreError> {
+        let policy = self.policy(kind);
+        let (counter, lock) = Self::keys(kind, login_name);
+        // Two rounds at most: the second follows an operator's unlock found in the first.
+        for _ in 0..2 {
+            let value = Suspension::starting(now, &policy).encode();
+            let reserved = self
+                .volatile
+                .reserve(
+                    &counter,
+                    &lock,
+                    policy.threshold,
+                    self.config.duration,
+                    self.config.duration,
+                    value.as_bytes(),
+                )
+                .await?;
+            match reserved {
+                Reserved::Attempt(n) => return Ok(Attempt::Allowed(n)),
+                Reserved::Locked(stored) => {
+                    let Some(suspension) = Suspension::decode(&stored) else {
+                        // Unreadable: stay closed for a full duration.
+                        return Ok(Attempt::Suspended {
+                            until: now.saturating_add(policy.duration_secs),
+                        });
+                    };
+                    match state(Some(suspension), unlocked_at, now) {
+                        LockState::Suspended { until } => return Ok(Attempt::Suspended { until }),
+                        LockState::Open => {
+                            // Lifted by an operator (or just over): forget it and its count.
+                            self.volatile
+                                .delete(&[counter.clone(), lock.clone()])
+                                .await?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Attempt::Suspended {
+            until: now.saturating_add(policy.duration_secs),
+        })
+    }
+
+    /// The reserved attempt `attempt` failed: the one that reaches the threshold suspends.
     pub async fn failure(
         &self,
         kind: Counted,
         login_name: &str,
+        attempt: u32,
         now: u64,
     ) -> Result<FailureOutcome, StoreError> {
         let policy = self.policy(kind);
+        if attempt < policy.threshold {
+            return Ok(FailureOutcome::Counted(attempt));
+        }
         let (counter, lock) = Self::keys(kind, login_name);
         let suspension = Suspension::starting(now, &policy);
-        let count = self
-            .volatile
-            .record_failure(
+        self.volatile
+            .lock_now(
                 &counter,
                 &lock,
-                policy.threshold,
-                self.config.duration,
                 self.config.duration,
                 suspension.encode().as_bytes(),
             )
             .await?;
-        Ok(if count.locked {
-            FailureOutcome::Suspended {
-                until: suspension.until,
-            }
-        } else {
-            FailureOutcome::Counted(count.count)
+        Ok(FailureOutcome::Suspended {
+            until: suspension.until,
         })
     }
 
@@ -178,7 +237,7 @@ impl Regulation {
 
 /// "HH:MM" in Taiwan time (UTC+8, no daylight saving), for "try again after …".
 pub fn taipei_clock(unix_secs: u64) -> String {
-    let local = unix_secs + 8 * 3600;
+    let local = unix_secs.saturating_add(8 * 3600);
     let minutes = (local % 86_400) / 60;
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
@@ -204,54 +263,91 @@ mod tests {
         )
     }
 
+    /// One full attempt: reserve, then fail.
+    async fn fail(
+        r: &Regulation,
+        kind: Counted,
+        name: &str,
+        now: u64,
+    ) -> Result<Option<FailureOutcome>, StoreError> {
+        match r.reserve(kind, name, 0, now).await? {
+            Attempt::Allowed(n) => Ok(Some(r.failure(kind, name, n, now).await?)),
+            Attempt::Suspended { .. } => Ok(None),
+        }
+    }
+
     #[tokio::test]
     async fn three_failures_suspend_and_names_are_folded() -> Result<(), StoreError> {
         let r = regulation();
         assert_eq!(
-            r.failure(Counted::Password, "Teacher", 100).await?,
-            FailureOutcome::Counted(1)
+            fail(&r, Counted::Password, "Teacher", 100).await?,
+            Some(FailureOutcome::Counted(1))
         );
         assert_eq!(
-            r.failure(Counted::Password, " teacher ", 100).await?,
-            FailureOutcome::Counted(2)
+            fail(&r, Counted::Password, " teacher ", 100).await?,
+            Some(FailureOutcome::Counted(2))
         );
         assert_eq!(
-            r.failure(Counted::Password, "TEACHER", 100).await?,
-            FailureOutcome::Suspended { until: 1000 }
+            fail(&r, Counted::Password, "TEACHER", 100).await?,
+            Some(FailureOutcome::Suspended { until: 1000 })
+        );
+        assert_eq!(
+            r.reserve(Counted::Password, "teacher", 0, 500).await?,
+            Attempt::Suspended { until: 1000 }
         );
         assert_eq!(
             r.state(Counted::Password, "teacher", 0, 500).await?,
             LockState::Suspended { until: 1000 }
         );
-        assert_eq!(
-            r.state(Counted::Otp, "teacher", 0, 500).await?,
-            LockState::Open
-        );
-        assert_eq!(
-            r.state(Counted::Password, "teacher", 0, 1000).await?,
-            LockState::Open
-        );
+        assert!(matches!(
+            r.reserve(Counted::Otp, "teacher", 0, 500).await?,
+            Attempt::Allowed(1)
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn parallel_attempts_never_exceed_the_threshold() -> Result<(), StoreError> {
+        let r = regulation();
+        // Ten attempts reserved before any of them failed: only three may go ahead.
+        let mut allowed = 0;
+        for _ in 0..10 {
+            if matches!(
+                r.reserve(Counted::Otp, "b", 0, 50).await?,
+                Attempt::Allowed(_)
+            ) {
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, 3);
+        assert!(matches!(
+            r.reserve(Counted::Otp, "b", 0, 60).await?,
+            Attempt::Suspended { .. }
+        ));
         Ok(())
     }
 
     #[tokio::test]
     async fn success_resets_the_count_and_unlock_lifts() -> Result<(), StoreError> {
         let r = regulation();
-        r.failure(Counted::Otp, "a", 1).await?;
-        r.failure(Counted::Otp, "a", 1).await?;
+        fail(&r, Counted::Otp, "a", 1).await?;
+        fail(&r, Counted::Otp, "a", 1).await?;
         r.success(Counted::Otp, "a").await?;
         assert_eq!(
-            r.failure(Counted::Otp, "a", 1).await?,
-            FailureOutcome::Counted(1)
+            fail(&r, Counted::Otp, "a", 1).await?,
+            Some(FailureOutcome::Counted(1))
         );
-        r.failure(Counted::Otp, "a", 1).await?;
-        r.failure(Counted::Otp, "a", 1).await?;
+        fail(&r, Counted::Otp, "a", 1).await?;
+        fail(&r, Counted::Otp, "a", 1).await?;
         assert!(matches!(
-            r.state(Counted::Otp, "a", 0, 2).await?,
-            LockState::Suspended { .. }
+            r.reserve(Counted::Otp, "a", 0, 2).await?,
+            Attempt::Suspended { .. }
         ));
         // An unlock recorded after the suspension began lifts it.
-        assert_eq!(r.state(Counted::Otp, "a", 5, 6).await?, LockState::Open);
+        assert!(matches!(
+            r.reserve(Counted::Otp, "a", 5, 6).await?,
+            Attempt::Allowed(1)
+        ));
         Ok(())
     }
 

@@ -91,7 +91,9 @@ pub fn run(config: Config, extras: Vec<ExtraService>) -> anyhow::Result<()> {
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway { state },
+        Gateway {
+            state: state.clone(),
+        },
         "menshen",
     );
     for l in &listeners {
@@ -113,6 +115,16 @@ pub fn run(config: Config, extras: Vec<ExtraService>) -> anyhow::Result<()> {
         let mut svc = Service::new("menshen metrics".to_string(), MetricsApp);
         svc.add_tcp(&addr.to_string());
         server.add_service(svc);
+    }
+    if let Some(certificates) = state.certificates.clone() {
+        let loaded = certificates.load_at_start();
+        server.add_service(background_service(
+            "crl refresh",
+            crate::certificates::CrlRefresher {
+                certificates,
+                loaded,
+            },
+        ));
     }
     server.add_service(background_service(
         "account watch",

@@ -131,6 +131,8 @@ pub struct AppState {
     /// Configured OpenID Connect providers, with their cached discovery.
     pub providers: Vec<Arc<crate::oidc::Provider>>,
     pub http: crate::oidc::HttpClient,
+    /// Citizen-certificate trust store and revocation lists, when `[certificate]` is set.
+    pub certificates: Option<Arc<crate::certificates::Certificates>>,
     /// Connected lazily inside the proxy's runtime (Pingora has none before it starts).
     accounts: OnceCell<AccountStore>,
 }
@@ -161,6 +163,12 @@ impl AppState {
                 .map(|p| Arc::new(crate::oidc::Provider::new(p.clone())))
                 .collect(),
             http: crate::oidc::HttpClient::new()?,
+            certificates: config
+                .certificate
+                .clone()
+                .map(crate::certificates::Certificates::new)
+                .transpose()?
+                .map(Arc::new),
             router: Router::new(&sites),
             config,
             sessions,

@@ -49,6 +49,11 @@ impl AccessRules {
     /// `case_insensitive`: legacy IIS/ASP.NET apps serve /Admin and /admin alike, so for them
     /// rules must match both (ASCII case folding of prefix and path); otherwise "/ADMIN" would
     /// slip past a rule on "/admin" and still reach the admin pages.
+    /// True for sites served the Windows way (paths compared without regard to case).
+    pub fn case_insensitive(&self) -> bool {
+        self.case_insensitive
+    }
+
     pub fn new(rules: Vec<Rule>, default: Access, case_insensitive: bool) -> Self {
         let mut rules: Vec<Compiled> = rules
             .into_iter()

@@ -128,6 +128,22 @@ fn strict_decode(raw: &str) -> Result<String, PathError> {
 /// ";params" are stripped from every segment (Tomcat serves /admin;x=1 as /admin); repeated '/'
 /// collapse; "." segments are dropped; ".." pops a segment, never above the root; a trailing '/'
 /// is kept when the input ended with '/' or with a "." or ".." segment.
+/// True when a path has a segment that Windows/IIS would read as another name than the
+/// rules see: a trailing dot or space (`/admin./x` is `/admin/x` there), an alternate data
+/// stream (`/admin::$DATA`), or an 8.3 short name (`/ADMIN~1/x`). For sites served the
+/// Windows way such requests are refused rather than guessed at.
+pub fn windows_ambiguous(path: &NormalizedPath) -> bool {
+    path.as_str().split('/').any(|segment| {
+        segment.ends_with('.')
+            || segment.ends_with(' ')
+            || segment.contains("::")
+            || segment
+                .as_bytes()
+                .windows(2)
+                .any(|w| w[0] == b'~' && w[1].is_ascii_digit())
+    })
+}
+
 pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
@@ -399,5 +415,29 @@ mod tests {
         assert!(!PathError::ControlCharacter.to_string().is_empty());
         assert!(!PathError::BadEncoding.to_string().is_empty());
         assert!(!PathError::TooLong.to_string().is_empty());
+    }
+
+    #[test]
+    fn windows_equivalent_names_are_flagged() {
+        for raw in [
+            "/admin./x",
+            "/admin%20/x",
+            "/admin::$DATA",
+            "/ADMIN~1/x",
+            "/a/b..",
+        ] {
+            let p = normalize(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert!(windows_ambiguous(&p), "{raw}");
+        }
+        for raw in [
+            "/admin/x",
+            "/file.aspx",
+            "/a~b/c",
+            "/report 2024/x.pdf",
+            "/",
+        ] {
+            let p = normalize(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert!(!windows_ambiguous(&p), "{raw}");
+        }
     }
 }

@@ -37,6 +37,11 @@ async fn raw_request(port: u16, head: &str) -> String {
 }
 
 const SPOOFS: &[(&str, &str)] = &[
+    ("X-Original-URL", "/admin/"),
+    ("X-Rewrite-URL", "/admin/"),
+    ("X-Forwarded-Host", "evil.example"),
+    ("Forwarded", "for=1.2.3.4;host=evil.example"),
+    ("X-Real-IP", "10.0.0.1"),
     ("X-Menshen-User", "admin"),
     ("x-menshen-user", "admin2"),
     ("X-MENSHEN-USER", "admin3"),
@@ -66,6 +71,15 @@ async fn every_spoofed_identity_header_is_removed_before_the_verified_ones_go_in
     assert_eq!(seen.all("x-menshen-roles"), vec!["staff"]);
     assert_eq!(seen.all("x-menshen-auth-method"), vec!["password+otp"]);
     assert_eq!(seen.all("x-menshen-school"), vec!["123456"]);
+    // Routing and origin headers only a trusted proxy may set are gone or Menshen's own.
+    for name in ["x-original-url", "x-rewrite-url", "forwarded", "x-real-ip"] {
+        assert!(seen.all(name).is_empty(), "{name} reached the app");
+    }
+    assert_eq!(
+        seen.all("x-forwarded-host"),
+        vec![format!("127.0.0.1:{}", gw.port).as_str()]
+    );
+    assert_eq!(seen.all("x-forwarded-for"), vec!["127.0.0.1"]);
     for (name, _) in &seen.headers {
         let folded = name.to_ascii_lowercase().replace('_', "-");
         assert!(
@@ -217,6 +231,11 @@ async fn dressed_up_paths_cannot_reach_protected_pages() {
         "/public/./../secret",
         "/PUBLIC/../secret",
         "/public;x=1/../secret",
+        // Names Windows/IIS reads as others: a trailing dot or space, a stream, a short name.
+        "/admin./users",
+        "/admin%20/users",
+        "/admin::$DATA",
+        "/ADMIN~1/users",
     ];
     for path in attempts {
         let mut b = Browser::new(&gw.base());

@@ -2,6 +2,7 @@
 //! problem on the way. Values that fail a check are replaced by their defaults so the walk can
 //! go on and find the next problem; the result is only handed out when no problem was found.
 
+mod certificate;
 mod factors;
 mod headers;
 mod oidc;
@@ -46,6 +47,7 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
     let captcha = factors::captcha(&mut root, cx);
     let otp = factors::otp(&mut root, cx);
     let oidc = oidc::providers(&mut root, cx);
+    let certificate = certificate::certificate(&mut root, cx);
     let headers = match root.table(cx, "headers") {
         Some(table) => {
             let overrides = read_headers(cx, table);
@@ -67,6 +69,7 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
         captcha,
         otp,
         oidc,
+        certificate,
         headers: headers.names,
         sites,
     }

@@ -122,4 +122,14 @@ pub const MIGRATIONS: &[Migration] = &[
         )"],
         postgres: None,
     },
+    Migration {
+        version: 4,
+        description: "one certificate binds to one account",
+        // A card certificate (issuer + serial) is bound to at most one account; the login
+        // looks it up by these columns.
+        sqlite: &[
+            "CREATE UNIQUE INDEX certificate_bindings_cert ON certificate_bindings (issuer, serial)",
+        ],
+        postgres: None,
+    },
 ];

@@ -365,7 +365,7 @@ impl AccountStore {
         .bind(a.outcome.to_string())
         .bind(a.client_ip.clone())
         .bind(truncate(&a.user_agent, 512))
-        .bind(a.detail.clone())
+        .bind(truncate(&a.detail, 256))
         .bind(a.at)
         .execute(&self.pool)
         .await?;
@@ -491,6 +491,71 @@ impl AccountStore {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Binds (or re-binds: a new card replaces the old one) a certificate to an account.
+    /// `Conflict` when the certificate is bound to another account (the unique index on
+    /// issuer + serial decides, so two racing binds cannot both win).
+    pub async fn bind_certificate(
+        &self,
+        account_id: &str,
+        cert: &CertificateBinding,
+        now: i64,
+    ) -> anyhow::Result<CertificateBindOutcome> {
+        let owner: Option<String> = sqlx::query_scalar(
+            "SELECT account_id FROM certificate_bindings WHERE issuer = $1 AND serial = $2",
+        )
+        .bind(cert.issuer.clone())
+        .bind(cert.serial_hex.clone())
+        .fetch_optional(&self.pool)
+        .await?;
+        if owner.as_deref().is_some_and(|o| o != account_id) {
+            return Ok(CertificateBindOutcome::Conflict);
+        }
+        let done = sqlx::query(
+            "INSERT INTO certificate_bindings (account_id, issuer, serial, spki_sha256, \
+             subject_name, id_last4, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (account_id) DO UPDATE SET issuer = excluded.issuer, \
+             serial = excluded.serial, spki_sha256 = excluded.spki_sha256, \
+             subject_name = excluded.subject_name, id_last4 = excluded.id_last4, \
+             created_at = excluded.created_at",
+        )
+        .bind(account_id.to_string())
+        .bind(cert.issuer.clone())
+        .bind(cert.serial_hex.clone())
+        .bind(cert.spki_sha256_hex.clone())
+        .bind(cert.subject_name.clone())
+        .bind(cert.id_last4.clone())
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(CertificateBindOutcome::Bound),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Ok(CertificateBindOutcome::Conflict)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The account a certificate is bound to: issuer, serial and key must all match, so a
+    /// renewed card (new serial or key) must be bound again.
+    pub async fn account_by_certificate(
+        &self,
+        issuer: &str,
+        serial_hex: &str,
+        spki_sha256_hex: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT account_id FROM certificate_bindings \
+             WHERE issuer = $1 AND serial = $2 AND spki_sha256 = $3",
+        )
+        .bind(issuer.to_string())
+        .bind(serial_hex.to_string())
+        .bind(spki_sha256_hex.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -596,6 +661,26 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// A verified card certificate as stored in a binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateBinding {
+    pub issuer: String,
+    pub serial_hex: String,
+    pub spki_sha256_hex: String,
+    /// The certificate's common name (the holder's name).
+    pub subject_name: String,
+    /// Last four digits of the national ID; empty when the certificate has none.
+    pub id_last4: String,
+}
+
+/// What binding a certificate did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateBindOutcome {
+    Bound,
+    /// Already bound to another account (which is never named).
+    Conflict,
 }
 
 #[cfg(test)]

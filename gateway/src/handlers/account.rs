@@ -13,7 +13,7 @@ use crate::sessions::Stage;
 
 /// "2026-11-24 14:05" in Taiwan time.
 fn taipei_datetime(unix: i64) -> String {
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(unix + 8 * 3600) else {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(unix.saturating_add(8 * 3600)) else {
         return String::new();
     };
     format!(

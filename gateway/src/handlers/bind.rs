@@ -27,6 +27,8 @@ use crate::sessions::{SessionData, Stage, store_key};
 /// How long one page view's secret waits for its code, and how many wrong codes it takes.
 const VIEW_LIFETIME: Duration = Duration::from_secs(600);
 const VIEW_TRIES: u32 = 5;
+/// How recent a full login must be to change a second factor.
+const RECENT_LOGIN_SECS: u64 = 600;
 
 /// A page view's secret, held server-side.
 #[derive(Serialize, Deserialize)]
@@ -46,7 +48,21 @@ fn pending_key(bind_id: &str) -> String {
 async fn binding_session(req: &Request<'_>) -> Result<(String, SessionData), Reply> {
     let (id, s) = session_of(req, Reply::redirect(302, "/.menshen/login")).await?;
     match s.stage {
-        Stage::MustBind | Stage::Authenticated => Ok((id, s)),
+        Stage::MustBind => Ok((id, s)),
+        // Changing a second factor from a full session needs a recent login, so a session
+        // left open (or stolen) cannot replace the owner's authenticator.
+        Stage::Authenticated
+            if clock::now_secs().saturating_sub(s.created_at) <= RECENT_LOGIN_SECS =>
+        {
+            Ok((id, s))
+        }
+        Stage::Authenticated => Err(Reply::error(
+            req.lang,
+            ErrorKind::Forbidden,
+            Some(
+                "請先登出並重新登入，再變更驗證方式 / Sign out and sign in again before changing a sign-in method",
+            ),
+        )),
         Stage::NeedsSecondFactor => Err(Reply::redirect(302, "/.menshen/otp")),
     }
 }

@@ -9,7 +9,6 @@
 
 use menshen_pages::{CaptchaField, LoginMessage, LoginPage};
 use menshen_policies::factors::{AfterPassword, after_password};
-use menshen_policies::lockout::LockState;
 use menshen_policies::redirect::safe_return_target;
 use pingora::proxy::Session;
 use subtle::ConstantTimeEq;
@@ -19,7 +18,7 @@ use crate::accounts::Account;
 use crate::cookies;
 use crate::metrics::LOGINS;
 use crate::passwords::HashError;
-use crate::regulation::{Counted, FailureOutcome, taipei_clock};
+use crate::regulation::{Attempt, Counted, FailureOutcome, taipei_clock};
 use crate::respond::Reply;
 use crate::sessions::{Factor, SessionData, Stage};
 use crate::{clock, random};
@@ -180,7 +179,8 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
         Ok(true) => {}
         Ok(false) => {
             LOGINS.with_label_values(&["password", "throttled"]).inc();
-            activity(req, None, username, "login", "password", "throttled", "").await;
+            // Counted in metrics only: an address over its limit must not be able to fill
+            // anyone's activity log.
             return page(req, 429, rd, username, Some(LoginMessage::Throttled)).await;
         }
         Err(_) => return super::unavailable(req.lang),
@@ -234,14 +234,14 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
         .as_ref()
         .map(|a| a.unlocked_at.max(0) as u64)
         .unwrap_or(0);
-    match req
+    let attempt = match req
         .state
         .regulation
-        .state(Counted::Password, username, unlocked_at, now)
+        .reserve(Counted::Password, username, unlocked_at, now)
         .await
     {
-        Ok(LockState::Open) => {}
-        Ok(LockState::Suspended { until }) => {
+        Ok(Attempt::Allowed(n)) => n,
+        Ok(Attempt::Suspended { until }) => {
             LOGINS.with_label_values(&["password", "locked"]).inc();
             activity(
                 req,
@@ -257,7 +257,7 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
             return page(req, 403, rd, username, Some(LoginMessage::Locked { until })).await;
         }
         Err(_) => return super::unavailable(req.lang),
-    }
+    };
 
     // Disabled accounts are checked like any other, so their answer takes the same time.
     let hash = account.as_ref().map(|a| a.password_hash.as_str());
@@ -267,7 +267,7 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
     };
     let account = match account {
         Some(a) if verified && a.enabled => a,
-        other => return failed(req, other.as_ref(), rd, username, now).await,
+        other => return failed(req, other.as_ref(), rd, username, attempt, now).await,
     };
     if req
         .state
@@ -356,20 +356,25 @@ async fn failed(
     account: Option<&Account>,
     rd: &str,
     username: &str,
+    attempt: u32,
     now: u64,
 ) -> Reply {
     LOGINS.with_label_values(&["password", "failure"]).inc();
-    let _ = req
+    if req
         .state
         .regulation
         .note_address_failure(req.client_ip)
-        .await;
+        .await
+        .is_err()
+    {
+        return super::unavailable(req.lang);
+    }
     tracing::info!(user = %username, ip = ?req.client_ip, "password login failed");
     activity(req, account, username, "login", "password", "failure", "").await;
     match req
         .state
         .regulation
-        .failure(Counted::Password, username, now)
+        .failure(Counted::Password, username, attempt, now)
         .await
     {
         Ok(FailureOutcome::Counted(_)) => {

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod bind;
+pub mod certificate;
 pub mod home;
 pub mod login;
 pub mod logout;
@@ -48,8 +49,12 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
     let post = req.method == http::Method::POST;
     // A session that still owes a binding may reach only the binding pages (and logout,
     // static files, captcha pictures); one that owes its OTP code only the OTP page.
-    let always_open =
-        rest == "/logout" || rest.starts_with("/static/") || rest.starts_with("/captcha/");
+    // The certificate endpoints check the session's stage themselves (a binding session
+    // must reach them).
+    let always_open = rest == "/logout"
+        || rest.starts_with("/static/")
+        || rest.starts_with("/captcha/")
+        || rest.starts_with("/certificate/");
     if !always_open && let Some(stage) = stage_of(req).await {
         match stage {
             Ok(Stage::MustBind) if !(rest == "/bind" || rest.starts_with("/bind/")) => {
@@ -74,6 +79,8 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
         "/bind/otp" if post => bind::otp_post(session, req).await,
         "/bind/certificate" if get || post => bind::certificate(req).await,
         "/account" if get => account::get(req).await,
+        "/certificate/challenge" if post => certificate::challenge(session, req).await,
+        "/certificate/verify" if post => certificate::verify(session, req).await,
         "/login" | "/logout" | "" | "/" | "/otp" | "/bind" | "/bind/otp" => {
             Reply::error(req.lang, ErrorKind::MethodNotAllowed, None).with_header(
                 "Allow",

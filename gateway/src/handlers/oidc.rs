@@ -5,7 +5,8 @@
 //! browser (a cookie of their own for a login; the session for a binding), short-lived and
 //! single-use. A login with an external account that was never bound fails with the manual's
 //! message; a bound one continues to the OTP step (its lockout applies) and reaches the app
-//! as `oidc:<id>+otp`. Binding needs a fully authenticated session of an account that
+//! as `oidc:<id>+otp` (a provider configured with `require_otp = false` reaches it as
+//! `oidc:<id>`). Binding needs a fully authenticated session of an account that
 //! already has OTP or a certificate; one external account binds to one Menshen account.
 
 use std::time::Duration;
@@ -209,7 +210,7 @@ pub async fn callback(req: &Request<'_>, id: &str) -> Reply {
         } else {
             OidcError::TokenInvalid
         };
-        activity(req, None, "", "login", &method, "denied", error).await;
+        activity(req, None, "", "login", &method, "denied", "").await;
         return error_page(req, p, kind).with_cookie(clear);
     }
     let code = req.query.get("code").unwrap_or("");
@@ -288,8 +289,22 @@ async fn login(
             return error_page(req, p, OidcError::NoOtp);
         }
         Stage::NeedsSecondFactor
-    } else {
+    } else if account.otp_bound || account.certificate_bound {
+        // A provider trusted alone still needs an account that has a second factor bound
+        // (the manual's rule for binding providers at all).
         Stage::Authenticated
+    } else {
+        activity(
+            req,
+            Some(&account),
+            "",
+            "login",
+            &method,
+            "no_second_factor",
+            "",
+        )
+        .await;
+        return error_page(req, p, OidcError::NoOtp);
     };
     let now = clock::now_secs();
     let data = SessionData {

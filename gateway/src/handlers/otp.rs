@@ -7,7 +7,6 @@
 
 use menshen_otp::totp::{self, Secret};
 use menshen_pages::{OtpMessage, OtpPage};
-use menshen_policies::lockout::LockState;
 use pingora::proxy::Session;
 
 use super::{Request, activity, csrf_matches, session_of};
@@ -15,7 +14,7 @@ use crate::accounts::Account;
 use crate::clock;
 use crate::cookies;
 use crate::metrics::LOGINS;
-use crate::regulation::{Counted, FailureOutcome, taipei_clock};
+use crate::regulation::{Attempt, Counted, FailureOutcome, taipei_clock};
 use crate::respond::Reply;
 use crate::sessions::{Factor, SessionData, Stage};
 
@@ -65,7 +64,7 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
     match req.state.regulation.admit(req.client_ip).await {
         Ok(true) => {}
         Ok(false) => {
-            activity(req, None, &s.login_name, "login", "otp", "throttled", "").await;
+            LOGINS.with_label_values(&["otp", "throttled"]).inc();
             return Reply::error(req.lang, menshen_pages::ErrorKind::TooManyRequests, None);
         }
         Err(_) => return super::unavailable(req.lang),
@@ -89,14 +88,14 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
     };
     let now = clock::now_secs();
     let unlocked_at = account.unlocked_at.max(0) as u64;
-    match req
+    let attempt = match req
         .state
         .regulation
-        .state(Counted::Otp, &account.login_name, unlocked_at, now)
+        .reserve(Counted::Otp, &account.login_name, unlocked_at, now)
         .await
     {
-        Ok(LockState::Open) => {}
-        Ok(LockState::Suspended { until }) => {
+        Ok(Attempt::Allowed(n)) => n,
+        Ok(Attempt::Suspended { until }) => {
             LOGINS.with_label_values(&["otp", "locked"]).inc();
             activity(
                 req,
@@ -108,17 +107,13 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
                 "",
             )
             .await;
-            return render(
-                req,
-                403,
-                &s,
-                Some(OtpMessage::Locked {
-                    until: taipei_clock(until),
-                }),
-            );
+            let message = OtpMessage::Locked {
+                until: taipei_clock(until),
+            };
+            return render(req, 403, &s, Some(message));
         }
         Err(_) => return super::unavailable(req.lang),
-    }
+    };
     let Some(secret) = open_secret(req, &account.id, &binding.0) else {
         tracing::error!(user = %account.login_name, "the OTP secret cannot be opened with the configured keys");
         return super::unavailable(req.lang);
@@ -132,7 +127,7 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
         None => false,
     };
     if !accepted {
-        return wrong_code(req, &account, &s, now).await;
+        return wrong_code(req, &account, &s, attempt, now).await;
     }
     if req
         .state
@@ -180,7 +175,13 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
     ))
 }
 
-async fn wrong_code(req: &Request<'_>, account: &Account, s: &SessionData, now: u64) -> Reply {
+async fn wrong_code(
+    req: &Request<'_>,
+    account: &Account,
+    s: &SessionData,
+    attempt: u32,
+    now: u64,
+) -> Reply {
     LOGINS.with_label_values(&["otp", "failure"]).inc();
     activity(
         req,
@@ -195,7 +196,7 @@ async fn wrong_code(req: &Request<'_>, account: &Account, s: &SessionData, now: 
     match req
         .state
         .regulation
-        .failure(Counted::Otp, &account.login_name, now)
+        .failure(Counted::Otp, &account.login_name, attempt, now)
         .await
     {
         Ok(FailureOutcome::Counted(_)) => render(req, 401, s, Some(OtpMessage::WrongCode)),

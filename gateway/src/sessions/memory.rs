@@ -74,6 +74,19 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    async fn refresh(
+        &self,
+        key: &str,
+        data: &SessionData,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if let Some(entry) = inner.sessions.get_mut(key) {
+            *entry = (data.clone(), Instant::now() + ttl);
+        }
+        Ok(())
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
         if let Some((data, _)) = inner.sessions.remove(key)

@@ -80,6 +80,10 @@ pub trait SessionStore: Send + Sync {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Ends every session of one account (account disabled, password reset, binding changed).
     async fn delete_account(&self, account_id: &str) -> Result<(), StoreError>;
+    /// Rewrites a session only if it still exists (refreshing its idle time must never bring
+    /// back a session that was ended meanwhile).
+    async fn refresh(&self, key: &str, data: &SessionData, ttl: Duration)
+    -> Result<(), StoreError>;
     /// Answers when the store is reachable (health checks).
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -149,7 +153,9 @@ impl Sessions {
         }
         if idle_for >= self.refresh_after() {
             data.last_seen = now;
-            self.store.put(&key, &data, self.ttl(&data, now)).await?;
+            self.store
+                .refresh(&key, &data, self.ttl(&data, now))
+                .await?;
         }
         Ok(Some(data))
     }

@@ -83,6 +83,26 @@ impl SessionStore for RedisStore {
             .map_err(store_err)
     }
 
+    async fn refresh(
+        &self,
+        key: &str,
+        data: &SessionData,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.connection().await?;
+        let json = serde_json::to_vec(data).map_err(|e| StoreError(e.to_string()))?;
+        redis::cmd("SET")
+            .arg(self.session_key(key))
+            .arg(json)
+            .arg("XX")
+            .arg("EX")
+            .arg(ttl.as_secs().max(1))
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(store_err)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let mut conn = self.connection().await?;
         redis::cmd("DEL")

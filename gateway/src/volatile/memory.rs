@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{FailureCount, Volatile};
+use super::{Reserved, Volatile};
 use crate::sessions::StoreError;
 
 #[derive(Default)]
@@ -85,7 +85,7 @@ impl Volatile for MemoryVolatile {
         })
     }
 
-    async fn record_failure(
+    async fn reserve(
         &self,
         counter: &str,
         lock: &str,
@@ -93,27 +93,37 @@ impl Volatile for MemoryVolatile {
         window: Duration,
         lock_ttl: Duration,
         lock_value: &[u8],
-    ) -> Result<FailureCount, StoreError> {
+    ) -> Result<Reserved, StoreError> {
         self.with(|i, now| {
+            if let Some(v) = i.live(lock, now) {
+                return Reserved::Locked(v.clone());
+            }
             let n = i.count(counter, now) + 1;
-            if n >= u64::from(threshold) {
+            if n > u64::from(threshold) {
                 i.values.remove(counter);
                 i.values
                     .insert(lock.to_string(), (lock_value.to_vec(), now + lock_ttl));
-                FailureCount {
-                    count: 0,
-                    locked: true,
-                }
-            } else {
-                i.values.insert(
-                    counter.to_string(),
-                    (n.to_string().into_bytes(), now + window),
-                );
-                FailureCount {
-                    count: u32::try_from(n).unwrap_or(u32::MAX),
-                    locked: false,
-                }
+                return Reserved::Locked(lock_value.to_vec());
             }
+            i.values.insert(
+                counter.to_string(),
+                (n.to_string().into_bytes(), now + window),
+            );
+            Reserved::Attempt(u32::try_from(n).unwrap_or(u32::MAX))
+        })
+    }
+
+    async fn lock_now(
+        &self,
+        counter: &str,
+        lock: &str,
+        lock_ttl: Duration,
+        lock_value: &[u8],
+    ) -> Result<(), StoreError> {
+        self.with(|i, now| {
+            i.values.remove(counter);
+            i.values
+                .insert(lock.to_string(), (lock_value.to_vec(), now + lock_ttl));
         })
     }
 

@@ -13,13 +13,13 @@ use async_trait::async_trait;
 
 use crate::sessions::StoreError;
 
-/// What a failure did to a counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureCount {
-    /// Consecutive failures counted so far (reset to 0 when this one locked).
-    pub count: u32,
-    /// This failure reached the threshold and set the lock.
-    pub locked: bool,
+/// The answer to reserving an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reserved {
+    /// Attempt number `n` since the last success (1-based).
+    Attempt(u32),
+    /// Suspended: the stored lock value.
+    Locked(Vec<u8>),
 }
 
 #[async_trait]
@@ -30,10 +30,12 @@ pub trait Volatile: Send + Sync {
     /// requests (or two instances) race for it.
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     async fn delete(&self, keys: &[String]) -> Result<(), StoreError>;
-    /// Counts one failure on `counter` (which expires `window` after the last failure); when
-    /// the count reaches `threshold`, writes `lock_value` to `lock` for `lock_ttl` and clears
-    /// the counter. One atomic step, shared by every instance.
-    async fn record_failure(
+    /// Reserves one attempt, in one atomic step shared by every instance: when `lock` is
+    /// set, answers `Locked` with its value; otherwise counts the attempt on `counter` (which
+    /// expires `window` after the last attempt), and when the count goes past `threshold`
+    /// sets `lock` to `lock_value` for `lock_ttl` and answers `Locked`. Counting before the
+    /// slow check (not after it) is what stops parallel guesses from slipping past the limit.
+    async fn reserve(
         &self,
         counter: &str,
         lock: &str,
@@ -41,7 +43,15 @@ pub trait Volatile: Send + Sync {
         window: Duration,
         lock_ttl: Duration,
         lock_value: &[u8],
-    ) -> Result<FailureCount, StoreError>;
+    ) -> Result<Reserved, StoreError>;
+    /// Sets `lock` and clears `counter` at once (the failure that reached the threshold).
+    async fn lock_now(
+        &self,
+        counter: &str,
+        lock: &str,
+        lock_ttl: Duration,
+        lock_value: &[u8],
+    ) -> Result<(), StoreError>;
     /// Adds one to a fixed-window counter and returns the new count.
     async fn hit(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
 }

@@ -1,27 +1,31 @@
-//! Redis volatile store: the values every gateway instance must agree on. Failure counting
-//! is one Lua script, so three wrong passwords spread over two instances lock exactly once.
+//! Redis volatile store: the values every gateway instance must agree on. Reserving an
+//! attempt is one Lua script, so attempts spread over two instances, or sent in parallel,
+//! are counted exactly and never get past the limit.
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{FailureCount, Volatile};
+use super::{Reserved, Volatile};
 use crate::redis_conn::{RedisConn, store_err};
 use crate::sessions::StoreError;
 
-/// KEYS: counter, lock. ARGV: threshold, window secs, lock secs, lock value.
-static RECORD_FAILURE: LazyLock<::redis::Script> = LazyLock::new(|| {
+/// KEYS: counter, lock. ARGV: window secs, threshold, lock secs, lock value.
+/// Returns {1, lock value} when suspended, {0, attempt number} otherwise.
+static RESERVE: LazyLock<::redis::Script> = LazyLock::new(|| {
     ::redis::Script::new(
         r"
+        local l = redis.call('GET', KEYS[2])
+        if l then return {1, l} end
         local n = redis.call('INCR', KEYS[1])
-        redis.call('EXPIRE', KEYS[1], ARGV[2])
-        if n >= tonumber(ARGV[1]) then
+        redis.call('EXPIRE', KEYS[1], ARGV[1])
+        if n > tonumber(ARGV[2]) then
             redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[3])
             redis.call('DEL', KEYS[1])
-            return {0, 1}
+            return {1, ARGV[4]}
         end
-        return {n, 0}
+        return {0, tostring(n)}
         ",
     )
 });
@@ -85,7 +89,7 @@ impl Volatile for RedisVolatile {
             .map_err(store_err)
     }
 
-    async fn record_failure(
+    async fn reserve(
         &self,
         counter: &str,
         lock: &str,
@@ -93,22 +97,50 @@ impl Volatile for RedisVolatile {
         window: Duration,
         lock_ttl: Duration,
         lock_value: &[u8],
-    ) -> Result<FailureCount, StoreError> {
+    ) -> Result<Reserved, StoreError> {
         let mut c = self.conn.get().await?;
-        let (count, locked): (u64, u8) = RECORD_FAILURE
+        let (locked, value): (u8, Vec<u8>) = RESERVE
             .key(self.conn.key(counter))
             .key(self.conn.key(lock))
-            .arg(threshold)
             .arg(secs(window))
+            .arg(threshold)
             .arg(secs(lock_ttl))
             .arg(lock_value)
             .invoke_async(&mut c)
             .await
             .map_err(store_err)?;
-        Ok(FailureCount {
-            count: u32::try_from(count).unwrap_or(u32::MAX),
-            locked: locked == 1,
-        })
+        if locked == 1 {
+            return Ok(Reserved::Locked(value));
+        }
+        let n = std::str::from_utf8(&value)
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .ok_or_else(|| StoreError("redis: unexpected attempt count".into()))?;
+        Ok(Reserved::Attempt(n))
+    }
+
+    async fn lock_now(
+        &self,
+        counter: &str,
+        lock: &str,
+        lock_ttl: Duration,
+        lock_value: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn.get().await?;
+        ::redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(self.conn.key(lock))
+            .arg(lock_value)
+            .arg("EX")
+            .arg(secs(lock_ttl))
+            .ignore()
+            .cmd("DEL")
+            .arg(self.conn.key(counter))
+            .ignore()
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(store_err)
     }
 
     async fn hit(&self, key: &str, window: Duration) -> Result<u64, StoreError> {

@@ -1,0 +1,145 @@
+//! `[certificate]`: citizen digital certificate (自然人憑證) binding and login. Absent means
+//! the method is off.
+
+use std::time::Duration;
+
+use crate::model::{CertificateConfig, CrlSource};
+use crate::reader::{Cx, Table};
+
+const DEFAULT_CRL_REFRESH: Duration = Duration::from_secs(6 * 3600);
+
+pub(super) fn certificate(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Option<CertificateConfig> {
+    let mut table = root.table(cx, "certificate")?;
+    table.require(cx, "trust_anchors");
+    let mut trust_anchors = Vec::new();
+    if let Some(list) = table.strings(cx, "trust_anchors") {
+        if list.value.is_empty() {
+            cx.error(
+                &list.span,
+                "`certificate.trust_anchors` must name at least one root certificate file",
+            );
+        }
+        let name = table.name("trust_anchors");
+        for text in list.value {
+            trust_anchors.extend(super::readable_file(cx, &name, text));
+        }
+    }
+    let mut intermediates = Vec::new();
+    if let Some(list) = table.strings(cx, "intermediates") {
+        let name = table.name("intermediates");
+        for text in list.value {
+            intermediates.extend(super::readable_file(cx, &name, text));
+        }
+    }
+    let mut crls = Vec::new();
+    if let Some(list) = table.strings(cx, "crls") {
+        let name = table.name("crls");
+        for text in list.value {
+            if text.value.starts_with("https://") || text.value.starts_with("http://") {
+                if is_http_url(&text.value) {
+                    crls.push(CrlSource::Url(text.value));
+                } else {
+                    cx.error(
+                        &text.span,
+                        format!("`{name}`: {} is not a valid URL", text.shown()),
+                    );
+                }
+            } else if text.value.contains("://") {
+                cx.error(
+                    &text.span,
+                    format!(
+                        "`{name}`: {} must be a file path or an http:// or https:// URL",
+                        text.shown()
+                    ),
+                );
+            } else {
+                crls.extend(super::readable_file(cx, &name, text).map(CrlSource::File));
+            }
+        }
+    }
+    let crl_refresh = table
+        .duration(cx, "crl_refresh")
+        .map(|d| d.value)
+        .unwrap_or(DEFAULT_CRL_REFRESH);
+    let mut required_policies = Vec::new();
+    if let Some(list) = table.strings(cx, "required_policies") {
+        for text in list.value {
+            if is_oid(&text.value) {
+                required_policies.push(text.value);
+            } else {
+                cx.error(
+                    &text.span,
+                    format!(
+                        "`certificate.required_policies`: {} is not an OID such as \
+                         \"2.16.886.101.0.3.1\"",
+                        text.shown()
+                    ),
+                );
+            }
+        }
+    }
+    let require_identity_match = table.bool(cx, "require_identity_match").unwrap_or(false);
+    let component_download_url = table.string(cx, "component_download_url").and_then(|text| {
+        let ok = is_http_url(&text.value);
+        if !ok {
+            cx.error(
+                &text.span,
+                format!(
+                    "`certificate.component_download_url`: {} is not an http(s) URL",
+                    text.shown()
+                ),
+            );
+        }
+        ok.then_some(text.value)
+    });
+    table.finish(cx);
+    Some(CertificateConfig {
+        trust_anchors,
+        intermediates,
+        crls,
+        crl_refresh,
+        required_policies,
+        require_identity_match,
+        component_download_url,
+    })
+}
+
+/// `http://` or `https://`, a host, no spaces or control characters.
+fn is_http_url(text: &str) -> bool {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        let host = r.split(['/', '?', '#']).next().unwrap_or("");
+        !host.is_empty() && !r.chars().any(|c| c.is_whitespace() || c.is_control())
+    })
+}
+
+/// Dotted decimal with at least two arcs, the first 0, 1 or 2.
+fn is_oid(text: &str) -> bool {
+    let arcs: Vec<&str> = text.split('.').collect();
+    arcs.len() >= 2
+        && matches!(arcs.first(), Some(&"0" | &"1" | &"2"))
+        && arcs
+            .iter()
+            .all(|a| !a.is_empty() && a.len() <= 20 && a.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_http_url, is_oid};
+
+    #[test]
+    fn oids() {
+        assert!(is_oid("2.16.886.1.100.2.51"));
+        assert!(!is_oid("2"));
+        assert!(!is_oid("3.1"));
+        assert!(!is_oid("1..2"));
+        assert!(!is_oid("1.a"));
+        assert!(is_http_url(
+            "https://moica.nat.gov.tw/repository/MOICA/CRL2/complete.crl"
+        ));
+        assert!(!is_http_url("https:///x"));
+        assert!(!is_http_url("http://a b"));
+    }
+}

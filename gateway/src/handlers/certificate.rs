@@ -1,0 +1,515 @@
+//! The JSON endpoints of citizen digital certificate (自然人憑證) binding and login:
+//! `POST /.menshen/certificate/challenge` and `POST /.menshen/certificate/verify`.
+//!
+//! The page asks for a challenge, hands it to the HiPKI Local Sign Server component (the
+//! card signs it after the PIN), and posts the signature back. A challenge is random, kept
+//! server-side for two minutes, single-use, and bound to the browser that asked for it: to
+//! the session for a binding (a staff account's session that must bind or is signed in; AA
+//! accounts bind OTP only), to the login form's CSRF cookie for a login. Every refusal is a
+//! distinct JSON error code and an activity record; a binding ends the account's sessions
+//! (the user logs in again with the card), a login creates a fully authenticated session
+//! that reaches the app as `certificate`.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use menshen_pki::{Policy, Rejection, SignedChallenge, VerifiedCertificate};
+use menshen_policies::lockout::LockState;
+use pingora::proxy::Session;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{Request, activity, csrf_matches};
+use crate::accounts::{Account, CertificateBindOutcome, CertificateBinding};
+use crate::certificates::Certificates;
+use crate::forms::{self, Form, FormError};
+use crate::metrics::LOGINS;
+use crate::regulation::{Counted, taipei_clock};
+use crate::respond::Reply;
+use crate::sessions::{Factor, SessionData, Stage, store_key};
+use crate::{clock, cookies, random};
+
+/// How long a challenge waits for its signature.
+pub const CHALLENGE_LIFETIME: Duration = Duration::from_secs(120);
+const METHOD: &str = "certificate";
+
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Purpose {
+    Login,
+    Bind,
+}
+
+impl Purpose {
+    fn word(self) -> &'static str {
+        match self {
+            Purpose::Login => "login",
+            Purpose::Bind => "bind",
+        }
+    }
+}
+
+/// A challenge as held server-side.
+#[derive(Serialize, Deserialize)]
+struct Challenge {
+    purpose: Purpose,
+    /// SHA-256 of the CSRF cookie (login) or the session's store key (bind).
+    browser: String,
+    /// The exact bytes the card must sign (ASCII).
+    tbs: String,
+    /// Bind: the account whose session asked.
+    account_id: String,
+    /// Login: where to go afterwards (a validated local path).
+    return_to: String,
+}
+
+fn hash(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+fn challenge_key(id: &str) -> String {
+    format!("certch:{}", hash(id))
+}
+
+/// A JSON answer.
+fn json(status: u16, value: &serde_json::Value) -> Reply {
+    Reply {
+        status,
+        content_type: "application/json; charset=utf-8",
+        body: Bytes::from(value.to_string()),
+        headers: Vec::new(),
+        cacheable: false,
+    }
+}
+
+fn error(status: u16, code: &str) -> Reply {
+    json(status, &json!({ "error": code }))
+}
+
+fn unavailable() -> Reply {
+    error(503, "unavailable").with_header("Retry-After", "30".into())
+}
+
+async fn read_form(session: &mut Session) -> Result<Form, Reply> {
+    forms::read(session).await.map_err(|e| match e {
+        FormError::TooLarge => error(413, "too_large"),
+        FormError::NotAForm | FormError::Garbled | FormError::Unreadable => error(400, "bad_form"),
+    })
+}
+
+fn enabled<'r>(req: &'r Request<'_>) -> Result<&'r Certificates, Reply> {
+    req.state
+        .certificates
+        .as_deref()
+        .ok_or_else(|| error(404, "certificate_disabled"))
+}
+
+/// The login form's CSRF cookie, when the form's `csrf` field matches it (double submit).
+fn login_csrf<'r>(req: &'r Request<'_>, form: &Form) -> Option<&'r str> {
+    let sent = form.get("csrf").unwrap_or("");
+    req.cookies
+        .csrf
+        .value()
+        .filter(|c| bool::from(c.as_bytes().ct_eq(sent.as_bytes())))
+}
+
+/// The session allowed to bind a certificate, or the JSON refusal.
+async fn binding_session(req: &Request<'_>, form: &Form) -> Result<(String, SessionData), Reply> {
+    let (sid, s) = super::session_of(req, error(401, "no_session"))
+        .await
+        .map_err(|r| if r.status == 401 { r } else { unavailable() })?;
+    if !matches!(s.stage, Stage::MustBind | Stage::Authenticated) {
+        return Err(error(401, "no_session"));
+    }
+    if !csrf_matches(form, &s) {
+        return Err(error(403, "csrf"));
+    }
+    if s.roles.iter().any(|r| r == "aa") {
+        return Err(error(403, "aa_not_allowed"));
+    }
+    Ok((sid, s))
+}
+
+/// `POST /.menshen/certificate/challenge`: fields `purpose` (`bind` or `login`), `csrf`, and
+/// for a login the return target `rd`.
+pub async fn challenge(session: &mut Session, req: &Request<'_>) -> Reply {
+    if let Err(reply) = enabled(req) {
+        return reply;
+    }
+    let form = match read_form(session).await {
+        Ok(f) => f,
+        Err(reply) => return reply,
+    };
+    let (purpose, browser, account_id, return_to) = match form.get("purpose") {
+        Some("bind") => match binding_session(req, &form).await {
+            Ok((sid, s)) => (
+                Purpose::Bind,
+                hash(&store_key(&sid)),
+                s.account_id,
+                String::new(),
+            ),
+            Err(reply) => return reply,
+        },
+        Some("login") => match login_csrf(req, &form) {
+            Some(cookie) => (
+                Purpose::Login,
+                hash(cookie),
+                String::new(),
+                super::login::return_target(form.get("rd")).to_string(),
+            ),
+            None => return error(403, "csrf"),
+        },
+        _ => return error(400, "bad_purpose"),
+    };
+    let id = random::token();
+    let tbs = format!("menshen-{}:{}", purpose.word(), random::token());
+    let stored = Challenge {
+        purpose,
+        browser,
+        tbs: tbs.clone(),
+        account_id,
+        return_to,
+    };
+    let Ok(bytes) = serde_json::to_vec(&stored) else {
+        return unavailable();
+    };
+    if req
+        .state
+        .volatile
+        .put(&challenge_key(&id), &bytes, CHALLENGE_LIFETIME)
+        .await
+        .is_err()
+    {
+        return unavailable();
+    }
+    json(
+        200,
+        &json!({
+            "challenge_id": id,
+            "tbs": STANDARD.encode(tbs.as_bytes()),
+            "tbs_encoding": "base64",
+            "expires_in": CHALLENGE_LIFETIME.as_secs(),
+        }),
+    )
+}
+
+/// The JSON error code and status of each rejection.
+fn rejection_answer(r: &Rejection) -> (u16, &'static str) {
+    match r {
+        Rejection::Malformed(_) => (400, "malformed"),
+        Rejection::NotRsa => (400, "not_rsa"),
+        Rejection::ChallengeMismatch => (401, "challenge_mismatch"),
+        Rejection::BadSignature => (401, "bad_signature"),
+        Rejection::UntrustedIssuer => (403, "untrusted_issuer"),
+        Rejection::Expired => (403, "expired"),
+        Rejection::NotYetValid => (403, "not_yet_valid"),
+        Rejection::WrongKeyUsage => (403, "wrong_key_usage"),
+        Rejection::PolicyMissing => (403, "policy_missing"),
+        Rejection::Revoked => (403, "revoked"),
+        Rejection::IssuerExpired => (403, "issuer_expired"),
+    }
+}
+
+/// Base64 as the component sends it (standard alphabet; line breaks and spaces ignored).
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if compact.is_empty() {
+        return None;
+    }
+    STANDARD.decode(compact.as_bytes()).ok()
+}
+
+/// `POST /.menshen/certificate/verify`: fields `csrf`, `challenge_id`, `signature_type`
+/// (`PKCS7` or `PKCS1`), `signature` (base64) and, for PKCS1, `certb64` (base64 DER).
+pub async fn verify(session: &mut Session, req: &Request<'_>) -> Reply {
+    let certificates = match enabled(req) {
+        Ok(c) => c,
+        Err(reply) => return reply,
+    };
+    let form = match read_form(session).await {
+        Ok(f) => f,
+        Err(reply) => return reply,
+    };
+    let id = form.get("challenge_id").unwrap_or("");
+    if !random::is_token(id) {
+        return error(400, "challenge_expired");
+    }
+    // Single use: whatever happens next, this challenge is gone.
+    let stored: Option<Challenge> = match req.state.volatile.take(&challenge_key(id)).await {
+        Ok(raw) => raw.and_then(|b| serde_json::from_slice(&b).ok()),
+        Err(_) => return unavailable(),
+    };
+    let Some(ch) = stored else {
+        LOGINS
+            .with_label_values(&[METHOD, "challenge_expired"])
+            .inc();
+        return error(400, "challenge_expired");
+    };
+    // The browser that asked for the challenge, and a matching CSRF token.
+    let bind_session = match ch.purpose {
+        Purpose::Login => match login_csrf(req, &form) {
+            Some(c) if hash(c) == ch.browser => None,
+            Some(_) => return error(403, "challenge_not_yours"),
+            None => return error(403, "csrf"),
+        },
+        Purpose::Bind => match binding_session(req, &form).await {
+            Ok((sid, s))
+                if hash(&store_key(&sid)) == ch.browser && s.account_id == ch.account_id =>
+            {
+                Some(s)
+            }
+            Ok(_) => return error(403, "challenge_not_yours"),
+            Err(reply) if reply.status == 401 => return error(403, "challenge_not_yours"),
+            Err(reply) => return reply,
+        },
+    };
+    let who = bind_session
+        .as_ref()
+        .map(|s| s.login_name.clone())
+        .unwrap_or_default();
+    let signature = form.get("signature").and_then(decode_base64);
+    let certificate = form.get("certb64").and_then(decode_base64);
+    let signed = match (form.get("signature_type"), &signature, &certificate) {
+        (Some("PKCS7"), Some(cms_der), _) => SignedChallenge::Pkcs7 { cms_der },
+        (Some("PKCS1"), Some(signature), Some(certificate_der)) => SignedChallenge::Pkcs1 {
+            signature,
+            certificate_der,
+        },
+        _ => {
+            activity(req, None, &who, ch.purpose.word(), METHOD, "malformed", "").await;
+            return error(400, "malformed");
+        }
+    };
+    let policy = Policy {
+        now_unix: clock::now_secs() as i64,
+        required_policy_oids: certificates.config.required_policies.clone(),
+    };
+    let revoked = certificates.revoked();
+    let verified = match menshen_pki::verify(
+        &signed,
+        ch.tbs.as_bytes(),
+        &certificates.trust,
+        &revoked,
+        &policy,
+    ) {
+        Ok(v) => v,
+        Err(rejection) => {
+            let (status, code) = rejection_answer(&rejection);
+            if ch.purpose == Purpose::Login {
+                LOGINS.with_label_values(&[METHOD, code]).inc();
+            }
+            let detail: String = rejection.to_string().chars().take(200).collect();
+            activity(req, None, &who, ch.purpose.word(), METHOD, code, &detail).await;
+            tracing::info!(purpose = ch.purpose.word(), ip = ?req.client_ip, "certificate refused: {rejection}");
+            return error(status, code);
+        }
+    };
+    match bind_session {
+        Some(s) => bind(req, certificates, &s, &verified).await,
+        None => login(req, certificates, &ch, &verified).await,
+    }
+}
+
+async fn load_account(req: &Request<'_>, account_id: &str) -> Result<Option<Account>, Reply> {
+    match req.state.accounts().await {
+        Ok(store) => store
+            .find_by_id(account_id)
+            .await
+            .map_err(|_| unavailable()),
+        Err(_) => Err(unavailable()),
+    }
+}
+
+/// When `require_identity_match` is on, the certificate's name must be the account's.
+fn identity_matches(
+    certificates: &Certificates,
+    account: &Account,
+    v: &VerifiedCertificate,
+) -> bool {
+    !certificates.config.require_identity_match
+        || account.display_name.trim().is_empty()
+        || account.display_name.trim() == v.subject_cn.trim()
+}
+
+async fn bind(
+    req: &Request<'_>,
+    certificates: &Certificates,
+    s: &SessionData,
+    v: &VerifiedCertificate,
+) -> Reply {
+    let account = match load_account(req, &s.account_id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return error(401, "no_session"),
+        Err(reply) => return reply,
+    };
+    if account.is_aa() {
+        return error(403, "aa_not_allowed");
+    }
+    if !identity_matches(certificates, &account, v) {
+        activity(
+            req,
+            Some(&account),
+            "",
+            "bind",
+            METHOD,
+            "identity_mismatch",
+            "",
+        )
+        .await;
+        return error(403, "identity_mismatch");
+    }
+    let store = match req.state.accounts().await {
+        Ok(store) => store,
+        Err(_) => return unavailable(),
+    };
+    let binding = CertificateBinding {
+        issuer: v.issuer.clone(),
+        serial_hex: v.serial_hex.clone(),
+        spki_sha256_hex: v.spki_sha256_hex.clone(),
+        subject_name: v.subject_cn.clone(),
+        id_last4: v.id_last4.clone().unwrap_or_default(),
+    };
+    match store
+        .bind_certificate(&account.id, &binding, clock::now_secs() as i64)
+        .await
+    {
+        Ok(CertificateBindOutcome::Bound) => {}
+        Ok(CertificateBindOutcome::Conflict) => {
+            activity(req, Some(&account), "", "bind", METHOD, "already_bound", "").await;
+            return error(403, "already_bound");
+        }
+        Err(e) => {
+            tracing::error!("certificate binding not stored: {e:#}");
+            return unavailable();
+        }
+    }
+    let detail = format!("serial {}", v.serial_hex);
+    activity(req, Some(&account), "", "bind", METHOD, "success", &detail).await;
+    // All the account's sessions end; the user logs in again with the card.
+    if req
+        .state
+        .sessions
+        .destroy_account(&account.id)
+        .await
+        .is_err()
+    {
+        return unavailable();
+    }
+    tracing::info!(user = %account.login_name, "certificate bound");
+    json(
+        200,
+        &json!({ "ok": true, "next": "/.menshen/login?bound=1" }),
+    )
+    .with_cookie(cookies::clear(req.names.session, req.names))
+}
+
+async fn login(
+    req: &Request<'_>,
+    certificates: &Certificates,
+    ch: &Challenge,
+    v: &VerifiedCertificate,
+) -> Reply {
+    let store = match req.state.accounts().await {
+        Ok(store) => store,
+        Err(_) => return unavailable(),
+    };
+    let account_id = match store
+        .account_by_certificate(&v.issuer, &v.serial_hex, &v.spki_sha256_hex)
+        .await
+    {
+        Ok(Some(id)) => id,
+        Ok(None) => {
+            LOGINS.with_label_values(&[METHOD, "not_bound"]).inc();
+            let detail = format!("serial {}", v.serial_hex);
+            activity(req, None, "", "login", METHOD, "not_bound", &detail).await;
+            return error(403, "not_bound");
+        }
+        Err(_) => return unavailable(),
+    };
+    let account = match load_account(req, &account_id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return error(403, "not_bound"),
+        Err(reply) => return reply,
+    };
+    let account_ref = &account;
+    let refuse = |code: &'static str| async move {
+        LOGINS.with_label_values(&[METHOD, code]).inc();
+        activity(req, Some(account_ref), "", "login", METHOD, code, "").await;
+        error(403, code)
+    };
+    if !account.enabled || req.state.watch.is_disabled(&account.id) {
+        return refuse("account_disabled").await;
+    }
+    if account.is_aa() {
+        return refuse("aa_not_allowed").await;
+    }
+    if !identity_matches(certificates, &account, v) {
+        return refuse("identity_mismatch").await;
+    }
+    // Not guessable, so it counts no failures; but a suspension after wrong passwords or
+    // codes holds for every method.
+    let now = clock::now_secs();
+    for kind in [Counted::Password, Counted::Otp] {
+        match req
+            .state
+            .regulation
+            .state(
+                kind,
+                &account.login_name,
+                account.unlocked_at.max(0) as u64,
+                now,
+            )
+            .await
+        {
+            Ok(LockState::Open) => {}
+            Ok(LockState::Suspended { until }) => {
+                LOGINS.with_label_values(&[METHOD, "locked"]).inc();
+                activity(req, Some(&account), "", "login", METHOD, "locked", "").await;
+                return json(
+                    403,
+                    &json!({ "error": "locked", "until": taipei_clock(until) }),
+                );
+            }
+            Err(_) => return unavailable(),
+        }
+    }
+    let data = SessionData {
+        account_id: account.id.clone(),
+        login_name: account.login_name.clone(),
+        display_name: account.display_name.clone(),
+        school_code: account.school_code.clone(),
+        roles: account.roles.clone(),
+        factors: vec![Factor::Certificate],
+        stage: Stage::Authenticated,
+        auth_method: METHOD.to_string(),
+        csrf: random::token(),
+        created_at: now,
+        last_seen: now,
+        return_to: Some(ch.return_to.clone()),
+    };
+    let sid = match req.state.sessions.create(&data, now).await {
+        Ok(sid) => sid,
+        Err(_) => return unavailable(),
+    };
+    // The browser's previous session, if any, ends here: it is never upgraded in place.
+    if let Some(old) = req.cookies.session.value() {
+        let _ = req.state.sessions.destroy(old).await;
+    }
+    let detail = format!("serial {}", v.serial_hex);
+    if !activity(req, Some(&account), "", "login", METHOD, "success", &detail).await {
+        let _ = req.state.sessions.destroy(&sid).await;
+        return unavailable();
+    }
+    LOGINS.with_label_values(&[METHOD, "success"]).inc();
+    tracing::info!(user = %account.login_name, ip = ?req.client_ip, "certificate login");
+    json(200, &json!({ "ok": true, "next": ch.return_to })).with_cookie(cookies::set(
+        req.names.session,
+        &sid,
+        req.names,
+        None,
+    ))
+}
