@@ -203,3 +203,39 @@ impl BackgroundService for CrlRefresher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(anchor: std::path::PathBuf) -> CertificateConfig {
+        CertificateConfig {
+            trust_anchors: vec![anchor],
+            intermediates: Vec::new(),
+            crls: Vec::new(),
+            crl_refresh: Duration::from_secs(3600),
+            required_policies: Vec::new(),
+            require_identity_match: false,
+            component_download_url: None,
+        }
+    }
+
+    #[test]
+    fn an_unusable_anchor_fails_the_start_with_its_path() {
+        let dir = tempfile::tempdir().expect("dir");
+        let garbage = dir.path().join("root.pem");
+        std::fs::write(&garbage, b"not a certificate").expect("write");
+        let error = Certificates::new(config(garbage.clone()))
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(error.contains("trust_anchors"), "{error}");
+        assert!(error.contains(&garbage.display().to_string()), "{error}");
+        let missing = dir.path().join("missing.pem");
+        let error = Certificates::new(config(missing))
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(error.contains("cannot read"), "{error}");
+    }
+}

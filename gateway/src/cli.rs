@@ -351,6 +351,7 @@ async fn account_action(
                 anyhow::bail!("no account named {login_name:?}");
             };
             store.reset_bindings(&account.id).await?;
+            store.end_sessions_before(&account.id, now).await?;
             if let Some((sessions, _)) = shared_stores(config)? {
                 sessions
                     .destroy_account(&account.id)
@@ -386,9 +387,13 @@ async fn account_action(
                 anyhow::bail!("password not accepted: {}", list.join("; "));
             }
             let hash = hash_password_blocking(&password)?;
-            if !store.set_password_hash(&login_name, &hash, now).await? {
+            let Some(account) = store.find_by_login(&login_name).await? else {
                 anyhow::bail!("no account named {login_name:?}");
-            }
+            };
+            store.set_password_hash(&login_name, &hash, now).await?;
+            // Every session that began before the reset ends, on every instance.
+            store.end_sessions_before(&account.id, now).await?;
+            cli_activity(store, &account, "reset_password", "").await?;
             println!("password reset for {login_name}");
             if generated {
                 println!("password: {password}");
@@ -426,8 +431,9 @@ fn reseal(config: &Config) -> anyhow::Result<()> {
     })
 }
 
-/// When sessions and counters are in Redis, the CLI reaches them directly; with the
-/// in-process store only the database records the change (the gateway reads it).
+/// When sessions and counters are in Redis, the CLI reaches them directly (immediate effect);
+/// the database records the change in any case, and every gateway instance reads it within
+/// seconds (`sessions_not_before`, `unlocked_at`).
 fn shared_stores(
     config: &Config,
 ) -> anyhow::Result<Option<(crate::sessions::Sessions, crate::regulation::Regulation)>> {

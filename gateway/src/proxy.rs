@@ -269,7 +269,7 @@ impl Gateway {
             return Err(handlers::unavailable(ctx.lang));
         }
         match self.state.sessions.load(id, now).await {
-            Ok(Some(s)) if self.state.watch.is_disabled(&s.account_id) => {
+            Ok(Some(s)) if !self.state.watch.allows(&s.account_id, s.created_at) => {
                 let _ = self.state.sessions.destroy(id).await;
                 Ok(None)
             }

@@ -36,8 +36,8 @@ fn prepare_database(config: &Config, watch: &AccountWatch) -> anyhow::Result<()>
         .build()?;
     rt.block_on(async {
         let store = AccountStore::connect(&config.store.database).await?;
-        let disabled = store.disabled_ids().await?;
-        watch.update(disabled, clock::now_secs());
+        let (disabled, not_before) = store.session_rules().await?;
+        watch.update_rules(disabled, not_before, clock::now_secs());
         store.close().await;
         anyhow::Ok(())
     })
@@ -161,16 +161,17 @@ impl BackgroundService for AccountPoller {
                 store = AccountStore::connect(&self.database).await.ok();
             }
             let result = match &store {
-                Some(s) => s.disabled_ids().await,
+                Some(s) => s.session_rules().await,
                 None => Err(anyhow::anyhow!("cannot connect")),
             };
             match result {
-                Ok(ids) => {
+                Ok((disabled, not_before)) => {
                     if !healthy {
                         tracing::info!("account database reachable again");
                     }
                     healthy = true;
-                    self.watch.update(ids, clock::now_secs());
+                    self.watch
+                        .update_rules(disabled, not_before, clock::now_secs());
                 }
                 Err(e) => {
                     if healthy {

@@ -1,6 +1,6 @@
 //! What every request handler shares: the validated config turned into ready-to-use parts.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -81,15 +81,40 @@ impl SiteRuntime {
 #[derive(Default)]
 pub struct AccountWatch {
     disabled: RwLock<HashSet<String>>,
+    /// Account id → sessions that began before this time are void.
+    not_before: RwLock<HashMap<String, u64>>,
     last_ok: AtomicU64,
 }
 
 impl AccountWatch {
     pub fn update(&self, disabled: Vec<String>, now: u64) {
+        self.update_rules(disabled, Vec::new(), now);
+    }
+
+    pub fn update_rules(&self, disabled: Vec<String>, not_before: Vec<(String, i64)>, now: u64) {
         if let Ok(mut set) = self.disabled.write() {
             *set = disabled.into_iter().collect();
         }
+        if let Ok(mut map) = self.not_before.write() {
+            *map = not_before
+                .into_iter()
+                .map(|(id, t)| (id, t.max(0) as u64))
+                .collect();
+        }
         self.last_ok.store(now, Ordering::Release);
+    }
+
+    /// Whether a session of `account_id` that began at `created_at` may still be used. A
+    /// session that began in the same second as a reset counts as before it: the reset wins.
+    pub fn allows(&self, account_id: &str, created_at: u64) -> bool {
+        if self.is_disabled(account_id) {
+            return false;
+        }
+        // A poisoned lock means a writer panicked: refuse.
+        self.not_before
+            .read()
+            .map(|m| m.get(account_id).is_none_or(|t| created_at > *t))
+            .unwrap_or(false)
     }
 
     pub fn is_disabled(&self, account_id: &str) -> bool {

@@ -8,8 +8,9 @@ use std::sync::LazyLock;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use menshen_pki::testpki::{Generation, LeafOptions, TEST_POLICY_OID, TestLeaf, TestPki};
+use menshen_tests::backends::Sql;
 use menshen_tests::client::{Browser, Page};
-use menshen_tests::gateway::{Gateway, Options};
+use menshen_tests::gateway::{Gateway, Options, Store};
 use menshen_tests::upstream::{Seen, Upstream};
 
 const STAFF: (&str, &str, &str) = ("teacher", "staff", "correct-horse-42");
@@ -29,6 +30,10 @@ fn default_card() -> TestLeaf {
 
 /// A gateway with a `[certificate]` table whose files the test writes from the PKI.
 async fn start() -> (Upstream, Gateway, tempfile::TempDir) {
+    start_on(Sql::Sqlite, Store::Memory).await
+}
+
+async fn start_on(sql: Sql, store: Store) -> (Upstream, Gateway, tempfile::TempDir) {
     let files = tempfile::tempdir().expect("dir");
     let write = |name: &str, bytes: &[u8]| {
         let path = files.path().join(name);
@@ -52,6 +57,8 @@ async fn start() -> (Upstream, Gateway, tempfile::TempDir) {
     let gw = Gateway::start(
         Options {
             extra,
+            sql,
+            store,
             ..Options::default()
         },
         up.addr,
@@ -237,6 +244,38 @@ async fn bind_then_log_in_with_pkcs7_and_with_pkcs1() {
 }
 
 #[tokio::test]
+async fn bind_and_log_in_on_postgres_with_redis() {
+    let (_up, gw, _files) = start_on(Sql::Postgres, Store::SharedRedis).await;
+    let leaf = default_card();
+    let page = bind(&gw, &leaf, Kind::Pkcs1).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let mut b = Browser::new(&gw.base());
+    let (csrf, ch) = login_challenge(&mut b, "/students").await;
+    let keys = gw.redis.as_ref().map(|r| r.keys()).unwrap_or_default();
+    assert!(keys.iter().any(|k| k.contains(":certch:")), "{keys:?}");
+    let page = submit(&mut b, &csrf, &ch.id, Kind::Pkcs7, &leaf, &ch.tbs).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let again = submit(&mut b, &csrf, &ch.id, Kind::Pkcs7, &leaf, &ch.tbs).await;
+    assert_eq!(error_code(&again), "challenge_expired");
+    let app = b.get("/students").await;
+    assert_eq!(
+        Seen::parse(&app.body).one("X-Menshen-Auth-Method"),
+        Some("certificate")
+    );
+    // One certificate, one account: another staff account cannot bind it too.
+    gw.add_account("teacher2", "staff", "another-horse-42");
+    let mut other = Browser::new(&gw.base());
+    other.login("teacher2", "another-horse-42", "/").await;
+    let csrf = other.get("/.menshen/bind").await.csrf();
+    let ch = challenge(&mut other, &[("purpose", "bind"), ("csrf", &csrf)])
+        .await
+        .unwrap_or_else(|p| panic!("{}", p.body));
+    let page = submit(&mut other, &csrf, &ch.id, Kind::Pkcs7, &leaf, &ch.tbs).await;
+    assert_eq!(page.status, 403);
+    assert_eq!(error_code(&page), "already_bound");
+}
+
+#[tokio::test]
 async fn every_bad_signature_is_refused_with_its_own_code() {
     let (up, gw, _files) = start().await;
     let good = default_card();
@@ -319,13 +358,17 @@ async fn every_bad_signature_is_refused_with_its_own_code() {
         }
     }
 
-    // A signature over another challenge.
-    for kind in [Kind::Pkcs7, Kind::Pkcs1] {
+    // A signature over another challenge: CMS carries the signed content, so that is
+    // seen as such; a bare PKCS#1 signature simply does not verify over ours.
+    for (kind, code) in [
+        (Kind::Pkcs7, "challenge_mismatch"),
+        (Kind::Pkcs1, "bad_signature"),
+    ] {
         let mut b = Browser::new(&gw.base());
         let (csrf, ch) = login_challenge(&mut b, "/").await;
         let page = submit(&mut b, &csrf, &ch.id, kind, &good, b"menshen-login:other").await;
         assert_eq!(page.status, 401);
-        assert_eq!(error_code(&page), "challenge_mismatch");
+        assert_eq!(error_code(&page), code);
     }
 
     // A tampered CMS: the last byte is the signature's.
@@ -429,4 +472,113 @@ async fn aa_accounts_other_browsers_and_missing_csrf_are_refused() {
     assert_eq!(page.status, 403);
     assert_eq!(error_code(&page), "challenge_not_yours");
     assert_eq!(gw.sql("SELECT COUNT(*) FROM certificate_bindings"), "0");
+}
+
+/// A plain HTTP server answering every request with the current `body`.
+struct CrlServer {
+    url: String,
+    body: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CrlServer {
+    async fn start(initial: Vec<u8>) -> CrlServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://{}/crl/moica-g3.crl",
+            listener.local_addr().expect("addr")
+        );
+        let body = std::sync::Arc::new(std::sync::Mutex::new(initial));
+        let shared = body.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let bytes = shared.lock().map(|b| b.clone()).unwrap_or_default();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf).await;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/pkix-crl\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n",
+                        bytes.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    let _ = stream.write_all(&bytes).await;
+                });
+            }
+        });
+        CrlServer { url, body, task }
+    }
+
+    fn serve(&self, bytes: Vec<u8>) {
+        if let Ok(mut b) = self.body.lock() {
+            *b = bytes;
+        }
+    }
+}
+
+impl Drop for CrlServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn crls_from_a_url_are_refreshed_in_the_background_and_kept_on_failure() {
+    let leaf = default_card();
+    let serial = LeafOptions::default().serial;
+    let server = CrlServer::start(PKI.crl(Generation::G3, std::iter::empty())).await;
+    let files = tempfile::tempdir().expect("dir");
+    let root = files.path().join("root.der");
+    let g3 = files.path().join("g3.der");
+    std::fs::write(&root, &PKI.root_der).expect("write");
+    std::fs::write(&g3, &PKI.ca_g3_der).expect("write");
+    let extra = format!(
+        "[certificate]\ntrust_anchors = [\"{}\"]\nintermediates = [\"{}\"]\n\
+         crls = [\"{}\"]\ncrl_refresh = \"1s\"\n",
+        root.display(),
+        g3.display(),
+        server.url
+    );
+    let up = Upstream::start().await;
+    let gw = Gateway::start(
+        Options {
+            extra,
+            ..Options::default()
+        },
+        up.addr,
+        &[STAFF],
+    )
+    .await;
+    assert_eq!(bind(&gw, &leaf, Kind::Pkcs1).await.status, 200);
+    let (_, page) = login(&gw, &leaf, Kind::Pkcs1, "/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+
+    // The card is revoked: the next refresh picks it up.
+    server.serve(PKI.crl(Generation::G3, [serial].into_iter()));
+    let mut refused = false;
+    for _ in 0..50 {
+        let (_, page) = login(&gw, &leaf, Kind::Pkcs1, "/").await;
+        if error_code(&page) == "revoked" {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(refused, "the refreshed CRL applies:\n{}", gw.log());
+
+    // The URL starts serving garbage: the lists in force stay.
+    server.serve(b"not a CRL".to_vec());
+    let log_has_failure = || gw.log().contains("CRL refresh failed");
+    for _ in 0..50 {
+        if log_has_failure() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(log_has_failure(), "the failure is logged:\n{}", gw.log());
+    let (_, page) = login(&gw, &leaf, Kind::Pkcs1, "/").await;
+    assert_eq!(error_code(&page), "revoked", "the previous lists are kept");
 }

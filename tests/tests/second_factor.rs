@@ -648,3 +648,41 @@ async fn otp_keys_can_be_rotated() {
         .await;
     assert_eq!(page.status, 303, "{}", page.body);
 }
+
+#[tokio::test]
+async fn password_and_binding_resets_end_sessions_without_redis_too() {
+    let (_up, gw) = start(Options::default()).await;
+    let mut b = Browser::new(&gw.base());
+    assert_eq!(b.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
+    assert_eq!(b.get("/x").await.status, 200);
+    // Sessions are in the gateway's memory; the CLI reaches only the database.
+    let out = gw.account_cli(
+        &["reset-password", STAFF.0, "--password-stdin"],
+        Some("a-brand-new-password"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    menshen_tests::eventually(Duration::from_secs(15), "the old session ends", || {
+        let mut probe = Browser::new(&gw.base());
+        probe.cookies = b.cookies.clone();
+        async move { probe.get("/x").await.status == 302 }
+    })
+    .await;
+    let mut aa = Browser::new(&gw.base());
+    assert_eq!(aa.sign_in(AA.0, AA.2, "/").await.0.status, 303);
+    let out = gw.account_cli(&["reset-binding", AA.0], None);
+    assert!(out.status.success());
+    menshen_tests::eventually(Duration::from_secs(15), "the AA session ends", || {
+        let mut probe = Browser::new(&gw.base());
+        probe.cookies = aa.cookies.clone();
+        async move { probe.get("/x").await.status == 302 }
+    })
+    .await;
+    assert!(
+        gw.sql("SELECT event FROM activity")
+            .contains("reset_password")
+    );
+}

@@ -132,4 +132,12 @@ pub const MIGRATIONS: &[Migration] = &[
         ],
         postgres: None,
     },
+    Migration {
+        version: 5,
+        description: "sessions ended by operator actions",
+        // Sessions that began before this time are void (password or binding reset by the
+        // support desk): every instance learns it from the database, with or without Redis.
+        sqlite: &["ALTER TABLE accounts ADD COLUMN sessions_not_before BIGINT NOT NULL DEFAULT 0"],
+        postgres: None,
+    },
 ];

@@ -191,6 +191,32 @@ impl AccountStore {
         Ok(ids)
     }
 
+    /// What the gateway must know to refuse sessions: disabled accounts, and accounts whose
+    /// sessions before some time are void (id → that time).
+    pub async fn session_rules(&self) -> anyhow::Result<(Vec<String>, Vec<(String, i64)>)> {
+        let disabled = self.disabled_ids().await?;
+        let rows = sqlx::query(
+            "SELECT id, sessions_not_before FROM accounts WHERE sessions_not_before > 0",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let not_before = rows
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("sessions_not_before")?)))
+            .collect::<anyhow::Result<Vec<(String, i64)>>>()?;
+        Ok((disabled, not_before))
+    }
+
+    /// Voids every session of the account that began before `now`, on every instance.
+    pub async fn end_sessions_before(&self, account_id: &str, now: i64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE accounts SET sessions_not_before = $1 WHERE id = $2")
+            .bind(now)
+            .bind(account_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn add(&self, new: &NewAccount, now: i64) -> anyhow::Result<AddOutcome> {
         let mut tx = self.pool.begin().await?;
         let outcome = add_in(&mut tx, new, now).await?;

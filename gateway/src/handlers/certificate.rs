@@ -94,10 +94,48 @@ fn unavailable() -> Reply {
     error(503, "unavailable").with_header("Retry-After", "30".into())
 }
 
+/// The verify form carries a CMS signature with certificates in base64: larger than the
+/// other forms (a MOICA card certificate is about 1.5 KiB; the component may add the CA's).
+const FORM_LIMIT: usize = 32 * 1024;
+
+/// Reads a urlencoded form of at most [`FORM_LIMIT`] bytes; the refusal is JSON.
 async fn read_form(session: &mut Session) -> Result<Form, Reply> {
-    forms::read(session).await.map_err(|e| match e {
+    let header = session.req_header();
+    let essence = header
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim();
+    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(error(400, "bad_form"));
+    }
+    if header
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|len| len > FORM_LIMIT)
+    {
+        return Err(error(413, "too_large"));
+    }
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > FORM_LIMIT {
+                    return Err(error(413, "too_large"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(_) => return Err(error(400, "bad_form")),
+        }
+    }
+    forms::parse(&body).map_err(|e| match e {
         FormError::TooLarge => error(413, "too_large"),
-        FormError::NotAForm | FormError::Garbled | FormError::Unreadable => error(400, "bad_form"),
+        _ => error(400, "bad_form"),
     })
 }
 

@@ -123,7 +123,8 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
 async fn stage_of(req: &Request<'_>) -> Option<Result<Stage, Reply>> {
     let id = req.cookies.session.value()?;
     match req.state.sessions.load(id, clock::now_secs()).await {
-        Ok(Some(s)) => Some(Ok(s.stage)),
+        Ok(Some(s)) if req.state.watch.allows(&s.account_id, s.created_at) => Some(Ok(s.stage)),
+        Ok(Some(_)) => None,
         Ok(None) => None,
         Err(_) => Some(Err(unavailable(req.lang))),
     }
@@ -135,7 +136,9 @@ pub async fn session_of(req: &Request<'_>, missing: Reply) -> Result<(String, Se
         return Err(missing);
     };
     match req.state.sessions.load(id, clock::now_secs()).await {
-        Ok(Some(s)) if !req.state.watch.is_disabled(&s.account_id) => Ok((id.to_string(), s)),
+        Ok(Some(s)) if req.state.watch.allows(&s.account_id, s.created_at) => {
+            Ok((id.to_string(), s))
+        }
         Ok(_) => Err(missing),
         Err(_) => Err(unavailable(req.lang)),
     }
