@@ -1,5 +1,6 @@
-//! Writes every page to `/tmp/pages-preview/` for a visual check in a browser (ignored by
-//! default; run with `cargo test -p menshen-pages --test preview -- --ignored`).
+//! Writes every page to `/tmp/pages-preview/` for a visual check in a browser:
+//! `cargo run -p menshen-pages --example preview`, then open the files (or screenshot them with
+//! headless Chromium).
 
 use menshen_pages::*;
 
@@ -14,9 +15,7 @@ fn write(dir: &std::path::Path, name: &str, html: &str) {
     std::fs::write(dir.join(name), html).expect("write page");
 }
 
-#[test]
-#[ignore]
-fn write_preview() {
+fn main() {
     let dir = std::path::Path::new("/tmp/pages-preview");
     std::fs::create_dir_all(dir).expect("create dir");
     for name in ["menshen.css", "favicon.svg"] {
