@@ -226,6 +226,11 @@ impl Gateway {
             }
         }
 
+        ctx.outcome = "proxied";
+        if path.as_str() == req.uri.path() {
+            // Already canonical: the request line goes upstream as it came.
+            return Next::Proxy;
+        }
         let uri = match query {
             "" => path.to_uri_path(),
             q => format!("{}?{}", path.to_uri_path(), q),
@@ -233,7 +238,6 @@ impl Gateway {
         match uri.parse::<http::Uri>() {
             Ok(u) => {
                 ctx.upstream_uri = Some(u);
-                ctx.outcome = "proxied";
                 Next::Proxy
             }
             Err(_) => {

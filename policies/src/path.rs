@@ -31,6 +31,19 @@ const UPSTREAM_KEEP: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'@')
     .remove(b'/');
 
+/// True when `raw` is already canonical and upstream-safe: only bytes `to_uri_path` keeps
+/// (minus ';', which Tomcat reads as parameters), no empty, "." or ".." segment.
+fn is_canonical(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    let plain = bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:@/".contains(b));
+    plain
+        && raw[1..].split('/').enumerate().all(|(i, seg)| {
+            seg != "." && seg != ".." && (!seg.is_empty() || i == raw[1..].split('/').count() - 1)
+        })
+}
+
 /// Why a request path was refused before any rule was looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathError {
@@ -150,6 +163,13 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
     }
     if raw.len() > MAX_RAW_LEN {
         return Err(PathError::TooLong);
+    }
+    if is_canonical(raw) {
+        // The common case: nothing to decode, collapse or resolve, and the text is already
+        // what `to_uri_path` would send.
+        return Ok(NormalizedPath {
+            decoded: raw.to_owned(),
+        });
     }
     let decoded = strict_decode(raw)?;
     if decoded.bytes().any(|b| b.is_ascii_control()) {
@@ -439,5 +459,38 @@ mod tests {
             let p = normalize(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
             assert!(!windows_ambiguous(&p), "{raw}");
         }
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_one() {
+        for raw in [
+            "/",
+            "/a/b",
+            "/a/b/",
+            "/a.b/c-d_e~f",
+            "/x:y@z/(1)",
+            "/a//b",
+            "/a/./b",
+            "/a/../b",
+            "/a/.",
+            "/a/..",
+            "/%41",
+            "/a;b",
+            "/a\\b",
+        ] {
+            let fast = is_canonical(raw);
+            let full = normalize(raw);
+            if fast {
+                let p = full.unwrap_or_else(|e| panic!("{raw}: {e}"));
+                assert_eq!(p.as_str(), raw, "{raw}");
+                assert_eq!(p.to_uri_path(), raw, "{raw}");
+            }
+        }
+        assert!(is_canonical("/a/b/"));
+        assert!(!is_canonical("/a//b"));
+        assert!(!is_canonical("/a/./b"));
+        assert!(!is_canonical("/a/.."));
+        assert!(!is_canonical("/%61"));
+        assert!(!is_canonical("/a;b"));
     }
 }

@@ -206,6 +206,12 @@ access = "deny"
                 .await
                 .is_ok()
             {
+                // Someone listens; make sure it is this process and not another test's that
+                // took the same free port first (ours would then have exited).
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                    panic!("menshen exited with {status}:\n{}", self.log());
+                }
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {

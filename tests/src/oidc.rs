@@ -44,8 +44,17 @@ impl TestProvider {
             .spawn()
             .expect("node must be installed (scripts/setup installs it)");
         let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
+        // Read the READY line on a thread, so a provider that never starts fails the test
+        // after a while instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| "(no READY line within 60 s)".to_string());
         let issuer = line
             .trim()
             .strip_prefix("READY ")
