@@ -14,6 +14,17 @@ use openidconnect::{
     Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 
+/// A client built from discovery: the authorization endpoint is known, the token and
+/// userinfo endpoints may be.
+type ProviderClient = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
 /// How long discovered metadata (endpoints and signing keys) is reused.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
 
@@ -128,21 +139,31 @@ impl Provider {
         }
     }
 
+    /// The crate's client for this provider, from the (cached) discovery, answering to
+    /// `redirect_uri`.
+    async fn client(
+        &self,
+        http: &HttpClient,
+        redirect_uri: &str,
+    ) -> Result<ProviderClient, OidcFailure> {
+        let meta = self.metadata(http).await?;
+        let redirect = RedirectUrl::new(redirect_uri.to_string())
+            .map_err(|e| OidcFailure::ProviderDown(format!("redirect URI: {e}")))?;
+        Ok(CoreClient::from_provider_metadata(
+            meta,
+            ClientId::new(self.config.client_id.clone()),
+            Some(ClientSecret::new(self.config.client_secret.clone())),
+        )
+        .set_redirect_uri(redirect))
+    }
+
     /// Starts a login at the provider: fresh state, nonce and PKCE verifier.
     pub async fn authorize(
         &self,
         http: &HttpClient,
         redirect_uri: &str,
     ) -> Result<Authorization, OidcFailure> {
-        let meta = self.metadata(http).await?;
-        let redirect = RedirectUrl::new(redirect_uri.to_string())
-            .map_err(|e| OidcFailure::ProviderDown(format!("redirect URI: {e}")))?;
-        let client = CoreClient::from_provider_metadata(
-            meta,
-            ClientId::new(self.config.client_id.clone()),
-            Some(ClientSecret::new(self.config.client_secret.clone())),
-        )
-        .set_redirect_uri(redirect);
+        let client = self.client(http, redirect_uri).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client.authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
@@ -170,15 +191,7 @@ impl Provider {
         pkce_verifier: &str,
         nonce: &str,
     ) -> Result<ExternalIdentity, OidcFailure> {
-        let meta = self.metadata(http).await?;
-        let redirect = RedirectUrl::new(redirect_uri.to_string())
-            .map_err(|e| OidcFailure::ProviderDown(format!("redirect URI: {e}")))?;
-        let client = CoreClient::from_provider_metadata(
-            meta,
-            ClientId::new(self.config.client_id.clone()),
-            Some(ClientSecret::new(self.config.client_secret.clone())),
-        )
-        .set_redirect_uri(redirect);
+        let client = self.client(http, redirect_uri).await?;
         let request = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .map_err(|e| OidcFailure::ProviderDown(format!("no token endpoint: {e}")))?;

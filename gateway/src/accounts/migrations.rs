@@ -1,23 +1,52 @@
 //! The schema, as one ordered list of migrations shared by SQLite and PostgreSQL.
 //!
-//! Most statements are portable; where the two dialects differ a migration carries both
+//! Most statements are portable; where the two dialects differ a statement carries both
 //! forms. Times are Unix seconds in BIGINT columns and booleans are 0/1 BIGINTs, so the same
 //! queries and bindings work on both backends through sqlx's `Any` driver.
 
-/// One step of the schema. `postgres` is `None` when `sqlite` is portable as it is.
+/// One step of the schema, applied in one transaction.
 pub struct Migration {
     pub version: i64,
     pub description: &'static str,
-    pub sqlite: &'static [&'static str],
-    pub postgres: Option<&'static [&'static str]>,
+    pub statements: &'static [Statement],
 }
+
+/// A statement both dialects accept as it is, or the two forms of one that differs.
+pub enum Statement {
+    Both(&'static str),
+    Dialect {
+        sqlite: &'static str,
+        postgres: &'static str,
+    },
+}
+
+impl Statement {
+    pub fn text(&self, postgres: bool) -> &'static str {
+        match self {
+            Statement::Both(sql) => sql,
+            Statement::Dialect {
+                sqlite,
+                postgres: pg,
+            } => {
+                if postgres {
+                    pg
+                } else {
+                    sqlite
+                }
+            }
+        }
+    }
+}
+
+use Statement::{Both, Dialect};
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         description: "accounts",
-        sqlite: &[
-            "CREATE TABLE accounts (
+        statements: &[
+            Both(
+                "CREATE TABLE accounts (
             id TEXT PRIMARY KEY,
             login_name TEXT NOT NULL,
             login_key TEXT NOT NULL UNIQUE,
@@ -30,87 +59,59 @@ pub const MIGRATIONS: &[Migration] = &[
             created_at BIGINT NOT NULL,
             updated_at BIGINT NOT NULL
         )",
-            "CREATE INDEX accounts_enabled ON accounts (enabled)",
+            ),
+            Both("CREATE INDEX accounts_enabled ON accounts (enabled)"),
         ],
-        postgres: None,
     },
     Migration {
         version: 2,
         description: "second factors and the activity log",
-        sqlite: &[
-            "ALTER TABLE accounts ADD COLUMN unlocked_at BIGINT NOT NULL DEFAULT 0",
+        statements: &[
+            Both("ALTER TABLE accounts ADD COLUMN unlocked_at BIGINT NOT NULL DEFAULT 0"),
             // One OTP binding per account; last_step makes every code usable once (a
             // conditional UPDATE is atomic across gateway instances).
-            "CREATE TABLE otp_bindings (
-            account_id TEXT PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
-            sealed_secret TEXT NOT NULL,
-            last_step BIGINT NOT NULL,
-            created_at BIGINT NOT NULL
-        )",
-            // Filled by the certificate issue; the forced-binding rule already reads it.
-            "CREATE TABLE certificate_bindings (
-            account_id TEXT PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
-            issuer TEXT NOT NULL,
-            serial TEXT NOT NULL,
-            spki_sha256 TEXT NOT NULL,
-            subject_name TEXT NOT NULL,
-            id_last4 TEXT NOT NULL,
-            created_at BIGINT NOT NULL
-        )",
-            "CREATE TABLE activity (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            account_id TEXT,
-            login_name TEXT NOT NULL,
-            login_key TEXT NOT NULL,
-            event TEXT NOT NULL,
-            method TEXT NOT NULL,
-            outcome TEXT NOT NULL,
-            client_ip TEXT NOT NULL,
-            user_agent TEXT NOT NULL,
-            detail TEXT NOT NULL,
-            at BIGINT NOT NULL
-        )",
-            "CREATE INDEX activity_login ON activity (login_key, id)",
+            Both(
+                "CREATE TABLE otp_bindings (
+                account_id TEXT PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+                sealed_secret TEXT NOT NULL,
+                last_step BIGINT NOT NULL,
+                created_at BIGINT NOT NULL
+            )",
+            ),
+            Both(
+                "CREATE TABLE certificate_bindings (
+                account_id TEXT PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+                issuer TEXT NOT NULL,
+                serial TEXT NOT NULL,
+                spki_sha256 TEXT NOT NULL,
+                subject_name TEXT NOT NULL,
+                id_last4 TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )",
+            ),
+            // The one difference between the dialects: how a row number is generated.
+            Dialect {
+                sqlite: "CREATE TABLE activity (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+                         account_id TEXT, login_name TEXT NOT NULL, login_key TEXT NOT NULL, \
+                         event TEXT NOT NULL, method TEXT NOT NULL, outcome TEXT NOT NULL, \
+                         client_ip TEXT NOT NULL, user_agent TEXT NOT NULL, detail TEXT NOT NULL, \
+                         at BIGINT NOT NULL)",
+                postgres: "CREATE TABLE activity (id BIGSERIAL PRIMARY KEY, \
+                         account_id TEXT, login_name TEXT NOT NULL, login_key TEXT NOT NULL, \
+                         event TEXT NOT NULL, method TEXT NOT NULL, outcome TEXT NOT NULL, \
+                         client_ip TEXT NOT NULL, user_agent TEXT NOT NULL, detail TEXT NOT NULL, \
+                         at BIGINT NOT NULL)",
+            },
+            Both("CREATE INDEX activity_login ON activity (login_key, id)"),
         ],
-        postgres: Some(&[
-            "ALTER TABLE accounts ADD COLUMN unlocked_at BIGINT NOT NULL DEFAULT 0",
-            "CREATE TABLE otp_bindings (
-            account_id TEXT PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
-            sealed_secret TEXT NOT NULL,
-            last_step BIGINT NOT NULL,
-            created_at BIGINT NOT NULL
-        )",
-            "CREATE TABLE certificate_bindings (
-            account_id TEXT PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
-            issuer TEXT NOT NULL,
-            serial TEXT NOT NULL,
-            spki_sha256 TEXT NOT NULL,
-            subject_name TEXT NOT NULL,
-            id_last4 TEXT NOT NULL,
-            created_at BIGINT NOT NULL
-        )",
-            "CREATE TABLE activity (
-            id BIGSERIAL PRIMARY KEY,
-            account_id TEXT,
-            login_name TEXT NOT NULL,
-            login_key TEXT NOT NULL,
-            event TEXT NOT NULL,
-            method TEXT NOT NULL,
-            outcome TEXT NOT NULL,
-            client_ip TEXT NOT NULL,
-            user_agent TEXT NOT NULL,
-            detail TEXT NOT NULL,
-            at BIGINT NOT NULL
-        )",
-            "CREATE INDEX activity_login ON activity (login_key, id)",
-        ]),
     },
     Migration {
         version: 3,
         description: "OpenID Connect bindings",
         // One external account (issuer + subject) binds to at most one Menshen account; an
         // account has at most one binding per provider. Identity is never keyed on email.
-        sqlite: &["CREATE TABLE oidc_bindings (
+        statements: &[Both(
+            "CREATE TABLE oidc_bindings (
             account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
             provider TEXT NOT NULL,
             issuer TEXT NOT NULL,
@@ -119,25 +120,25 @@ pub const MIGRATIONS: &[Migration] = &[
             created_at BIGINT NOT NULL,
             PRIMARY KEY (account_id, provider),
             UNIQUE (issuer, subject)
-        )"],
-        postgres: None,
+        )",
+        )],
     },
     Migration {
         version: 4,
         description: "one certificate binds to one account",
         // A card certificate (issuer + serial) is bound to at most one account; the login
         // looks it up by these columns.
-        sqlite: &[
+        statements: &[Both(
             "CREATE UNIQUE INDEX certificate_bindings_cert ON certificate_bindings (issuer, serial)",
-        ],
-        postgres: None,
+        )],
     },
     Migration {
         version: 5,
         description: "sessions ended by operator actions",
         // Sessions that began before this time are void (password or binding reset by the
         // support desk): every instance learns it from the database, with or without Redis.
-        sqlite: &["ALTER TABLE accounts ADD COLUMN sessions_not_before BIGINT NOT NULL DEFAULT 0"],
-        postgres: None,
+        statements: &[Both(
+            "ALTER TABLE accounts ADD COLUMN sessions_not_before BIGINT NOT NULL DEFAULT 0",
+        )],
     },
 ];

@@ -127,12 +127,8 @@ impl AccountStore {
             if done.is_some() {
                 continue;
             }
-            let statements = match (self.postgres, m.postgres) {
-                (true, Some(pg)) => pg,
-                _ => m.sqlite,
-            };
-            for statement in statements {
-                sqlx::query(sqlx::AssertSqlSafe(*statement))
+            for statement in m.statements {
+                sqlx::query(sqlx::AssertSqlSafe(statement.text(self.postgres)))
                     .execute(&mut *tx)
                     .await
                     .with_context(|| format!("migration {} ({})", m.version, m.description))?;
