@@ -245,4 +245,9 @@ pub struct CertificateConfig {
     pub require_identity_match: bool,
     /// Where users download the HiPKI component (shown by the pages).
     pub component_download_url: Option<String>,
+    /// Origin of the HiPKI Local Sign Server the pages talk to; default
+    /// `http://localhost:61161` (only tests and demos change it).
+    pub component_url: String,
+    /// The oldest component version the check table accepts; default `1.3.4`.
+    pub component_min_version: String,
 }

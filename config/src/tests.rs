@@ -871,7 +871,28 @@ fn certificate_table_is_read_and_checked() {
     );
     assert_eq!(c.crl_refresh, Duration::from_secs(3600));
     assert!(!c.require_identity_match);
+    assert_eq!(c.component_url, "http://localhost:61161");
+    assert_eq!(c.component_min_version, "1.3.4");
     assert!(valid(base).certificate.is_none());
+
+    let component = valid(&format!(
+        "{base}\n[certificate]\ntrust_anchors = [\"{}\"]\ncomponent_url = \"http://127.0.0.1:4000/\"\n\
+         component_min_version = \"1.3.5\"\n",
+        root.display()
+    ))
+    .certificate
+    .expect("certificate table");
+    assert_eq!(component.component_url, "http://127.0.0.1:4000");
+    assert_eq!(component.component_min_version, "1.3.5");
+    let wrong = errors(&format!(
+        "{base}\n[certificate]\ntrust_anchors = [\"{}\"]\ncomponent_url = \"http://localhost:61161/popupForm\"\n\
+         component_min_version = \"1.x\"\n",
+        root.display()
+    ));
+    let wrong_lines: Vec<usize> = wrong.iter().map(|(l, _)| *l).collect();
+    assert_eq!(wrong_lines, vec![11, 12], "{wrong:?}");
+    assert!(wrong[0].1.contains("must be an origin"), "{wrong:?}");
+    assert!(wrong[1].1.contains("is not a version"), "{wrong:?}");
 
     let bad = format!(
         "{base}\n[certificate]\ntrust_anchors = [\"{}\", \"/nonexistent/root.pem\"]\n\

@@ -217,6 +217,8 @@ mod tests {
             required_policies: Vec::new(),
             require_identity_match: false,
             component_download_url: None,
+            component_url: "http://localhost:61161".into(),
+            component_min_version: "1.3.4".into(),
         }
     }
 

@@ -54,6 +54,10 @@ enum Command {
             default_value = ""
         )]
         oidc_client_secret: String,
+        /// Offer citizen certificate (自然人憑證) sign-in with the `[certificate]` table in
+        /// this file (trust anchors, CRLs, component URL), as in a full configuration.
+        #[arg(long)]
+        certificate_config: Option<PathBuf>,
     },
     /// Make and rotate the keys that seal OTP secrets at rest.
     Keys {
@@ -136,6 +140,7 @@ pub fn main() -> ExitCode {
             oidc_issuer,
             oidc_client_id,
             oidc_client_secret,
+            certificate_config,
         } => {
             let oidc = match (oidc_issuer, oidc_client_id) {
                 (Some(issuer), Some(client_id)) => Some(crate::demo::DemoOidc {
@@ -145,7 +150,7 @@ pub fn main() -> ExitCode {
                 }),
                 _ => None,
             };
-            crate::demo::run(&listen, oidc.as_ref())
+            crate::demo::run(&listen, oidc.as_ref(), certificate_config.as_deref())
         }
         Command::Account { config, action } => load(&config).and_then(|c| account(&c, action)),
         Command::Keys {

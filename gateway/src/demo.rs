@@ -6,6 +6,7 @@
 //! passwords, and prints the URL and the credentials.
 
 use std::net::TcpListener;
+use std::path::Path;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -109,7 +110,48 @@ struct DemoAccount {
     password: String,
 }
 
-pub fn run(listen: &str, oidc: Option<&DemoOidc>) -> anyhow::Result<()> {
+/// Parses the demo configuration with the operator's `[certificate]` file appended, if any.
+/// Problems inside that file are reported with its own name and line numbers.
+fn with_certificate_table(
+    demo: &str,
+    certificate_config: Option<&Path>,
+) -> anyhow::Result<menshen_config::Config> {
+    let Some(path) = certificate_config else {
+        return menshen_config::parse(demo, "<demo>")
+            .map_err(|e| anyhow::anyhow!("the demo configuration is invalid:\n{e}"));
+    };
+    let fragment =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let offset = demo.lines().count() + 1;
+    let text = format!("{demo}\n{fragment}");
+    menshen_config::parse(&text, "<demo>").map_err(|e| {
+        let shown = path.display().to_string();
+        let errors: Vec<String> = e
+            .errors()
+            .iter()
+            .map(|err| {
+                let mut err = err.clone();
+                if err.line > offset {
+                    err.file.clone_from(&shown);
+                    err.line -= offset;
+                }
+                err.to_string()
+            })
+            .collect();
+        anyhow::anyhow!(
+            "the demo configuration with {shown} is invalid:\n{}",
+            errors.join("\n")
+        )
+    })
+}
+
+/// Runs the demo. `certificate_config` names a file holding a `[certificate]` table (the
+/// HiPKI stand-in of the test suite writes one) to offer citizen certificate sign-in.
+pub fn run(
+    listen: &str,
+    oidc: Option<&DemoOidc>,
+    certificate_config: Option<&Path>,
+) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("menshen-demo-")
         .tempdir()
@@ -118,8 +160,7 @@ pub fn run(listen: &str, oidc: Option<&DemoOidc>) -> anyhow::Result<()> {
     let app_port = free_port()?;
     let otp_keys = menshen_otp::sealed::Keyring::generate_entry("demo");
     let text = demo_config(listen, &database, app_port, &otp_keys, oidc);
-    let config = menshen_config::parse(&text, "<demo>")
-        .map_err(|e| anyhow::anyhow!("the demo configuration is invalid:\n{e}"))?;
+    let config = with_certificate_table(&text, certificate_config)?;
 
     let accounts = vec![
         DemoAccount {
@@ -150,6 +191,12 @@ pub fn run(listen: &str, oidc: Option<&DemoOidc>) -> anyhow::Result<()> {
         "  The demo legacy app (127.0.0.1:{app_port}) shows the identity headers it receives."
     );
     println!("  /public/ is open to everyone; /admin/ only to AA accounts. Stop with Ctrl-C.");
+    if let Some(path) = certificate_config {
+        println!(
+            "  Citizen certificate: {} (staff accounts bind a card on /.menshen/bind)",
+            path.display()
+        );
+    }
     if let Some(o) = oidc {
         println!(
             "  OpenID Connect: {} (redirect URI http://{listen}/.menshen/oidc/google/callback)",

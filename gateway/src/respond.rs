@@ -12,6 +12,16 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
      img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
      form-action 'self'";
 
+/// [`CSP`] plus the HiPKI component's origin for images and fetches: the certificate pages
+/// read the card reader's state from it. `origin` is validated by the configuration
+/// (scheme, host, port only), so it cannot add directives.
+pub fn csp_with_component(origin: &str) -> String {
+    CSP.replace(
+        "img-src 'self' data:;",
+        &format!("img-src 'self' data: {origin}; connect-src 'self' {origin};"),
+    )
+}
+
 /// A response Menshen writes itself.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -82,7 +92,18 @@ pub async fn send(session: &mut Session, reply: Reply, tls: bool) -> pingora::Re
     let mut h = ResponseHeader::build(reply.status, Some(8 + reply.headers.len()))?;
     h.insert_header("Content-Type", reply.content_type)?;
     h.insert_header("Content-Length", reply.body.len().to_string())?;
-    h.insert_header("Content-Security-Policy", CSP)?;
+    // A reply may carry its own policy (the certificate pages); every other gets [`CSP`].
+    let mut headers = reply.headers;
+    match headers
+        .iter()
+        .position(|(name, _)| *name == "Content-Security-Policy")
+    {
+        Some(i) => {
+            let (_, policy) = headers.remove(i);
+            h.insert_header("Content-Security-Policy", policy)?;
+        }
+        None => h.insert_header("Content-Security-Policy", CSP)?,
+    }
     h.insert_header("X-Content-Type-Options", "nosniff")?;
     h.insert_header("X-Frame-Options", "DENY")?;
     h.insert_header("Referrer-Policy", "no-referrer")?;
@@ -97,7 +118,7 @@ pub async fn send(session: &mut Session, reply: Reply, tls: bool) -> pingora::Re
     if tls {
         h.insert_header("Strict-Transport-Security", "max-age=31536000")?;
     }
-    for (name, value) in reply.headers {
+    for (name, value) in headers {
         h.append_header(name, value)?;
     }
     let head_only = session.req_header().method == http::Method::HEAD;

@@ -803,7 +803,7 @@ mod tests {
         assert!(cert.contains("<th scope=\"row\">自然人憑證</th>"));
         assert!(cert.contains("id=\"bind-certificate\""));
         assert!(cert.contains("type=\"button\" disabled"));
-        assert!(cert.contains("即將開放"));
+        assert!(cert.contains("本系統未開放自然人憑證綁定"));
         assert!(cert.contains("×</span> 未綁定"));
         // Google: bound.
         let google = row(&html, "row-oidc-google");

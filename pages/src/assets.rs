@@ -11,6 +11,7 @@ pub struct StaticAsset {
 
 const MENSHEN_CSS: &[u8] = include_bytes!("../static/menshen.css");
 const FAVICON_SVG: &[u8] = include_bytes!("../static/favicon.svg");
+const CERTIFICATE_JS: &[u8] = include_bytes!("../static/certificate.js");
 
 /// The embedded asset called `name` (the part after `/.menshen/static/`), if any.
 pub fn static_asset(name: &str) -> Option<StaticAsset> {
@@ -18,6 +19,10 @@ pub fn static_asset(name: &str) -> Option<StaticAsset> {
         "menshen.css" => Some(StaticAsset {
             content_type: "text/css; charset=utf-8",
             body: MENSHEN_CSS,
+        }),
+        "certificate.js" => Some(StaticAsset {
+            content_type: "text/javascript; charset=utf-8",
+            body: CERTIFICATE_JS,
         }),
         "favicon.svg" => Some(StaticAsset {
             content_type: "image/svg+xml",
@@ -48,6 +53,18 @@ mod tests {
                 .expect("utf-8")
                 .contains("<svg")
         );
+    }
+
+    #[test]
+    fn the_certificate_script_talks_only_to_the_component_origin() {
+        let js = static_asset("certificate.js").expect("script");
+        assert_eq!(js.content_type, "text/javascript; charset=utf-8");
+        let text = std::str::from_utf8(js.body).expect("utf-8");
+        assert!(text.contains("asker.postMessage(JSON.stringify(tbsPackage), COMPONENT)"));
+        assert!(text.contains("if (event.origin !== COMPONENT) return;"));
+        assert!(text.contains("/p11Image.bmp?withcert=true"));
+        assert!(text.contains("/.menshen/certificate/challenge"));
+        assert!(text.contains("/.menshen/certificate/verify"));
     }
 
     #[test]

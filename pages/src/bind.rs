@@ -26,12 +26,16 @@ pub struct BindPage<'a> {
 pub enum CertificateRow<'a> {
     /// School administrator (AA) accounts: OTP only; the row says so and has no button.
     NotForAa,
-    /// Staff accounts before certificate binding exists: a disabled button and 即將開放.
+    /// Staff accounts where the operator has not configured certificates (`[certificate]`
+    /// absent): a disabled button and a note that this system does not offer it.
     NotYetAvailable,
     /// Certificate binding is offered at `href`.
     Available { href: &'a str },
     /// A certificate is already bound (✓ 已綁定, no button).
     Bound,
+    /// A certificate is bound and may be replaced (a renewed card) at `href`: the account
+    /// settings show 重新綁定; the binding page shows it as [`CertificateRow::Bound`].
+    Rebindable { href: &'a str },
 }
 
 /// What the templates (binding page, account settings tab) need to know about the
@@ -39,7 +43,8 @@ pub enum CertificateRow<'a> {
 pub(crate) struct CertificateView<'a> {
     pub(crate) not_for_aa: bool,
     pub(crate) bound: bool,
-    /// The bind link; `None` with `!not_for_aa && !bound` means "coming soon".
+    /// The bind link (the re-bind link when bound); `None` with `!not_for_aa && !bound`
+    /// means "not offered here".
     pub(crate) href: Option<&'a str>,
 }
 
@@ -47,9 +52,14 @@ impl<'a> CertificateView<'a> {
     pub(crate) fn new(row: CertificateRow<'a>) -> CertificateView<'a> {
         CertificateView {
             not_for_aa: row == CertificateRow::NotForAa,
-            bound: row == CertificateRow::Bound,
+            bound: matches!(
+                row,
+                CertificateRow::Bound | CertificateRow::Rebindable { .. }
+            ),
             href: match row {
-                CertificateRow::Available { href } => Some(href),
+                CertificateRow::Available { href } | CertificateRow::Rebindable { href } => {
+                    Some(href)
+                }
                 _ => None,
             },
         }
@@ -226,7 +236,7 @@ mod tests {
         assert!(cert.contains("id=\"bind-certificate\""));
         assert!(cert.contains("type=\"button\" disabled"));
         assert!(cert.contains(">自然人憑證綁定</button>"));
-        assert!(cert.contains("即將開放"));
+        assert!(cert.contains("本系統未開放自然人憑證綁定"));
         assert!(!cert.contains("href="));
         // Back to login: a POST logout form with the csrf token.
         assert!(html.contains("method=\"post\" action=\"/.menshen/logout\""));

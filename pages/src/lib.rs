@@ -10,6 +10,7 @@
 mod account;
 mod assets;
 mod bind;
+mod certificate;
 mod demo;
 mod error;
 mod lang;
@@ -25,6 +26,10 @@ pub use account::{
 pub use assets::{StaticAsset, static_asset};
 pub use bind::{
     BindOtpMessage, BindOtpPage, BindPage, CertificateRow, render_bind, render_bind_otp,
+};
+pub use certificate::{
+    CERTIFICATE_EN, CERTIFICATE_ZH_TW, CertificatePage, CertificatePurpose, CertificateTexts,
+    DEFAULT_DOWNLOAD_URL, MOICA_FAQ, MOICA_SITE, render_certificate,
 };
 pub use demo::{DemoAppPage, render_demo_app};
 pub use error::{ErrorKind, ErrorPage, render_error};

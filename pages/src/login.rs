@@ -16,6 +16,11 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'/');
 
+/// `value` percent-encoded for a query string (`/` kept, as in `rd=/students`).
+pub(crate) fn encode_query_value(value: &str) -> String {
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
+}
+
 /// Everything the login page shows.
 #[derive(Debug, Clone)]
 pub struct LoginPage<'a> {

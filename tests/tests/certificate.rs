@@ -243,6 +243,163 @@ async fn bind_then_log_in_with_pkcs7_and_with_pkcs1() {
     assert!(activity.contains("login:not_bound"), "{activity}");
 }
 
+/// The value of attribute `name` (`data-csrf`, …) in `html`, as written (escaped).
+fn attribute(html: &str, name: &str) -> String {
+    let marker = format!("{name}=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in page:\n{html}"))
+        + marker.len();
+    let end = html[start..].find('"').expect("attribute end") + start;
+    html[start..end].to_string()
+}
+
+#[tokio::test]
+async fn the_pages_offer_the_card_and_may_reach_the_component() {
+    let (_up, gw, _files) = start().await;
+    // The forced binding offers the card next to OTP.
+    let mut b = Browser::new(&gw.base());
+    b.login(STAFF.0, STAFF.2, "/").await;
+    let choice = b.get("/.menshen/bind").await;
+    assert!(
+        choice.body.contains(
+            "<a id=\"bind-certificate\" class=\"button button-secondary\" href=\"/.menshen/bind/certificate\">"
+        ),
+        "{}",
+        choice.body
+    );
+    let csrf = choice.csrf();
+    let page = b.get("/.menshen/bind/certificate").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(attribute(&page.body, "data-purpose"), "bind");
+    assert_eq!(
+        attribute(&page.body, "data-csrf"),
+        csrf,
+        "the session's token"
+    );
+    assert_eq!(
+        attribute(&page.body, "data-component"),
+        "http://localhost:61161"
+    );
+    assert_eq!(attribute(&page.body, "data-min-version"), "1.3.4");
+    assert!(
+        page.body
+            .contains("<script src=\"/.menshen/static/certificate.js\"></script>")
+    );
+    assert!(
+        page.body
+            .contains("href=\"https://moica.nat.gov.tw/download.html\"")
+    );
+    // Only this page's policy lets the browser read the component.
+    let csp = page.header("content-security-policy").expect("CSP");
+    assert!(
+        csp.contains("img-src 'self' data: http://localhost:61161;"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("connect-src 'self' http://localhost:61161;"),
+        "{csp}"
+    );
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    let login_csp = b.get("/.menshen/bind").await;
+    assert!(
+        !login_csp
+            .header("content-security-policy")
+            .unwrap_or("")
+            .contains("61161")
+    );
+    let js = b.get("/.menshen/static/certificate.js").await;
+    assert_eq!(js.status, 200);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(
+        b.post_form("/.menshen/bind/certificate", &[]).await.status,
+        405
+    );
+
+    // Sign-in: the login page's 自然人憑證登入 keeps the return target.
+    let mut anon = Browser::new(&gw.base());
+    let login_page = anon.get("/.menshen/login?rd=/students%3Fid%3D7").await;
+    assert!(
+        login_page
+            .body
+            .contains("href=\"/.menshen/certificate?rd=%2Fstudents%3Fid%3D7\">自然人憑證登入</a>"),
+        "{}",
+        login_page.body
+    );
+    // A browser that opens the certificate page first gets its CSRF cookie there, and the
+    // page's token is the one the challenge takes.
+    let mut fresh = Browser::new(&gw.base());
+    let page = fresh
+        .get("/.menshen/certificate?rd=/students%3Fid%3D7")
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(attribute(&page.body, "data-purpose"), "login");
+    assert_eq!(attribute(&page.body, "data-rd"), "/students?id=7");
+    let token = attribute(&page.body, "data-csrf");
+    assert!(
+        page.header("set-cookie")
+            .is_some_and(|c| c.contains(&token)),
+        "CSRF cookie set with the page's token"
+    );
+    let ch = challenge(
+        &mut fresh,
+        &[
+            ("purpose", "login"),
+            ("csrf", &token),
+            ("rd", "/students?id=7"),
+        ],
+    )
+    .await
+    .unwrap_or_else(|p| panic!("login challenge: {} {}", p.status, p.body));
+    assert!(ch.tbs.starts_with(b"menshen-login:"));
+    // A return target elsewhere is dropped.
+    let evil = fresh
+        .get("/.menshen/certificate?rd=https://evil.test/")
+        .await;
+    assert_eq!(attribute(&evil.body, "data-rd"), "/");
+
+    // Once bound, the account settings offer 重新綁定 (a renewed card).
+    let leaf = default_card();
+    assert_eq!(bind(&gw, &leaf, Kind::Pkcs7).await.status, 200);
+    let (mut signed_in, page) = login(&gw, &leaf, Kind::Pkcs7, "/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let settings = signed_in.get("/.menshen/account?tab=settings").await;
+    assert!(
+        settings.body.contains(
+            "<a id=\"rebind-certificate\" class=\"button button-secondary\" href=\"/.menshen/bind/certificate\">重新綁定</a>"
+        ),
+        "{}",
+        settings.body
+    );
+}
+
+#[tokio::test]
+async fn without_a_certificate_table_the_method_is_not_offered() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(Options::default(), up.addr, &[STAFF]).await;
+    let mut b = Browser::new(&gw.base());
+    let login_page = b.get("/.menshen/login").await;
+    assert!(!login_page.body.contains("自然人憑證登入"));
+    assert_eq!(b.get("/.menshen/certificate").await.status, 404);
+    b.login(STAFF.0, STAFF.2, "/").await;
+    let choice = b.get("/.menshen/bind").await;
+    assert!(
+        choice.body.contains("本系統未開放自然人憑證綁定"),
+        "{}",
+        choice.body
+    );
+    assert!(
+        choice
+            .body
+            .contains("disabled aria-describedby=\"certificate-note\"")
+    );
+    let page = b.get("/.menshen/bind/certificate").await;
+    assert_eq!(page.location(), Some("/.menshen/bind"));
+}
+
 #[tokio::test]
 async fn bind_and_log_in_on_postgres_with_redis() {
     let (_up, gw, _files) = start_on(Sql::Postgres, Store::SharedRedis).await;

@@ -7,6 +7,10 @@ use crate::model::{CertificateConfig, CrlSource};
 use crate::reader::{Cx, Table};
 
 const DEFAULT_CRL_REFRESH: Duration = Duration::from_secs(6 * 3600);
+/// Where the HiPKI Local Sign Server listens on every user's computer.
+const DEFAULT_COMPONENT_URL: &str = "http://localhost:61161";
+/// The oldest component version the pages accept (the manual's screenshots show 1.3.4).
+const DEFAULT_COMPONENT_MIN_VERSION: &str = "1.3.4";
 
 pub(super) fn certificate(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Option<CertificateConfig> {
     let mut table = root.table(cx, "certificate")?;
@@ -92,6 +96,43 @@ pub(super) fn certificate(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Option<C
         }
         ok.then_some(text.value)
     });
+    let component_url = table
+        .string(cx, "component_url")
+        .and_then(|text| match component_origin(&text.value) {
+            Some(origin) => Some(origin),
+            None => {
+                cx.error(
+                    &text.span,
+                    format!(
+                        "`certificate.component_url`: {} must be an origin such as \
+                         \"http://localhost:61161\" (scheme, host and port; no path)",
+                        text.shown()
+                    ),
+                );
+                None
+            }
+        })
+        .unwrap_or_else(|| DEFAULT_COMPONENT_URL.to_owned());
+    let component_min_version = table
+        .string(cx, "component_min_version")
+        .and_then(|text| {
+            let ok = !text.value.is_empty()
+                && text
+                    .value
+                    .split('.')
+                    .all(|p| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()));
+            if !ok {
+                cx.error(
+                    &text.span,
+                    format!(
+                        "`certificate.component_min_version`: {} is not a version such as \"1.3.4\"",
+                        text.shown()
+                    ),
+                );
+            }
+            ok.then_some(text.value)
+        })
+        .unwrap_or_else(|| DEFAULT_COMPONENT_MIN_VERSION.to_owned());
     table.finish(cx);
     Some(CertificateConfig {
         trust_anchors,
@@ -101,7 +142,25 @@ pub(super) fn certificate(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Option<C
         required_policies,
         require_identity_match,
         component_download_url,
+        component_url,
+        component_min_version,
     })
+}
+
+/// `http://host:port` or `https://host:port` with nothing after it (a trailing `/` is
+/// dropped): the pages compare it with `MessageEvent.origin`, so it must be an origin.
+fn component_origin(text: &str) -> Option<String> {
+    let trimmed = text.strip_suffix('/').unwrap_or(text);
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))?;
+    let (host, port) = rest.rsplit_once(':')?;
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
+    (host_ok && port_ok).then(|| trimmed.to_ascii_lowercase())
 }
 
 /// `http://` or `https://`, a host, no spaces or control characters.
@@ -127,7 +186,24 @@ fn is_oid(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_http_url, is_oid};
+    use super::{component_origin, is_http_url, is_oid};
+
+    #[test]
+    fn component_origins() {
+        assert_eq!(
+            component_origin("http://localhost:61161").as_deref(),
+            Some("http://localhost:61161")
+        );
+        assert_eq!(
+            component_origin("http://127.0.0.1:4000/").as_deref(),
+            Some("http://127.0.0.1:4000")
+        );
+        assert_eq!(component_origin("http://localhost"), None);
+        assert_eq!(component_origin("http://localhost:61161/popupForm"), None);
+        assert_eq!(component_origin("ftp://localhost:61161"), None);
+        assert_eq!(component_origin("http://localhost:0"), None);
+        assert_eq!(component_origin("http://local host:1"), None);
+    }
 
     #[test]
     fn oids() {

@@ -1,10 +1,7 @@
 //! `GET /.menshen/account`: the profile pages (個人資料管理, 帳號活動紀錄, 登入設定), and
 //! `POST /.menshen/account/oidc/{provider}/unbind`.
 
-use menshen_pages::{
-    AccountMessage, AccountPage, AccountTab, ActivityRow, CertificateRow, ProviderRow,
-};
-use menshen_policies::factors::may_bind_certificate;
+use menshen_pages::{AccountMessage, AccountPage, AccountTab, ActivityRow, ProviderRow};
 use pingora::proxy::Session;
 
 use super::{Request, activity, csrf_matches, session_of};
@@ -102,13 +99,7 @@ pub async fn get(req: &Request<'_>) -> Reply {
         Some("failed") => Some(AccountMessage::Failed),
         _ => None,
     };
-    let certificate = if !may_bind_certificate(account.is_aa()) {
-        CertificateRow::NotForAa
-    } else if account.certificate_bound {
-        CertificateRow::Bound
-    } else {
-        CertificateRow::NotYetAvailable
-    };
+    let certificate = super::bind::certificate_row(req, &account);
     let html = menshen_pages::render_account(&AccountPage {
         lang: req.lang,
         tab: AccountTab::from_query(req.query.get("tab")),

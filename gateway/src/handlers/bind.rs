@@ -13,12 +13,15 @@
 use std::time::Duration;
 
 use menshen_otp::totp::{self, Secret};
-use menshen_pages::{BindOtpMessage, BindOtpPage, BindPage, CertificateRow, ErrorKind};
+use menshen_pages::{
+    BindOtpMessage, BindOtpPage, BindPage, CertificatePurpose, CertificateRow, ErrorKind,
+};
 use menshen_policies::factors::may_bind_certificate;
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 
 use super::{Request, activity, csrf_matches, session_of};
+use crate::accounts::Account;
 use crate::clock;
 use crate::cookies;
 use crate::respond::Reply;
@@ -44,6 +47,11 @@ fn pending_key(bind_id: &str) -> String {
     format!("bind:{bind_id}")
 }
 
+/// Whether a full session is fresh enough to change a second factor.
+pub fn recent_login(s: &SessionData) -> bool {
+    clock::now_secs().saturating_sub(s.created_at) <= RECENT_LOGIN_SECS
+}
+
 /// The session allowed on binding pages, or where to send the browser instead.
 async fn binding_session(req: &Request<'_>) -> Result<(String, SessionData), Reply> {
     let (id, s) = session_of(req, Reply::redirect(302, "/.menshen/login")).await?;
@@ -51,11 +59,7 @@ async fn binding_session(req: &Request<'_>) -> Result<(String, SessionData), Rep
         Stage::MustBind => Ok((id, s)),
         // Changing a second factor from a full session needs a recent login, so a session
         // left open (or stolen) cannot replace the owner's authenticator.
-        Stage::Authenticated
-            if clock::now_secs().saturating_sub(s.created_at) <= RECENT_LOGIN_SECS =>
-        {
-            Ok((id, s))
-        }
+        Stage::Authenticated if recent_login(&s) => Ok((id, s)),
         Stage::Authenticated => Err(Reply::error(
             req.lang,
             ErrorKind::Forbidden,
@@ -80,11 +84,7 @@ pub async fn page(req: &Request<'_>) -> Reply {
         },
         Err(_) => return super::unavailable(req.lang),
     };
-    let certificate = if may_bind_certificate(account.is_aa()) {
-        CertificateRow::NotYetAvailable
-    } else {
-        CertificateRow::NotForAa
-    };
+    let certificate = certificate_row(req, &account);
     let html = menshen_pages::render_bind(&BindPage {
         lang: req.lang,
         display_name: &s.display_name,
@@ -96,7 +96,28 @@ pub async fn page(req: &Request<'_>) -> Reply {
     Reply::html(200, html)
 }
 
-/// `/.menshen/bind/certificate`: AA accounts are refused; the staff flow is not built yet.
+/// What the certificate row offers this account: nothing for AA accounts, nothing when the
+/// operator has not configured certificates, else binding or (bound) re-binding a card.
+pub fn certificate_row(req: &Request<'_>, account: &Account) -> CertificateRow<'static> {
+    if !may_bind_certificate(account.is_aa()) {
+        CertificateRow::NotForAa
+    } else if req.state.certificates.is_none() {
+        CertificateRow::NotYetAvailable
+    } else if account.certificate_bound {
+        CertificateRow::Rebindable {
+            href: CERTIFICATE_PAGE,
+        }
+    } else {
+        CertificateRow::Available {
+            href: CERTIFICATE_PAGE,
+        }
+    }
+}
+
+const CERTIFICATE_PAGE: &str = "/.menshen/bind/certificate";
+
+/// `GET /.menshen/bind/certificate`: the card binding page (a renewed card re-binds here).
+/// AA accounts are refused; without `[certificate]` the binding choice is shown instead.
 pub async fn certificate(req: &Request<'_>) -> Reply {
     let (_, s) = match binding_session(req).await {
         Ok(x) => x,
@@ -109,7 +130,18 @@ pub async fn certificate(req: &Request<'_>) -> Reply {
             Some("學校管理者(AA帳號)僅提供 OTP 驗證綁定 / AA accounts can bind OTP only"),
         );
     }
-    Reply::redirect(302, "/.menshen/bind")
+    let Some(certificates) = req.state.certificates.as_deref() else {
+        return Reply::redirect(302, "/.menshen/bind");
+    };
+    super::certificate::render_page(
+        req,
+        certificates,
+        CertificatePurpose::Bind {
+            display_name: &s.display_name,
+            forced: s.stage == Stage::MustBind,
+        },
+        &s.csrf,
+    )
 }
 
 fn render_otp(

@@ -15,6 +15,9 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use menshen_pages::{
+    CertificatePage, CertificatePurpose, DEFAULT_DOWNLOAD_URL, ErrorKind, render_certificate,
+};
 use menshen_pki::{Policy, Rejection, SignedChallenge, VerifiedCertificate};
 use menshen_policies::lockout::LockState;
 use pingora::proxy::Session;
@@ -29,9 +32,56 @@ use crate::certificates::Certificates;
 use crate::forms::{self, Form, FormError};
 use crate::metrics::LOGINS;
 use crate::regulation::{Counted, taipei_clock};
-use crate::respond::Reply;
+use crate::respond::{Reply, csp_with_component};
 use crate::sessions::{Factor, SessionData, Stage, store_key};
 use crate::{clock, cookies, random};
+
+/// Renders a certificate page (binding or sign-in) with the policy that lets it reach the
+/// component; `csrf` is what the JSON endpoints will expect.
+pub fn render_page(
+    req: &Request<'_>,
+    certificates: &Certificates,
+    purpose: CertificatePurpose<'_>,
+    csrf: &str,
+) -> Reply {
+    let config = &certificates.config;
+    let html = render_certificate(&CertificatePage {
+        lang: req.lang,
+        site_name: &req.site.config.name,
+        purpose,
+        csrf,
+        component_url: &config.component_url,
+        component_min_version: &config.component_min_version,
+        download_url: config
+            .component_download_url
+            .as_deref()
+            .unwrap_or(DEFAULT_DOWNLOAD_URL),
+    });
+    Reply::html(200, html).with_header(
+        "Content-Security-Policy",
+        csp_with_component(&config.component_url),
+    )
+}
+
+/// `GET /.menshen/certificate`: signing in with a bound card (the login page's
+/// 【自然人憑證登入】). The challenge is tied to the login form's CSRF cookie, set here when
+/// the browser has none yet.
+pub async fn page(req: &Request<'_>) -> Reply {
+    let Some(certificates) = req.state.certificates.as_deref() else {
+        return Reply::error(req.lang, ErrorKind::NotFound, None);
+    };
+    let rd = super::login::return_target(req.query.get("rd"));
+    let (csrf, fresh) = match req.cookies.csrf.value() {
+        Some(t) => (t.to_string(), false),
+        None => (random::token(), true),
+    };
+    let reply = render_page(req, certificates, CertificatePurpose::Login { rd }, &csrf);
+    if fresh {
+        reply.with_cookie(cookies::set(req.names.csrf, &csrf, req.names, None))
+    } else {
+        reply
+    }
+}
 
 /// How long a challenge waits for its signature.
 pub const CHALLENGE_LIFETIME: Duration = Duration::from_secs(120);
@@ -160,8 +210,11 @@ async fn binding_session(req: &Request<'_>, form: &Form) -> Result<(String, Sess
     let (sid, s) = super::session_of(req, error(401, "no_session"))
         .await
         .map_err(|r| if r.status == 401 { r } else { unavailable() })?;
-    if !matches!(s.stage, Stage::MustBind | Stage::Authenticated) {
-        return Err(error(401, "no_session"));
+    match s.stage {
+        Stage::MustBind => {}
+        // As for OTP: a session left open (or stolen) cannot bind another card.
+        Stage::Authenticated if super::bind::recent_login(&s) => {}
+        _ => return Err(error(401, "no_session")),
     }
     if !csrf_matches(form, &s) {
         return Err(error(403, "csrf"));

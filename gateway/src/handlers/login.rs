@@ -79,16 +79,26 @@ async fn page(
             )
         })
         .collect();
-    let other_methods: Vec<menshen_pages::OtherMethod> = req
+    let certificate_href = format!("/.menshen/certificate?rd={}", super::encode_query_value(rd));
+    let certificate_method = req
         .state
-        .providers
-        .iter()
-        .zip(&hrefs)
-        .map(|(p, href)| menshen_pages::OtherMethod {
-            label: &p.config.button_label,
-            href,
-        })
-        .collect();
+        .certificates
+        .as_ref()
+        .map(|_| menshen_pages::OtherMethod {
+            label: req.lang.certificate_texts().login_button,
+            href: &certificate_href,
+        });
+    // The manual's order: 自然人憑證登入 first, then the external accounts.
+    let other_methods: Vec<menshen_pages::OtherMethod> =
+        certificate_method
+            .into_iter()
+            .chain(req.state.providers.iter().zip(&hrefs).map(|(p, href)| {
+                menshen_pages::OtherMethod {
+                    label: &p.config.button_label,
+                    href,
+                }
+            }))
+            .collect();
     let html = menshen_pages::render_login(&LoginPage {
         lang: req.lang,
         site_name: &req.site.config.name,

@@ -77,21 +77,23 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
         "/bind" if get => bind::page(req).await,
         "/bind/otp" if get => bind::otp_get(req).await,
         "/bind/otp" if post => bind::otp_post(session, req).await,
-        "/bind/certificate" if get || post => bind::certificate(req).await,
+        "/bind/certificate" if get => bind::certificate(req).await,
+        "/certificate" if get => certificate::page(req).await,
         "/account" if get => account::get(req).await,
         "/certificate/challenge" if post => certificate::challenge(session, req).await,
         "/certificate/verify" if post => certificate::verify(session, req).await,
-        "/login" | "/logout" | "" | "/" | "/otp" | "/bind" | "/bind/otp" => {
-            Reply::error(req.lang, ErrorKind::MethodNotAllowed, None).with_header(
-                "Allow",
-                if rest == "/logout" {
-                    "POST"
-                } else {
-                    "GET, HEAD, POST"
-                }
-                .to_string(),
-            )
-        }
+        "/login" | "/logout" | "" | "/" | "/otp" | "/bind" | "/bind/otp" | "/bind/certificate"
+        | "/certificate" => Reply::error(req.lang, ErrorKind::MethodNotAllowed, None).with_header(
+            "Allow",
+            if rest == "/logout" {
+                "POST"
+            } else if rest == "/bind/certificate" || rest == "/certificate" {
+                "GET, HEAD"
+            } else {
+                "GET, HEAD, POST"
+            }
+            .to_string(),
+        ),
         _ => {
             if let Some(name) = rest.strip_prefix("/static/").filter(|_| get) {
                 match menshen_pages::static_asset(name) {
