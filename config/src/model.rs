@@ -241,7 +241,8 @@ pub struct CertificateConfig {
     pub crl_refresh: Duration,
     /// Certificate policy OIDs every card certificate must carry; empty: no requirement.
     pub required_policies: Vec<String>,
-    /// When true, the certificate's name must equal the account's display name.
+    /// When true, the certificate's name and national-ID last four digits must equal the
+    /// account's display name and `id_last4`, where the account holds them.
     pub require_identity_match: bool,
     /// Where users download the HiPKI component (shown by the pages).
     pub component_download_url: Option<String>,

@@ -103,11 +103,15 @@ enum AccountAction {
         roles: String,
         #[arg(long, default_value = "")]
         email: String,
+        /// Last four digits of the national ID (matched against a citizen certificate when
+        /// `certificate.require_identity_match` is on).
+        #[arg(long, default_value = "")]
+        id_last4: String,
         #[arg(long)]
         password_stdin: bool,
     },
     /// Import accounts from a CSV file with a header row:
-    /// login_name,display_name,school_code,roles,email[,password].
+    /// login_name,display_name,school_code,roles,email[,password][,id_last4].
     /// Every bad row is reported with its line, and then nothing is imported.
     Import { file: PathBuf },
     /// List accounts.
@@ -244,6 +248,11 @@ fn validate(new: &NewAccount, password: &str, config: &Config) -> Vec<String> {
             ));
         }
     }
+    if !new.id_last4.is_empty()
+        && !(new.id_last4.len() == 4 && new.id_last4.bytes().all(|b| b.is_ascii_digit()))
+    {
+        problems.push("id_last4 must be empty or four digits".into());
+    }
     if !new.email.is_empty() && !new.email.contains('@') {
         problems.push("email address has no @".into());
     }
@@ -284,6 +293,7 @@ async fn account_action(
             school,
             roles,
             email,
+            id_last4,
             password_stdin,
         } => {
             let (password, generated) = if password_stdin {
@@ -298,6 +308,7 @@ async fn account_action(
                 roles: split_roles(&roles),
                 email,
                 password_hash: String::new(),
+                id_last4,
             };
             let problems = validate(&new, &password, config);
             if !problems.is_empty() {
@@ -560,6 +571,7 @@ async fn import(
             roles: split_roles(&field("roles")),
             email: field("email"),
             password_hash: String::new(),
+            id_last4: field("id_last4"),
         };
         for p in validate(&new, &password, config) {
             problems.push(format!("{}:{line}: {p}", file.display()));

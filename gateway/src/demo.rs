@@ -222,6 +222,7 @@ fn seed(database: &str, accounts: &[DemoAccount]) -> anyhow::Result<()> {
                 roles: vec![a.roles.to_string()],
                 email: format!("{}@demo.invalid", a.login),
                 password_hash: hash_password_blocking(&a.password)?,
+                id_last4: String::new(),
             };
             store.add(&new, clock::now_secs() as i64).await?;
         }

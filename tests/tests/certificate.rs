@@ -400,6 +400,90 @@ async fn without_a_certificate_table_the_method_is_not_offered() {
     assert_eq!(page.location(), Some("/.menshen/bind"));
 }
 
+/// Adds `name` with the given display name and national-ID digits through the CLI.
+fn add_person(gw: &Gateway, name: &str, display: &str, last4: &str) -> std::process::Output {
+    gw.account_cli(
+        &[
+            "add",
+            name,
+            "--display-name",
+            display,
+            "--school",
+            "123456",
+            "--id-last4",
+            last4,
+            "--password-stdin",
+        ],
+        Some("correct-horse-42"),
+    )
+}
+
+#[tokio::test]
+async fn a_required_identity_match_compares_name_and_id_digits() {
+    let (_up, gw, _files) = start().await;
+    // The default card: 王小明, national ID ending 6789.
+    for (name, display, last4) in [
+        ("same.person", "王小明", "6789"),
+        ("other.digits", "王小明", "0000"),
+        ("other.name", "李大同", "6789"),
+        ("no.digits", "王小明", ""),
+    ] {
+        let out = add_person(&gw, name, display, last4);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let bad = add_person(&gw, "bad.digits", "王小明", "12a4");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("id_last4 must be empty or four digits"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
+    let leaf = default_card();
+    let mut outcomes = Vec::new();
+    for name in ["other.digits", "other.name", "same.person"] {
+        let mut b = Browser::new(&gw.base());
+        let page = b.login(name, "correct-horse-42", "/").await;
+        assert_eq!(page.location(), Some("/.menshen/bind"), "{name}");
+        let csrf = b.get("/.menshen/bind").await.csrf();
+        let ch = challenge(&mut b, &[("purpose", "bind"), ("csrf", &csrf)])
+            .await
+            .unwrap_or_else(|p| panic!("bind challenge: {} {}", p.status, p.body));
+        let page = submit(&mut b, &csrf, &ch.id, Kind::Pkcs7, &leaf, &ch.tbs).await;
+        outcomes.push((name, page.status, error_code(&page)));
+    }
+    assert_eq!(
+        outcomes,
+        vec![
+            ("other.digits", 403, "identity_mismatch".to_string()),
+            ("other.name", 403, "identity_mismatch".to_string()),
+            ("same.person", 200, String::new()),
+        ]
+    );
+    assert_eq!(
+        gw.sql(
+            "SELECT outcome FROM activity a JOIN accounts u ON u.id = a.account_id \
+             WHERE u.login_name = 'other.digits' AND a.event = 'bind'"
+        )
+        .trim(),
+        "identity_mismatch"
+    );
+    // Where the record has no digits, the name alone decides.
+    let mut b = Browser::new(&gw.base());
+    b.login("no.digits", "correct-horse-42", "/").await;
+    let csrf = b.get("/.menshen/bind").await.csrf();
+    let ch = challenge(&mut b, &[("purpose", "bind"), ("csrf", &csrf)])
+        .await
+        .unwrap_or_else(|p| panic!("bind challenge: {} {}", p.status, p.body));
+    // The same card is bound to same.person already: one card, one account.
+    let page = submit(&mut b, &csrf, &ch.id, Kind::Pkcs7, &leaf, &ch.tbs).await;
+    assert_eq!(error_code(&page), "already_bound");
+}
+
 #[tokio::test]
 async fn bind_and_log_in_on_postgres_with_redis() {
     let (_up, gw, _files) = start_on(Sql::Postgres, Store::SharedRedis).await;

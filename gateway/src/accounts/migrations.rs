@@ -141,4 +141,13 @@ pub const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE accounts ADD COLUMN sessions_not_before BIGINT NOT NULL DEFAULT 0",
         )],
     },
+    Migration {
+        version: 6,
+        description: "last four digits of the national ID",
+        // Compared with a citizen certificate's subject directory attribute when the
+        // operator requires the certificate to match the account's record; empty = unknown.
+        statements: &[Both(
+            "ALTER TABLE accounts ADD COLUMN id_last4 TEXT NOT NULL DEFAULT ''",
+        )],
+    },
 ];

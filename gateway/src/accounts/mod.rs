@@ -36,6 +36,9 @@ pub struct Account {
     pub unlocked_at: i64,
     pub otp_bound: bool,
     pub certificate_bound: bool,
+    /// Last four digits of the holder's national ID, when the school's record has them
+    /// (empty otherwise); checked against the card when identity matching is required.
+    pub id_last4: String,
 }
 
 impl Account {
@@ -53,6 +56,8 @@ pub struct NewAccount {
     pub roles: Vec<String>,
     pub email: String,
     pub password_hash: String,
+    /// Empty or four digits.
+    pub id_last4: String,
 }
 
 /// Why a new account could not be stored, as a value the CLI reports per row.
@@ -70,7 +75,7 @@ pub struct AccountStore {
 }
 
 const SELECT_ACCOUNT: &str = "SELECT id, login_name, display_name, school_code, roles, email, \
-     password_hash, enabled, created_at, updated_at, unlocked_at, \
+     password_hash, enabled, created_at, updated_at, unlocked_at, id_last4, \
      (SELECT COUNT(*) FROM otp_bindings o WHERE o.account_id = accounts.id) AS otp_count, \
      (SELECT COUNT(*) FROM certificate_bindings c WHERE c.account_id = accounts.id) AS cert_count \
      FROM accounts";
@@ -599,8 +604,8 @@ async fn add_in(
     let id = random::token();
     sqlx::query(
         "INSERT INTO accounts (id, login_name, login_key, display_name, school_code, roles, \
-         email, password_hash, enabled, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)",
+         email, password_hash, enabled, created_at, updated_at, id_last4) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10)",
     )
     .bind(id.clone())
     .bind(new.login_name.trim().to_string())
@@ -611,6 +616,7 @@ async fn add_in(
     .bind(new.email.clone())
     .bind(new.password_hash.clone())
     .bind(now)
+    .bind(new.id_last4.clone())
     .execute(&mut **tx)
     .await?;
     Ok(AddOutcome::Added(id))
@@ -640,6 +646,7 @@ fn account_from_row(row: &AnyRow) -> anyhow::Result<Account> {
         unlocked_at: row.try_get("unlocked_at")?,
         otp_bound: row.try_get::<i64, _>("otp_count")? > 0,
         certificate_bound: row.try_get::<i64, _>("cert_count")? > 0,
+        id_last4: row.try_get("id_last4")?,
     })
 }
 

@@ -415,15 +415,22 @@ async fn load_account(req: &Request<'_>, account_id: &str) -> Result<Option<Acco
     }
 }
 
-/// When `require_identity_match` is on, the certificate's name must be the account's.
+/// When `require_identity_match` is on, the certificate's name and the national ID's last
+/// four digits must be the account's, where the account holds them. A certificate without
+/// the digits does not match an account that has them.
 fn identity_matches(
     certificates: &Certificates,
     account: &Account,
     v: &VerifiedCertificate,
 ) -> bool {
-    !certificates.config.require_identity_match
-        || account.display_name.trim().is_empty()
-        || account.display_name.trim() == v.subject_cn.trim()
+    if !certificates.config.require_identity_match {
+        return true;
+    }
+    let name = account.display_name.trim();
+    let name_ok = name.is_empty() || name == v.subject_cn.trim();
+    let last4_ok =
+        account.id_last4.is_empty() || v.id_last4.as_deref() == Some(account.id_last4.as_str());
+    name_ok && last4_ok
 }
 
 async fn bind(
