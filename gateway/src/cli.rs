@@ -248,9 +248,8 @@ fn validate(new: &NewAccount, password: &str, config: &Config) -> Vec<String> {
             ));
         }
     }
-    if !new.id_last4.is_empty()
-        && !(new.id_last4.len() == 4 && new.id_last4.bytes().all(|b| b.is_ascii_digit()))
-    {
+    let digits = &new.id_last4;
+    if !(digits.is_empty() || digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit())) {
         problems.push("id_last4 must be empty or four digits".into());
     }
     if !new.email.is_empty() && !new.email.contains('@') {
