@@ -384,7 +384,7 @@
         }
         challenge = reply.body;
         show('info', say('working_sign'));
-        return {
+        var tbsPackage = {
           tbs: reply.body.tbs,
           tbsEncoding: reply.body.tbs_encoding === 'base64' ? 'base64' : 'NONE',
           hashAlgorithm: 'SHA256',
@@ -394,11 +394,16 @@
           func: 'MakeSignature',
           signatureType: 'PKCS7',
         };
+        pinValue = '';
+        return tbsPackage;
       }, function () {
         challenge = { network: true };
         return null;
+      })
+      .finally(function () {
+        // The PIN lives only until the package is handed over.
+        pinValue = '';
       });
-    pinValue = '';
     signWithComponent(popup, packagePromise).then(function (result) {
       if (challenge && challenge.network) return fail(say('network'), false);
       if (challenge && challenge.refusal) return fail(serverMessage(challenge.refusal), false);

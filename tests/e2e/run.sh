@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the headless-Chromium end-to-end tests of the Menshen demo.
 #
-#   tests/e2e/run.sh                 # uses target/debug/menshen (build it first: cargo build -p menshen)
+#   tests/e2e/run.sh                 # uses target/debug/menshen and target/debug/hipki-standin
+#                                    # (build them first: cargo build -p menshen -p menshen-tests --bins)
 #   MENSHEN_BIN=target/release/menshen tests/e2e/run.sh
 #
 # Screenshots go to $MENSHEN_TEST_OUTPUT/e2e (default <repo>/test-output/e2e). Needs Node 20+ and
