@@ -11,7 +11,7 @@
 //      component, wrong PINs down to a locked card, a cancelled signature, and cards the
 //      server refuses (not bound, revoked, expired, another CA), and no component at all;
 //   4. an AA account is refused the certificate binding page.
-// Screenshots go to $MENSHEN_TEST_OUTPUT/e2e/certificate-*.png.
+// Screenshots go to $MENSHEN_TEST_OUTPUT/e2e/certificate/.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,10 +20,10 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   MENSHEN_BIN,
-  OUTPUT_DIR,
   STANDIN_BIN,
   freePort,
   launchChromium,
+  outputDir,
   parseDemo,
   startProcess,
   stopProcess,
@@ -88,7 +88,7 @@ describe('citizen certificate binding and sign-in in headless Chromium', { timeo
   }
 
   async function screenshot(page, name) {
-    await page.screenshot({ path: path.join(OUTPUT_DIR, `certificate-${name}.png`), fullPage: true });
+    await page.screenshot({ path: path.join(outputDir('certificate'), `${name}.png`), fullPage: true });
   }
 
   async function newPage() {

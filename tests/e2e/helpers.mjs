@@ -112,8 +112,17 @@ export function parseDemo(stdout) {
   };
 }
 
+/**
+ * The directory for one test file's screenshots, `$MENSHEN_TEST_OUTPUT/e2e/<name>/`, created:
+ * each file has its own, because the files run at the same time.
+ */
+export function outputDir(name) {
+  const dir = path.join(OUTPUT_DIR, name);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 /** Debian's Chromium, headless, never a downloaded browser. */
 export async function launchChromium() {
-  mkdirSync(OUTPUT_DIR, { recursive: true });
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
 }
