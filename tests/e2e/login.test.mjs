@@ -9,254 +9,54 @@
 // last a wrong password, after which the login form asks for a captcha. The wrong password comes
 // last because the demo shows the captcha after any failure from the same address, and only the
 // server knows its answer.
-// Screenshots of every step go to $MENSHEN_TEST_OUTPUT/e2e/ (default <repo>/test-output/e2e/).
+// Screenshots of every step go to $MENSHEN_TEST_OUTPUT/e2e/login/ (default
+// <repo>/test-output/e2e/login/), a directory of its own whose *.png files it clears when it
+// starts: the other test files run at the same time, each with its own directory.
+// The plumbing (starting the demo, the browser, TOTP codes, the steps the OIDC test takes too)
+// is in helpers.mjs.
 //
 // Environment:
-//   MENSHEN_BIN          the menshen binary (default <repo>/target/debug/menshen)
+//   MENSHEN_BIN          the menshen binary (default <repo>/target/debug/menshen, or
+//                        $CARGO_TARGET_DIR/debug/menshen)
 //   MENSHEN_TEST_OUTPUT  where test artefacts go (default <repo>/test-output)
 //   CHROMIUM             the Chromium executable (default /usr/bin/chromium)
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, request as playwrightRequest } from 'playwright-core';
+import { request as playwrightRequest } from 'playwright-core';
+import {
+  BIND_OTP_PATH,
+  BIND_PATH,
+  LOGIN_PATH,
+  OTP_PATH,
+  SESSION_COOKIE,
+  TOTP_STEP_SECONDS,
+  clickAndWait,
+  freePort,
+  gatewayPages,
+  identity,
+  launchChromium,
+  newPage as newPageIn,
+  screenshots,
+  startDemo,
+  stopProcess,
+  submitLogin,
+  totp,
+} from './helpers.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
-const MENSHEN_BIN = process.env.MENSHEN_BIN || path.join(REPO, 'target', 'debug', 'menshen');
-const OUTPUT_DIR = path.join(process.env.MENSHEN_TEST_OUTPUT || path.join(REPO, 'test-output'), 'e2e');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-];
-const STARTUP_TIMEOUT_MS = 60_000;
-const LOGIN_PATH = '/.menshen/login';
 const TARGET = '/students?id=7';
-const BIND_PATH = '/.menshen/bind';
-const BIND_OTP_PATH = '/.menshen/bind/otp';
-const OTP_PATH = '/.menshen/otp';
-const SESSION_COOKIE = 'menshen';
-const TOTP_STEP_SECONDS = 30;
-
-/** Decodes RFC 4648 base32 (no padding needed; spaces and case ignored). */
-function base32Decode(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  const clean = text.replace(/[\s=]/g, '').toUpperCase();
-  assert.match(clean, /^[A-Z2-7]+$/, `secret is base32 (got ${JSON.stringify(text)})`);
-  let bits = 0;
-  let value = 0;
-  const out = [];
-  for (const ch of clean) {
-    value = (value << 5) | alphabet.indexOf(ch);
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Buffer.from(out);
-}
-
-/**
- * RFC 6238 TOTP (HMAC-SHA1, 30 s steps, 6 digits) of `secret` at `unixSeconds`: HMAC over the
- * 8-byte big-endian step counter, then RFC 4226 dynamic truncation.
- */
-function totp(secret, unixSeconds) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(unixSeconds / TOTP_STEP_SECONDS)));
-  const mac = createHmac('sha1', secret).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0x0f;
-  const binary = mac.readUInt32BE(offset) & 0x7fffffff;
-  return String(binary % 1_000_000).padStart(6, '0');
-}
-
-// RFC 6238 appendix B test vector (SHA-1, T = 59 s): the helper above must get it right, or
-// every failure below would be about the test and not the gateway.
-assert.equal(totp(Buffer.from('12345678901234567890'), 59), '287082');
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/**
- * Spawns `menshen demo` and resolves once its stdout has printed the URL and both accounts.
- * Rejects, with everything the process printed, if that takes longer than STARTUP_TIMEOUT_MS
- * or the process exits first.
- */
-function startDemo(port) {
-  const child = spawn(MENSHEN_BIN, ['demo', '--listen', `127.0.0.1:${port}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-
-  const ready = new Promise((resolve, reject) => {
-    const fail = (why) => {
-      clearTimeout(timer);
-      reject(
-        new Error(
-          `menshen demo did not start: ${why}\n` +
-            `binary: ${MENSHEN_BIN}\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr.slice(-4000)}`,
-        ),
-      );
-    };
-    const timer = setTimeout(() => fail(`no credentials on stdout within ${STARTUP_TIMEOUT_MS / 1000} s`), STARTUP_TIMEOUT_MS);
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-      const open = stdout.match(/^\s*Open:\s+(\S+)/m);
-      const staff = stdout.match(/^\s*Staff:\s+(\S+)\s+\/\s+(\S+)\s*$/m);
-      const aa = stdout.match(/^\s*AA:\s+(\S+)\s+\/\s+(\S+)\s*$/m);
-      if (open && staff && aa) {
-        clearTimeout(timer);
-        resolve({
-          url: open[1],
-          staff: { username: staff[1], password: staff[2] },
-          aa: { username: aa[1], password: aa[2] },
-        });
-      }
-    });
-    child.on('error', (err) => fail(`spawn failed: ${err.message}`));
-    child.on('exit', (code, signal) => fail(`process exited early (code ${code}, signal ${signal})`));
-  });
-  return { child, ready, output: () => ({ stdout, stderr }) };
-}
-
-/** Stops the demo: SIGTERM, then SIGKILL if it has not exited after 5 s. */
-async function stopDemo(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
 
 describe('menshen demo in headless Chromium', { timeout: 300_000 }, () => {
+  // The demo is killed when the test process exits, even if the runner dies between hooks
+  // (startProcess in helpers.mjs sees to that).
   let demo;
   let creds;
   let base;
   let browser;
-  const shots = [];
-
-  // Backstop: never leave the demo running, even if the runner dies between hooks.
-  const killOnExit = () => {
-    if (demo?.child && demo.child.exitCode === null) demo.child.kill('SIGKILL');
-  };
-  process.on('exit', killOnExit);
-
-  async function screenshot(page, name) {
-    const file = path.join(OUTPUT_DIR, `${name}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    shots.push(file);
-    return file;
-  }
-
-  async function newPage() {
-    const context = await browser.newContext({
-      locale: 'zh-TW',
-      viewport: { width: 1100, height: 800 },
-    });
-    const page = await context.newPage();
-    page.setDefaultTimeout(15_000);
-    return { context, page };
-  }
-
-  /** Value cells of the demo app's identity table for one header. */
-  async function identity(page, header) {
-    const row = page.locator(`#identity tr[data-header="${header}"]`);
-    assert.equal(await row.count(), 1, `identity table has exactly one row for ${header}`);
-    return {
-      raw: (await row.locator('td.value').textContent()).trim(),
-      decoded: (await row.locator('td.decoded').textContent()).trim(),
-    };
-  }
-
-  /** Path and query of the page's current URL, after checking it is still on the demo. */
-  function where(page) {
-    const url = new URL(page.url());
-    assert.equal(url.origin, base, `still on the demo origin (at ${page.url()})`);
-    return url;
-  }
-
-  async function sessionCookieOf(context) {
-    return (await context.cookies(base)).find((c) => c.name === SESSION_COOKIE);
-  }
-
-  /** Clicks `locator` and waits for the page it leads to. */
-  async function clickAndWait(page, locator) {
-    const [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), locator.click()]);
-    return response;
-  }
-
-  /** Fills and submits the login form on the current page, waiting for the response page. */
-  async function submitLogin(page, username, password) {
-    await page.locator('#username').fill(username);
-    await page.locator('#password').fill(password);
-    return clickAndWait(page, page.locator('#login-submit'));
-  }
-
-  /** Opens `target` anonymously, checks it lands on the login page with rd, and logs in. */
-  async function loginVia(page, target, account) {
-    await page.goto(base + target);
-    const url = where(page);
-    assert.equal(url.pathname, LOGIN_PATH, `${target} redirects to the login page`);
-    assert.equal(url.searchParams.get('rd'), target, 'rd carries the original path and query');
-    return submitLogin(page, account.username, account.password);
-  }
-
-  /**
-   * On the OTP binding page: checks the QR code and the manual key, and returns the secret
-   * (bytes) read from #otp-secret.
-   */
-  async function readBindOtpPage(page, account) {
-    assert.equal(where(page).pathname, BIND_OTP_PATH);
-    const qr = page.locator('#otp-qr');
-    await qr.waitFor({ state: 'visible' });
-    const src = await qr.getAttribute('src');
-    const prefix = 'data:image/svg+xml;base64,';
-    assert.ok(src.startsWith(prefix), `QR image is an SVG data URI (got ${src.slice(0, 40)}…)`);
-    const svg = Buffer.from(src.slice(prefix.length), 'base64').toString('utf8');
-    assert.match(svg, /<svg[\s>]/, 'the data URI decodes to an SVG document');
-    assert.ok(
-      await qr.evaluate((img) => img.complete && img.naturalWidth > 0),
-      'the browser rendered the QR image',
-    );
-    assert.equal((await page.locator('#otp-account').textContent()).trim(), account.username);
-    const grouped = (await page.locator('#otp-secret').textContent()).trim();
-    assert.match(grouped, /^[A-Z2-7]{4}( [A-Z2-7]{1,4})*$/, `secret shown in groups of 4 (got ${grouped})`);
-    const secret = base32Decode(grouped);
-    assert.ok(secret.length >= 16, `secret has at least 128 bits (got ${secret.length * 8})`);
-    assert.match(await page.locator('#bind-otp-form input[name="bind_id"]').inputValue(), /\S/, 'bind_id is set');
-    assert.match(await page.locator('#bind-otp-form input[name="csrf"]').inputValue(), /\S/, 'csrf is set');
-    return secret;
-  }
+  const shots = screenshots('login');
+  const { screenshot } = shots;
+  const { where, sessionCookieOf, loginVia, readBindOtpPage } = gatewayPages(() => base);
+  const newPage = () => newPageIn(browser);
 
   /**
    * Submits the binding code for now, and checks the gateway ends the session and sends the
@@ -288,28 +88,21 @@ describe('menshen demo in headless Chromium', { timeout: 300_000 }, () => {
   }
 
   before(async () => {
-    assert.ok(existsSync(MENSHEN_BIN), `menshen binary not found at ${MENSHEN_BIN} (build it or set MENSHEN_BIN)`);
-    assert.ok(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (apt-get install chromium)`);
-    mkdirSync(OUTPUT_DIR, { recursive: true });
-    // Screenshots of an earlier run (possibly of other step names) would be mistaken for this one's.
-    for (const name of readdirSync(OUTPUT_DIR)) {
-      if (name.endsWith('.png')) rmSync(path.join(OUTPUT_DIR, name), { force: true });
-    }
+    shots.clear();
     const port = await freePort();
     demo = startDemo(port);
     creds = await demo.ready;
     base = `http://127.0.0.1:${port}`;
     assert.equal(new URL(creds.url).origin, base, 'demo prints the URL it listens on');
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   }, { timeout: 120_000 });
 
   after(async () => {
     try {
       await browser?.close();
     } finally {
-      await stopDemo(demo?.child);
-      process.off('exit', killOnExit);
-      if (shots.length) console.log(`screenshots:\n  ${shots.join('\n  ')}`);
+      await stopProcess(demo?.child);
+      shots.report();
     }
   });
 

@@ -11,162 +11,60 @@
 //      its form: both are handled), then the OTP code, and land on the legacy app with
 //      x-menshen-auth-method = oidc:google+otp;
 //   5. a provider account that was never bound (teacher2) gets the 403 error page and no session.
-// TOTP codes are computed here from the secret the binding page shows. Each code is accepted
-// once and only within ±1 step of now, so step 4 waits for a later step than step 1 used.
+// TOTP codes are computed (by helpers.mjs) from the secret the binding page shows. Each code is
+// accepted once and only within ±1 step of now, so step 4 waits for a later step than step 1 used.
 // Screenshots of every step go to $MENSHEN_TEST_OUTPUT/e2e/oidc/ (default
-// <repo>/test-output/e2e/oidc/): a directory of its own, because login.test.mjs runs at the
-// same time and clears the *.png files of $MENSHEN_TEST_OUTPUT/e2e/ when it starts.
+// <repo>/test-output/e2e/oidc/), a directory of its own whose *.png files it clears when it
+// starts: the other test files run at the same time, each with its own directory.
+// The plumbing (starting the demo, the browser, TOTP codes, the steps the login test takes too)
+// is in helpers.mjs; the provider, which only this test uses, is started here.
 //
 // Environment:
-//   MENSHEN_BIN          the menshen binary (default <repo>/target/debug/menshen)
+//   MENSHEN_BIN          the menshen binary (default <repo>/target/debug/menshen, or
+//                        $CARGO_TARGET_DIR/debug/menshen)
 //   MENSHEN_TEST_OUTPUT  where test artefacts go (default <repo>/test-output)
 //   CHROMIUM             the Chromium executable (default /usr/bin/chromium)
 // The provider needs tests/oidc/node_modules (run `npm ci` in tests/oidc).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import net from 'node:net';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { chromium, request as playwrightRequest } from 'playwright-core';
+import { request as playwrightRequest } from 'playwright-core';
+import {
+  BIND_PATH,
+  LOGIN_PATH,
+  OTP_PATH,
+  REPO,
+  TOTP_STEP_SECONDS,
+  clickAndWait,
+  freePort,
+  gatewayPages,
+  identity,
+  launchChromium,
+  newPage as newPageIn,
+  parseDemo,
+  screenshots,
+  startDemo,
+  startProcess,
+  stepOf,
+  stopProcess,
+  totpAtStep,
+} from './helpers.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
-const MENSHEN_BIN = process.env.MENSHEN_BIN || path.join(REPO, 'target', 'debug', 'menshen');
-const OUTPUT_DIR = path.join(process.env.MENSHEN_TEST_OUTPUT || path.join(REPO, 'test-output'), 'e2e', 'oidc');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-];
 const OIDC_DIR = path.join(REPO, 'tests', 'oidc');
 const PROVIDER_SCRIPT = path.join(OIDC_DIR, 'provider.mjs');
 const CLIENT_ID = 'demo';
 const CLIENT_SECRET = 'demo-secret';
-const STARTUP_TIMEOUT_MS = 60_000;
-const LOGIN_PATH = '/.menshen/login';
 const TARGET = '/students?id=7';
-const BIND_PATH = '/.menshen/bind';
-const BIND_OTP_PATH = '/.menshen/bind/otp';
-const OTP_PATH = '/.menshen/otp';
 const ACCOUNT_PATH = '/.menshen/account';
 const SETTINGS = `${ACCOUNT_PATH}?tab=settings`;
 const OIDC_START_PATH = '/.menshen/oidc/google/start';
 const OIDC_CALLBACK_PATH = '/.menshen/oidc/google/callback';
 const GOOGLE_BUTTON = 'Google帳號登入';
-const SESSION_COOKIE = 'menshen';
-const TOTP_STEP_SECONDS = 30;
 const BOUND_ACCOUNT = { login: 'teacher1@example.edu.tw', password: 'pw' };
 const UNBOUND_ACCOUNT = { login: 'teacher2@example.edu.tw', password: 'pw' };
-
-/** Decodes RFC 4648 base32 (no padding needed; spaces and case ignored). */
-function base32Decode(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  const clean = text.replace(/[\s=]/g, '').toUpperCase();
-  assert.match(clean, /^[A-Z2-7]+$/, `secret is base32 (got ${JSON.stringify(text)})`);
-  let bits = 0;
-  let value = 0;
-  const out = [];
-  for (const ch of clean) {
-    value = (value << 5) | alphabet.indexOf(ch);
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Buffer.from(out);
-}
-
-/** The RFC 6238 time step of `unixSeconds`. */
-function stepOf(unixSeconds) {
-  return Math.floor(unixSeconds / TOTP_STEP_SECONDS);
-}
-
-/**
- * RFC 6238 TOTP (HMAC-SHA1, 30 s steps, 6 digits) of `secret` at time step `step`: HMAC over
- * the 8-byte big-endian step counter, then RFC 4226 dynamic truncation.
- */
-function totpAtStep(secret, step) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(step));
-  const mac = createHmac('sha1', secret).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0x0f;
-  const binary = mac.readUInt32BE(offset) & 0x7fffffff;
-  return String(binary % 1_000_000).padStart(6, '0');
-}
-
-// RFC 6238 appendix B test vector (SHA-1, T = 59 s): the helper above must get it right, or
-// every failure below would be about the test and not the gateway.
-assert.equal(totpAtStep(Buffer.from('12345678901234567890'), stepOf(59)), '287082');
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/**
- * Spawns `command args` and resolves with `parse(stdout)` once that returns something. Rejects,
- * with everything the process printed, if that takes longer than STARTUP_TIMEOUT_MS or the
- * process exits first.
- */
-function startProcess(label, command, args, options, parse) {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-
-  const ready = new Promise((resolve, reject) => {
-    let done = false;
-    const fail = (why) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      reject(
-        new Error(
-          `${label} did not start: ${why}\n` +
-            `command: ${command} ${args.join(' ')}\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr.slice(-4000)}`,
-        ),
-      );
-    };
-    const timer = setTimeout(() => fail(`not ready within ${STARTUP_TIMEOUT_MS / 1000} s`), STARTUP_TIMEOUT_MS);
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-      if (done) return;
-      const parsed = parse(stdout);
-      if (parsed) {
-        done = true;
-        clearTimeout(timer);
-        resolve(parsed);
-      }
-    });
-    child.on('error', (err) => fail(`spawn failed: ${err.message}`));
-    child.on('exit', (code, signal) => fail(`process exited early (code ${code}, signal ${signal})`));
-  });
-  return { child, ready, output: () => ({ stdout, stderr }) };
-}
 
 /** Starts the loopback OpenID Connect provider; resolves with its issuer. */
 function startProvider(gatewayPort) {
@@ -184,129 +82,47 @@ function startProvider(gatewayPort) {
       '--redirect-uri',
       `http://127.0.0.1:${gatewayPort}${OIDC_CALLBACK_PATH}`,
     ],
-    { cwd: OIDC_DIR, env: { ...process.env, NO_COLOR: '1' } },
     (stdout) => {
       const m = stdout.match(/^READY (http:\/\/\S+)\s*$/m);
       return m ? { issuer: m[1] } : undefined;
     },
+    { cwd: OIDC_DIR },
   );
 }
 
-/** Starts `menshen demo` with the provider as its "Google 帳號"; resolves with URL and accounts. */
-function startDemo(port, issuer) {
-  return startProcess(
-    'menshen demo',
-    MENSHEN_BIN,
-    ['demo', '--listen', `127.0.0.1:${port}`, '--oidc-issuer', issuer, '--oidc-client-id', CLIENT_ID],
-    { env: { ...process.env, NO_COLOR: '1', MENSHEN_DEMO_OIDC_SECRET: CLIENT_SECRET } },
-    (stdout) => {
-      const open = stdout.match(/^\s*Open:\s+(\S+)/m);
-      const staff = stdout.match(/^\s*Staff:\s+(\S+)\s+\/\s+(\S+)\s*$/m);
-      const aa = stdout.match(/^\s*AA:\s+(\S+)\s+\/\s+(\S+)\s*$/m);
+/** Starts `menshen demo` with the provider as its "Google 帳號"; resolves with URL, issuer and accounts. */
+function startOidcDemo(port, issuer) {
+  return startDemo(port, {
+    args: ['--oidc-issuer', issuer, '--oidc-client-id', CLIENT_ID],
+    env: { MENSHEN_DEMO_OIDC_SECRET: CLIENT_SECRET },
+    parse: (stdout) => {
+      const demo = parseDemo(stdout);
       const oidc = stdout.match(/^\s*OpenID Connect:\s+(\S+)/m);
-      if (!(open && staff && aa && oidc)) return undefined;
-      return {
-        url: open[1],
-        issuer: oidc[1],
-        staff: { username: staff[1], password: staff[2] },
-        aa: { username: aa[1], password: aa[2] },
-      };
+      if (!(demo && oidc)) return undefined;
+      return { ...demo, issuer: oidc[1] };
     },
-  );
-}
-
-/** Stops a child process: SIGTERM, then SIGKILL if it has not exited after 5 s. */
-async function stopProcess(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
+  });
 }
 
 describe('menshen demo with an OpenID Connect provider in headless Chromium', { timeout: 300_000 }, () => {
+  // The demo and the provider are killed when the test process exits, even if the runner dies
+  // between hooks (startProcess in helpers.mjs sees to that).
   let provider;
   let demo;
   let issuer;
   let creds;
   let base;
   let browser;
-  const shots = [];
-
-  // Backstop: never leave the demo or the provider running, even if the runner dies between hooks.
-  const killOnExit = () => {
-    for (const p of [demo, provider]) {
-      if (p?.child && p.child.exitCode === null) p.child.kill('SIGKILL');
-    }
-  };
-  process.on('exit', killOnExit);
-
-  async function screenshot(page, name) {
-    const file = path.join(OUTPUT_DIR, `${name}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    shots.push(file);
-    return file;
-  }
-
-  async function newPage() {
-    const context = await browser.newContext({
-      locale: 'zh-TW',
-      viewport: { width: 1100, height: 800 },
-    });
-    const page = await context.newPage();
-    page.setDefaultTimeout(15_000);
-    return { context, page };
-  }
-
-  /** Value cells of the demo app's identity table for one header. */
-  async function identity(page, header) {
-    const row = page.locator(`#identity tr[data-header="${header}"]`);
-    assert.equal(await row.count(), 1, `identity table has exactly one row for ${header}`);
-    return {
-      raw: (await row.locator('td.value').textContent()).trim(),
-      decoded: (await row.locator('td.decoded').textContent()).trim(),
-    };
-  }
-
-  /** Path and query of the page's current URL, after checking it is still on the demo. */
-  function where(page) {
-    const url = new URL(page.url());
-    assert.equal(url.origin, base, `still on the demo origin (at ${page.url()})`);
-    return url;
-  }
+  const shots = screenshots('oidc');
+  const { screenshot } = shots;
+  const { where, sessionCookieOf, loginVia, readBindOtpPage } = gatewayPages(() => base);
+  const newPage = () => newPageIn(browser);
 
   /** The page's current URL, after checking it is on the provider. */
   function atProvider(page) {
     const url = new URL(page.url());
     assert.equal(url.origin, issuer, `on the provider's origin (at ${page.url()})`);
     return url;
-  }
-
-  async function sessionCookieOf(context) {
-    return (await context.cookies(base)).find((c) => c.name === SESSION_COOKIE);
-  }
-
-  /** Clicks `locator` and waits for the page it leads to. */
-  async function clickAndWait(page, locator) {
-    const [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), locator.click()]);
-    return response;
-  }
-
-  /** Fills and submits the login form on the current page, waiting for the response page. */
-  async function submitLogin(page, username, password) {
-    await page.locator('#username').fill(username);
-    await page.locator('#password').fill(password);
-    return clickAndWait(page, page.locator('#login-submit'));
-  }
-
-  /** Opens `target` anonymously, checks it lands on the login page with rd, and logs in. */
-  async function loginVia(page, target, account) {
-    await page.goto(base + target);
-    const url = where(page);
-    assert.equal(url.pathname, LOGIN_PATH, `${target} redirects to the login page`);
-    assert.equal(url.searchParams.get('rd'), target, 'rd carries the original path and query');
-    return submitLogin(page, account.username, account.password);
   }
 
   /** The "Google帳號登入" link of the login page, after checking where it points. */
@@ -338,38 +154,12 @@ describe('menshen demo with an OpenID Connect provider in headless Chromium', { 
     return clickAndWait(page, form.locator('button[type="submit"]'));
   }
 
-  /**
-   * On the OTP binding page: checks the QR code and the manual key, and returns the secret
-   * (bytes) read from #otp-secret.
-   */
-  async function readBindOtpPage(page, account) {
-    assert.equal(where(page).pathname, BIND_OTP_PATH);
-    const qr = page.locator('#otp-qr');
-    await qr.waitFor({ state: 'visible' });
-    assert.ok(
-      await qr.evaluate((img) => img.complete && img.naturalWidth > 0),
-      'the browser rendered the QR image',
-    );
-    assert.equal((await page.locator('#otp-account').textContent()).trim(), account.username);
-    const grouped = (await page.locator('#otp-secret').textContent()).trim();
-    assert.match(grouped, /^[A-Z2-7]{4}( [A-Z2-7]{1,4})*$/, `secret shown in groups of 4 (got ${grouped})`);
-    const secret = base32Decode(grouped);
-    assert.ok(secret.length >= 16, `secret has at least 128 bits (got ${secret.length * 8})`);
-    return secret;
-  }
-
   before(async () => {
-    assert.ok(existsSync(MENSHEN_BIN), `menshen binary not found at ${MENSHEN_BIN} (build it or set MENSHEN_BIN)`);
-    assert.ok(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (apt-get install chromium)`);
     assert.ok(
       existsSync(path.join(OIDC_DIR, 'node_modules', 'oidc-provider')),
       `oidc-provider not installed in ${OIDC_DIR} (run npm ci there)`,
     );
-    mkdirSync(OUTPUT_DIR, { recursive: true });
-    // Screenshots of an earlier run (possibly of other step names) would be mistaken for this one's.
-    for (const name of readdirSync(OUTPUT_DIR)) {
-      if (name.endsWith('.png')) rmSync(path.join(OUTPUT_DIR, name), { force: true });
-    }
+    shots.clear();
     // The gateway's port comes first: the provider must know the redirect URI. The provider
     // picks its own port (--port 0) and says which in its READY line.
     const port = await freePort();
@@ -377,11 +167,11 @@ describe('menshen demo with an OpenID Connect provider in headless Chromium', { 
     provider = startProvider(port);
     ({ issuer } = await provider.ready);
     assert.match(issuer, /^http:\/\/127\.0\.0\.1:\d+$/, 'the provider listens on loopback');
-    demo = startDemo(port, issuer);
+    demo = startOidcDemo(port, issuer);
     creds = await demo.ready;
     assert.equal(new URL(creds.url).origin, base, 'demo prints the URL it listens on');
     assert.equal(creds.issuer, issuer, 'demo prints the issuer it was given');
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   }, { timeout: 120_000 });
 
   after(async () => {
@@ -390,8 +180,7 @@ describe('menshen demo with an OpenID Connect provider in headless Chromium', { 
     } finally {
       await stopProcess(demo?.child);
       await stopProcess(provider?.child);
-      process.off('exit', killOnExit);
-      if (shots.length) console.log(`screenshots:\n  ${shots.join('\n  ')}`);
+      shots.report();
     }
   });
 

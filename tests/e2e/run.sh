@@ -5,7 +5,7 @@
 #                                    # (build them first: cargo build -p menshen -p menshen-tests --bins)
 #   MENSHEN_BIN=target/release/menshen tests/e2e/run.sh
 #
-# Screenshots go to $MENSHEN_TEST_OUTPUT/e2e (default <repo>/test-output/e2e). Needs Node 20+ and
+# Screenshots go to $MENSHEN_TEST_OUTPUT/e2e/<test>/ (default <repo>/test-output/e2e/). Needs Node 20+ and
 # Debian's chromium at /usr/bin/chromium (or CHROMIUM=...); no browser is downloaded.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
