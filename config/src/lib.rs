@@ -32,7 +32,8 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     CaptchaMode, CertificateConfig, Config, CrlSource, HeaderNames, Listener, LockoutConfig,
-    LoginConfig, Network, OidcProvider, OtpConfig, SessionConfig, Site, StoreConfig, TlsFiles,
+    LoginConfig, Network, OcspMode, OidcProvider, OtpConfig, SessionConfig, Site, StoreConfig,
+    TlsFiles,
 };
 
 use crate::env::Lookup;

@@ -251,4 +251,27 @@ pub struct CertificateConfig {
     pub component_url: String,
     /// The oldest component version the check table accepts; default `1.3.4`.
     pub component_min_version: String,
+    /// Whether card certificates are also checked with the CA's OCSP responder; default off.
+    pub ocsp: OcspMode,
+    /// The responder to ask, overriding the URL in each certificate's Authority Information
+    /// Access extension (a school that must go through a local relay, or a test).
+    pub ocsp_url: Option<String>,
+    /// How long one OCSP request may take, connection included; default 3 seconds. The
+    /// user's login waits this long at most when the responder does not answer.
+    pub ocsp_timeout: Duration,
+}
+
+/// `certificate.ocsp`: what an OCSP responder's answer (or its silence) means. A CRL listing
+/// refuses a certificate in every mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OcspMode {
+    /// No OCSP request; the CRLs alone decide (the default).
+    #[default]
+    Off,
+    /// Ask the responder: `good` or `revoked` decides; when it cannot answer (unreachable,
+    /// slow, malformed, badly signed, stale, `unknown`) the CRLs decide and the failure is
+    /// logged.
+    Prefer,
+    /// Ask the responder and refuse the certificate when it cannot answer: fail closed.
+    Require,
 }

@@ -909,3 +909,70 @@ fn certificate_table_is_read_and_checked() {
         "{missing:?}"
     );
 }
+
+#[test]
+fn certificate_ocsp_keys_are_read_and_checked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, "x").expect("write");
+    let table = format!("[certificate]\ntrust_anchors = [\"{}\"]\n", root.display());
+
+    // Absent: off, no URL, three seconds.
+    let c = valid(&with_base(&table))
+        .certificate
+        .expect("certificate table");
+    assert_eq!(c.ocsp, model::OcspMode::Off);
+    assert_eq!(c.ocsp_url, None);
+    assert_eq!(c.ocsp_timeout, Duration::from_secs(3));
+
+    for (word, mode) in [
+        ("off", model::OcspMode::Off),
+        ("prefer", model::OcspMode::Prefer),
+        ("require", model::OcspMode::Require),
+    ] {
+        let c = valid(&with_base(&format!(
+            "{table}ocsp = \"{word}\"\nocsp_url = \"http://ocsp.example.test/cgi-bin/OCSP2/ocsp\"\n\
+             ocsp_timeout = \"10s\"\n"
+        )))
+        .certificate
+        .expect("certificate table");
+        assert_eq!(c.ocsp, mode, "{word}");
+        assert_eq!(
+            c.ocsp_url.as_deref(),
+            Some("http://ocsp.example.test/cgi-bin/OCSP2/ocsp")
+        );
+        assert_eq!(c.ocsp_timeout, Duration::from_secs(10));
+    }
+
+    // Every problem at once, each on its own line (the table starts at line 7).
+    let found = errors(&with_base(&format!(
+        "{table}ocsp = \"always\"\nocsp_url = \"ldap://ocsp.example.test/\"\nocsp_timeout = \"5x\"\n"
+    )));
+    let lines: Vec<usize> = found.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, vec![9, 10, 11], "{found:?}");
+    assert!(
+        found[0]
+            .1
+            .contains("`certificate.ocsp` must be one of \"off\", \"prefer\", \"require\""),
+        "{found:?}"
+    );
+    assert!(found[1].1.contains("`certificate.ocsp_url`"), "{found:?}");
+    assert!(
+        found[1].1.contains("not an http:// or https:// URL"),
+        "{found:?}"
+    );
+    assert!(
+        found[2].1.contains("`certificate.ocsp_timeout`"),
+        "{found:?}"
+    );
+
+    let (line, message) = one_error(&with_base(&format!("{table}ocsp_timeout = \"2m\"\n")));
+    assert_eq!(line, 9);
+    assert!(message.contains("at most 30 seconds"), "{message}");
+    let (line, message) = one_error(&with_base(&format!("{table}ocsp_timeout = 0\n")));
+    assert_eq!(line, 9);
+    assert!(message.contains("longer than zero"), "{message}");
+    let (line, message) = one_error(&with_base(&format!("{table}ocsp = true\n")));
+    assert_eq!(line, 9);
+    assert!(message.contains("`certificate.ocsp`"), "{message}");
+}

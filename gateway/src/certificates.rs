@@ -6,14 +6,22 @@
 //! only for the swap, so a refresh never blocks a login. A refresh loads every configured
 //! CRL (files and http(s) URLs) into a new value off the async workers and swaps it in only
 //! when all of them loaded; on any failure the old lists stay and the failure is logged.
+//!
+//! With `certificate.ocsp` on, [`Certificates::check_ocsp`] also asks the CA's OCSP
+//! responder about a verified card, from the verify handler only (never on the proxy path),
+//! within `ocsp_timeout`. Definite answers are kept in memory until their nextUpdate (at most
+//! an hour), so a busy morning does not ask about the same card again and again.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use menshen_config::{CertificateConfig, CrlSource};
-use menshen_pki::{RevocationLists, TrustStore};
+use menshen_pki::{
+    OcspError, OcspRequest, OcspStatus, RevocationLists, TrustStore, VerifiedCertificate,
+};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
@@ -23,6 +31,15 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 const CRL_LIMIT: usize = 256 * 1024 * 1024;
 /// After a failed refresh, try again this soon (or at `crl_refresh`, if sooner).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(300);
+/// The largest OCSP response read: a basic response with a responder certificate is a few
+/// KiB.
+const OCSP_LIMIT: usize = 64 * 1024;
+/// Random octets in each OCSP request's nonce (RFC 8954 allows 1 to 32).
+const OCSP_NONCE_LEN: usize = 16;
+/// A definite OCSP answer is reused at most this long, however late its nextUpdate.
+const OCSP_CACHE_SECS: i64 = 3600;
+/// Answers kept at most; when full (after dropping expired ones) new answers go uncached.
+const OCSP_CACHE_ENTRIES: usize = 10_000;
 
 /// The trust store and the current revocation lists.
 pub struct Certificates {
@@ -30,6 +47,34 @@ pub struct Certificates {
     pub trust: Arc<TrustStore>,
     revoked: RwLock<Arc<RevocationLists>>,
     http: reqwest::Client,
+    /// For OCSP requests: `ocsp_timeout` for the whole exchange, no proxy, no redirects.
+    ocsp_http: reqwest::Client,
+    ocsp_answers: OcspCache,
+}
+
+/// A responder's definite answer about a card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OcspOutcome {
+    Good,
+    Revoked,
+}
+
+/// Why the responder gave no definite answer. Messages name the responder by origin only
+/// (scheme, host, port): a configured URL could carry credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum OcspFailure {
+    #[error("no OCSP responder: certificate.ocsp_url is not set and the certificate names none")]
+    NoUrl,
+    #[error("OCSP responder {origin} not reached: {detail}")]
+    Unreachable { origin: String, detail: String },
+    #[error("OCSP responder {origin} answered HTTP {status}")]
+    HttpStatus { origin: String, status: u16 },
+    #[error("OCSP responder {origin}: response larger than {OCSP_LIMIT} bytes")]
+    TooLarge { origin: String },
+    #[error("OCSP responder {origin}: {error}")]
+    Invalid { origin: String, error: OcspError },
+    #[error("OCSP responder {origin} does not know the certificate")]
+    Unknown { origin: String },
 }
 
 impl Certificates {
@@ -58,12 +103,105 @@ impl Certificates {
             .timeout(FETCH_TIMEOUT)
             .build()
             .context("cannot build the CRL download client")?;
+        let ocsp_http = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.ocsp_timeout)
+            .timeout(config.ocsp_timeout)
+            .build()
+            .context("cannot build the OCSP client")?;
         Ok(Certificates {
             config,
             trust: Arc::new(trust),
             revoked: RwLock::new(Arc::new(RevocationLists::new())),
             http,
+            ocsp_http,
+            ocsp_answers: OcspCache::default(),
         })
+    }
+
+    /// Asks the OCSP responder (`certificate.ocsp_url`, else the one the certificate names)
+    /// about `v`, a certificate [`menshen_pki::verify`] accepted at `now_unix`. A cached
+    /// definite answer is returned without asking. `unknown` is a failure: it decides
+    /// nothing. What a failure means is the caller's decision (`certificate.ocsp`).
+    pub async fn check_ocsp(
+        &self,
+        v: &VerifiedCertificate,
+        now_unix: i64,
+    ) -> Result<OcspOutcome, OcspFailure> {
+        let key = format!("{}:{}", v.issuer_key_id_hex, v.serial_hex);
+        if let Some(outcome) = self.ocsp_answers.get(&key, now_unix) {
+            return Ok(outcome);
+        }
+        let url = self
+            .config
+            .ocsp_url
+            .as_deref()
+            .or(v.ocsp_url.as_deref())
+            .ok_or(OcspFailure::NoUrl)?;
+        let origin = origin(url);
+        let mut nonce = [0u8; OCSP_NONCE_LEN];
+        rand::fill(&mut nonce[..]);
+        let invalid = |error| OcspFailure::Invalid {
+            origin: origin.clone(),
+            error,
+        };
+        let request = OcspRequest::new(v, &nonce).map_err(invalid)?;
+        let body = self.post_ocsp(url, &origin, request.der()).await?;
+        let answer = request
+            .check_response(&body, &self.trust, now_unix)
+            .map_err(invalid)?;
+        let outcome = match answer.status {
+            OcspStatus::Good => OcspOutcome::Good,
+            OcspStatus::Revoked => OcspOutcome::Revoked,
+            OcspStatus::Unknown => return Err(OcspFailure::Unknown { origin }),
+        };
+        if let Some(next_update) = answer.next_update_unix {
+            let until = next_update.min(now_unix.saturating_add(OCSP_CACHE_SECS));
+            self.ocsp_answers.put(key, outcome, until, now_unix);
+        }
+        Ok(outcome)
+    }
+
+    async fn post_ocsp(
+        &self,
+        url: &str,
+        origin: &str,
+        request: &[u8],
+    ) -> Result<Vec<u8>, OcspFailure> {
+        let unreachable = |e: reqwest::Error| OcspFailure::Unreachable {
+            origin: origin.to_owned(),
+            detail: if e.is_timeout() {
+                format!("no answer within {:?}", self.config.ocsp_timeout)
+            } else {
+                error_chain(&e.without_url())
+            },
+        };
+        let mut resp = self
+            .ocsp_http
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/ocsp-request")
+            .header(http::header::ACCEPT, "application/ocsp-response")
+            .body(request.to_vec())
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !resp.status().is_success() {
+            return Err(OcspFailure::HttpStatus {
+                origin: origin.to_owned(),
+                status: resp.status().as_u16(),
+            });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+            if body.len() + chunk.len() > OCSP_LIMIT {
+                return Err(OcspFailure::TooLarge {
+                    origin: origin.to_owned(),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// The revocation lists in force now.
@@ -168,6 +306,57 @@ impl Certificates {
     }
 }
 
+/// `scheme://host:port` of a URL, for messages: never its path, query or credentials.
+fn origin(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| "(invalid URL)".to_owned())
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message is only the outermost).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Definite OCSP answers by issuer key and serial, each until its expiry (Unix seconds).
+/// Bounded: when full, expired answers are dropped and, if none had expired, the new answer
+/// is not kept, so a flood of distinct cards cannot grow it.
+#[derive(Default)]
+struct OcspCache {
+    answers: Mutex<HashMap<String, (OcspOutcome, i64)>>,
+}
+
+impl OcspCache {
+    fn get(&self, key: &str, now_unix: i64) -> Option<OcspOutcome> {
+        let answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        answers
+            .get(key)
+            .filter(|(_, until)| *until > now_unix)
+            .map(|(outcome, _)| *outcome)
+    }
+
+    fn put(&self, key: String, outcome: OcspOutcome, until: i64, now_unix: i64) {
+        if until <= now_unix {
+            return;
+        }
+        let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        if answers.len() >= OCSP_CACHE_ENTRIES && !answers.contains_key(&key) {
+            answers.retain(|_, (_, expiry)| *expiry > now_unix);
+            if answers.len() >= OCSP_CACHE_ENTRIES {
+                return;
+            }
+        }
+        answers.insert(key, (outcome, until));
+    }
+}
+
 /// Refreshes the CRLs every `crl_refresh` (sooner after a failure).
 pub struct CrlRefresher {
     pub certificates: Arc<Certificates>,
@@ -219,7 +408,45 @@ mod tests {
             component_download_url: None,
             component_url: "http://localhost:61161".into(),
             component_min_version: "1.3.4".into(),
+            ocsp: menshen_config::OcspMode::Off,
+            ocsp_url: None,
+            ocsp_timeout: Duration::from_secs(3),
         }
+    }
+
+    #[test]
+    fn ocsp_answers_are_kept_until_their_expiry_and_the_cache_is_bounded() {
+        let cache = OcspCache::default();
+        cache.put("a".into(), OcspOutcome::Good, 1_100, 1_000);
+        cache.put("b".into(), OcspOutcome::Revoked, 1_000, 1_000);
+        assert_eq!(cache.get("a", 1_099), Some(OcspOutcome::Good));
+        assert_eq!(cache.get("a", 1_100), None, "expired");
+        assert_eq!(cache.get("b", 999), None, "already expired: not kept");
+
+        for i in 0..OCSP_CACHE_ENTRIES {
+            cache.put(format!("k{i}"), OcspOutcome::Good, 2_000, 1_000);
+        }
+        cache.put("late".into(), OcspOutcome::Good, 2_000, 1_000);
+        assert_eq!(cache.get("late", 1_000), None, "full: not kept");
+        // Once the others have expired, room is made.
+        cache.put("later".into(), OcspOutcome::Revoked, 3_000, 2_500);
+        assert_eq!(cache.get("later", 2_500), Some(OcspOutcome::Revoked));
+        let held = cache.answers.lock().map(|a| a.len()).unwrap_or_default();
+        assert_eq!(held, 1);
+    }
+
+    #[test]
+    fn responder_failures_name_the_origin_only() {
+        assert_eq!(
+            origin("http://user:secret@ocsp.example.test:8080/cgi-bin/ocsp?x=1"),
+            "http://ocsp.example.test:8080"
+        );
+        assert_eq!(origin("not a url"), "(invalid URL)");
+        let failure = OcspFailure::HttpStatus {
+            origin: origin("http://user:secret@ocsp.example.test/ocsp"),
+            status: 500,
+        };
+        assert!(!failure.to_string().contains("secret"), "{failure}");
     }
 
     #[test]

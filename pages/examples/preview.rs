@@ -151,6 +151,27 @@ fn main() {
         message: None,
     };
     write(dir, "bind-otp.html", &render_bind_otp(&bind_otp));
+    let certificate = CertificatePage {
+        lang: Lang::ZhTw,
+        site_name: "屏東縣學籍管理系統",
+        purpose: CertificatePurpose::Login { rd: "/students" },
+        csrf: "abc",
+        component_url: "http://localhost:61161",
+        component_min_version: "1.3.4",
+        download_url: DEFAULT_DOWNLOAD_URL,
+    };
+    write(dir, "certificate.html", &render_certificate(&certificate));
+    write(
+        dir,
+        "bind-certificate.html",
+        &render_certificate(&CertificatePage {
+            purpose: CertificatePurpose::Bind {
+                display_name: "王小明",
+                forced: true,
+            },
+            ..certificate
+        }),
+    );
     write(
         dir,
         "bind-otp-en.html",

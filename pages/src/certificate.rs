@@ -245,6 +245,10 @@ pub const CERTIFICATE_ZH_TW: CertificateTexts = CertificateTexts {
         ),
         ("err_revoked", "此自然人憑證已廢止或停用，無法使用。"),
         (
+            "err_ocsp_unavailable",
+            "目前無法向憑證管理中心確認憑證狀態，請稍後再試。",
+        ),
+        (
             "err_issuer_expired",
             "簽發此憑證的憑證機構已失效，請申請新卡。",
         ),
@@ -451,6 +455,10 @@ pub const CERTIFICATE_EN: CertificateTexts = CertificateTexts {
         (
             "err_revoked",
             "This citizen digital certificate has been revoked or suspended.",
+        ),
+        (
+            "err_ocsp_unavailable",
+            "The certificate's status cannot be confirmed with the certification authority right now. Please try again later.",
         ),
         (
             "err_issuer_expired",

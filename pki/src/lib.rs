@@ -11,9 +11,11 @@
 //! - [`trust`]: the trusted root(s) and CA certificates, several generations with one name.
 //! - [`crl`]: revocation lists, verified against the trust store, kept for O(1) lookups.
 //! - [`verify`]: the verification of one signed challenge.
+//! - [`ocsp`]: an OCSP request about a verified certificate, and the checks of the answer.
 //! - `testpki` (feature `testpki`): a MOICA-shaped PKI generated at test time.
 
 pub mod crl;
+pub mod ocsp;
 pub mod trust;
 mod util;
 pub mod verify;
@@ -22,5 +24,6 @@ pub mod verify;
 pub mod testpki;
 
 pub use crl::{CrlError, CrlInfo, RevocationLists};
+pub use ocsp::{OcspAnswer, OcspError, OcspRequest, OcspStatus};
 pub use trust::{TrustError, TrustStore};
 pub use verify::{Policy, Rejection, SignedChallenge, VerifiedCertificate, verify};

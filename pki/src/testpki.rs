@@ -4,7 +4,8 @@
 //! (G2, G3) with the *same* subject name and different keys; a rogue CA with that name too,
 //! never trusted; RSA-2048 card certificates with key usage, certificate policies and the
 //! subject directory attribute holding the national ID's last four digits; CRLs; and CMS
-//! signatures shaped like the HiPKI Local Sign Server's.
+//! signatures shaped like the HiPKI Local Sign Server's; and OCSP responses, signed by a CA,
+//! by a delegated responder, or by a key nobody authorised.
 //!
 //! RSA-2048 key generation is slow (seconds in debug builds), so the keys are generated once
 //! per process, in parallel, and shared by every [`TestPki`]; all test leaves share one key.
@@ -19,25 +20,39 @@ use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{
     CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
 };
-use der::asn1::{Any, OctetString, PrintableString, SetOfVec, UtcTime};
+use der::asn1::{
+    Any, BitString, GeneralizedTime, Ia5String, Int, OctetString, PrintableString, SetOfVec,
+    UtcTime,
+};
 use der::oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use rcgen::string::PrintableString as RcgenPrintable;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
-    DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair, KeyUsagePurpose, RevokedCertParams,
-    SerialNumber,
+    DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, RevokedCertParams, SerialNumber,
 };
 use rsa::pkcs8::EncodePrivateKey;
 use rsa::{Pkcs1v15Sign, PrivateKey};
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use x509_cert::attr::Attribute;
+use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::certpolicy::PolicyInformation;
-use x509_cert::ext::pkix::{CertificatePolicies, SubjectDirectoryAttributes};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{
+    AccessDescription, AuthorityInfoAccessSyntax, CertificatePolicies, CrlReason,
+    SubjectDirectoryAttributes,
+};
 use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::ocsp::{
+    BasicOcspResponse, CertStatus, ID_PKIX_OCSP_BASIC, ID_PKIX_OCSP_NONCE, OcspRequestDer,
+    OcspResponseDer, OcspStatus, ResponderId, ResponseBytes, ResponseData, ResponseStatus,
+    RevokedInfo, SingleResponse, Version,
+};
 use crate::trust::TrustStore;
 use crate::verify::OID_ID_LAST4;
 
@@ -68,6 +83,8 @@ const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.84
 const ID_SIGNING_TIME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.5");
 const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const ID_AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
 
 /// A MOICA issuing CA generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +117,9 @@ pub struct LeafOptions {
     pub serial: u64,
     /// Sign it with the rogue CA: same name as the real ones, key not in the trust store.
     pub issuer_untrusted: bool,
+    /// An OCSP responder URL for the Authority Information Access extension; `None` (the
+    /// default) omits the extension.
+    pub ocsp_url: Option<String>,
 }
 
 impl Default for LeafOptions {
@@ -115,6 +135,7 @@ impl Default for LeafOptions {
             policy_oids: vec![TEST_POLICY_OID.to_owned()],
             serial: 0x1234_5678,
             issuer_untrusted: false,
+            ocsp_url: None,
         }
     }
 }
@@ -377,6 +398,14 @@ impl TestPki {
                     subject_directory_attributes(&opts.id_last4),
                 ));
         }
+        if let Some(url) = &opts.ocsp_url {
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+                    authority_info_access(url),
+                ));
+        }
         let ca = if opts.issuer_untrusted {
             &self.rogue
         } else {
@@ -427,6 +456,240 @@ impl TestPki {
             .der()
             .to_vec()
     }
+
+    /// An OCSP response answering `request_der` (as [`crate::OcspRequest::der`] makes it):
+    /// one SingleResponse per CertID asked about, echoing it, with the options' status,
+    /// times, signer and nonce handling.
+    ///
+    /// # Panics
+    /// If the request does not decode or the response cannot be encoded or signed.
+    #[must_use]
+    pub fn ocsp_response(&self, request_der: &[u8], opts: &OcspResponseOptions) -> Vec<u8> {
+        let request = OcspRequestDer::from_der(request_der).expect("OCSP request decodes");
+        let generalized = |unix: i64| {
+            let secs = u64::try_from(unix).expect("time after 1970");
+            GeneralizedTime::from_unix_duration(Duration::from_secs(secs)).expect("time fits")
+        };
+        let cert_status = match opts.status {
+            OcspStatus::Good => CertStatus::Good(der::asn1::Null),
+            OcspStatus::Revoked => CertStatus::Revoked(RevokedInfo {
+                revocation_time: generalized(opts.this_update_unix - 86_400),
+                revocation_reason: Some(CrlReason::KeyCompromise),
+            }),
+            OcspStatus::Unknown => CertStatus::Unknown(der::asn1::Null),
+        };
+        let responses = request
+            .tbs_request
+            .request_list
+            .iter()
+            .map(|single| {
+                let mut cert_id = single.req_cert.clone();
+                if let Some(serial) = opts.serial_override {
+                    cert_id.serial_number =
+                        Int::new(&serial_bytes(serial)).expect("serial encodes");
+                }
+                SingleResponse {
+                    cert_id,
+                    cert_status,
+                    this_update: generalized(opts.this_update_unix),
+                    next_update: opts.next_update_unix.map(generalized),
+                    single_extensions: None,
+                }
+            })
+            .collect();
+        let asked = request
+            .tbs_request
+            .request_extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == ID_PKIX_OCSP_NONCE)
+            .cloned();
+        let nonce = match opts.nonce {
+            NonceReply::Echo => asked,
+            NonceReply::Omit => None,
+            NonceReply::Other => Some(Extension {
+                extn_id: ID_PKIX_OCSP_NONCE,
+                critical: false,
+                extn_value: OctetString::new(
+                    OctetString::new(vec![0x5a; 16])
+                        .and_then(|o| o.to_der())
+                        .expect("nonce encodes"),
+                )
+                .expect("nonce value"),
+            }),
+        };
+
+        let (key, responder_id, certs) = self.ocsp_signer(opts.signer);
+        let data = ResponseData {
+            version: Version::V1,
+            responder_id,
+            produced_at: generalized(opts.this_update_unix),
+            responses,
+            response_extensions: nonce.map(|n| vec![n]),
+        };
+        let tbs = data.to_der().expect("ResponseData encodes");
+        let signature = key
+            .sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(&tbs))
+            .expect("RSA signing");
+        let basic = BasicOcspResponse {
+            tbs_response_data: Any::from_der(&tbs).expect("ResponseData is DER"),
+            signature_algorithm: AlgorithmIdentifierOwned {
+                oid: SHA256_WITH_RSA,
+                parameters: Some(Any::null()),
+            },
+            signature: BitString::from_bytes(&signature).expect("signature bits"),
+            certs,
+        };
+        OcspResponseDer {
+            response_status: ResponseStatus::Successful,
+            response_bytes: Some(ResponseBytes {
+                response_type: ID_PKIX_OCSP_BASIC,
+                response: OctetString::new(basic.to_der().expect("BasicOCSPResponse encodes"))
+                    .expect("response octets"),
+            }),
+        }
+        .to_der()
+        .expect("OCSPResponse encodes")
+    }
+
+    /// An OCSP response with responseStatus `tryLater` and no response bytes: a responder
+    /// that is up but cannot answer.
+    ///
+    /// # Panics
+    /// If the response cannot be encoded, which would be a bug here.
+    #[must_use]
+    pub fn ocsp_try_later() -> Vec<u8> {
+        OcspResponseDer {
+            response_status: ResponseStatus::TryLater,
+            response_bytes: None,
+        }
+        .to_der()
+        .expect("OCSPResponse encodes")
+    }
+
+    /// The key that signs, the ResponderID naming it, and the certificates to include.
+    fn ocsp_signer(
+        &self,
+        signer: OcspSigner,
+    ) -> (&'static PrivateKey, ResponderId, Option<Vec<Any>>) {
+        let moica = || {
+            let ca = x509_cert::Certificate::from_der(&self.ca_g3_der).expect("CA decodes");
+            ResponderId::ByName(ca.tbs_certificate().subject().clone())
+        };
+        match signer {
+            OcspSigner::Ca(generation) => {
+                let key = match generation {
+                    Generation::G2 => &keys().g2,
+                    Generation::G3 => &keys().g3,
+                };
+                (key, moica(), None)
+            }
+            OcspSigner::Unrelated => (&keys().rogue, moica(), None),
+            OcspSigner::Responder {
+                issuer,
+                ocsp_signing,
+            } => {
+                let der = self.responder_certificate(issuer, ocsp_signing);
+                let (_, cert) = X509Certificate::from_der(&der).expect("responder parses");
+                let key_hash = Sha1::digest(&cert.public_key().subject_public_key.data).to_vec();
+                let id = ResponderId::ByKey(OctetString::new(key_hash).expect("key hash"));
+                let certs = vec![Any::from_der(&der).expect("certificate is DER")];
+                (responder_key(), id, Some(certs))
+            }
+        }
+    }
+
+    /// A delegated OCSP responder certificate issued by `issuer`, valid as long as the CAs.
+    fn responder_certificate(&self, issuer: Generation, ocsp_signing: bool) -> Vec<u8> {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CountryName, printable("TW"));
+        dn.push(DnType::OrganizationName, "行政院");
+        dn.push(DnType::CommonName, "MOICA OCSP Responder");
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn;
+        params.serial_number = Some(SerialNumber::from(0x0c5bu64));
+        params.not_before = time(CA_NOT_BEFORE_UNIX);
+        params.not_after = time(CA_NOT_AFTER_UNIX);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if ocsp_signing {
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
+        }
+        params
+            .signed_by(&key_pair(responder_key()), &self.ca(issuer).issuer())
+            .expect("responder certificate")
+            .der()
+            .to_vec()
+    }
+}
+
+/// Who signs a test OCSP response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OcspSigner {
+    /// A CA generation's own key (the issuing CA's, for a leaf of that generation).
+    Ca(Generation),
+    /// A delegated responder whose certificate `issuer` issued, with or without the
+    /// id-kp-OCSPSigning extended key usage; the certificate travels in the response.
+    Responder {
+        issuer: Generation,
+        ocsp_signing: bool,
+    },
+    /// The rogue CA's key, naming itself as the MOICA CA: a key nobody authorised.
+    Unrelated,
+}
+
+/// What a test OCSP response does with the request's nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceReply {
+    /// Echoes it, as RFC 8954 asks.
+    Echo,
+    /// Leaves it out, as responders serving pre-signed answers do.
+    Omit,
+    /// Returns a different one (a replayed answer).
+    Other,
+}
+
+/// How [`TestPki::ocsp_response`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OcspResponseOptions {
+    pub status: OcspStatus,
+    pub signer: OcspSigner,
+    /// thisUpdate (and producedAt), Unix seconds.
+    pub this_update_unix: i64,
+    /// nextUpdate, Unix seconds; `None` omits it.
+    pub next_update_unix: Option<i64>,
+    pub nonce: NonceReply,
+    /// Answers about this serial instead of the one asked about (a confused responder).
+    pub serial_override: Option<u64>,
+}
+
+impl OcspResponseOptions {
+    /// An answer with `status`, signed by `signer`, echoing the nonce, about the certificate
+    /// asked about.
+    #[must_use]
+    pub fn new(
+        status: OcspStatus,
+        signer: OcspSigner,
+        this_update_unix: i64,
+        next_update_unix: Option<i64>,
+    ) -> Self {
+        Self {
+            status,
+            signer,
+            this_update_unix,
+            next_update_unix,
+            nonce: NonceReply::Echo,
+            serial_override: None,
+        }
+    }
+}
+
+/// The delegated OCSP responder's key: generated on first use only, since most tests never
+/// need it and RSA key generation is slow.
+fn responder_key() -> &'static PrivateKey {
+    static KEY: OnceLock<PrivateKey> = OnceLock::new();
+    KEY.get_or_init(|| PrivateKey::new(&mut rand::rng(), 2048).expect("RSA key generation"))
 }
 
 /// The DER content octets of the INTEGER encoding `serial`, i.e. what
@@ -444,6 +707,18 @@ pub fn serial_bytes(serial: u64) -> Vec<u8> {
     }
     out.extend_from_slice(&bytes[first..]);
     out
+}
+
+/// An Authority Information Access extension naming `url` as the OCSP responder.
+fn authority_info_access(url: &str) -> Vec<u8> {
+    AuthorityInfoAccessSyntax(vec![AccessDescription {
+        access_method: ID_AD_OCSP,
+        access_location: GeneralName::UniformResourceIdentifier(
+            Ia5String::new(url).expect("ASCII OCSP URL"),
+        ),
+    }])
+    .to_der()
+    .expect("authority information access encodes")
 }
 
 /// MOICA's encoding: SEQUENCE OF Attribute { 2.16.886.1.100.2.51, SET { PrintableString } }.

@@ -57,7 +57,9 @@ pub(crate) struct CaCert {
     issuer_raw: Vec<u8>,
     pub(crate) key_id: Vec<u8>,
     authority_key_id: Option<Vec<u8>>,
-    key: PublicKey,
+    pub(crate) key: PublicKey,
+    /// The subjectPublicKey bits, as OCSP's CertID hashes them.
+    pub(crate) key_bits: Vec<u8>,
     not_before: i64,
     not_after: i64,
     tbs: Vec<u8>,
@@ -176,6 +178,14 @@ impl TrustStore {
         })
     }
 
+    /// The CA with this subject name (DER) and public key (subjectPublicKey bits), if held:
+    /// the issuer of a certificate [`crate::verify`] accepted, found again for an OCSP check.
+    pub(crate) fn ca_with_key(&self, subject_raw: &[u8], key_bits: &[u8]) -> Option<&CaCert> {
+        self.cas
+            .iter()
+            .find(|ca| ca.subject_raw == subject_raw && ca.key_bits == key_bits)
+    }
+
     /// Checks that `ca` chains to a root through verified signatures and that every CA on
     /// the way is within its validity period at `now_unix`.
     pub(crate) fn check_chain(&self, ca: &CaCert, now_unix: i64) -> Result<(), Rejection> {
@@ -269,6 +279,7 @@ impl CaCert {
             key_id: util::key_identifier(&cert),
             authority_key_id: util::authority_key_id(cert.extensions()).map(<[u8]>::to_vec),
             key,
+            key_bits: cert.public_key().subject_public_key.data.to_vec(),
             not_before: validity.not_before.timestamp(),
             not_after: validity.not_after.timestamp(),
             tbs: signed.tbs.to_vec(),

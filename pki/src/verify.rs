@@ -31,6 +31,8 @@ pub const OID_ID_LAST4: &str = "2.16.886.1.100.2.51";
 const ID_LAST4: ObjectIdentifier = ObjectIdentifier::new_unwrap(OID_ID_LAST4);
 /// Subject directory attributes (RFC 5280 §4.2.1.8).
 const OID_SUBJECT_DIRECTORY_ATTRIBUTES: &str = "2.5.29.9";
+/// id-ad-ocsp, the access method of an OCSP responder location (RFC 5280 §4.2.2.1).
+const OID_AD_OCSP: &str = "1.3.6.1.5.5.7.48.1";
 
 /// What the component returned, in either of its two signature types.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +81,17 @@ pub struct VerifiedCertificate {
     pub not_after_unix: i64,
     /// Key identifier of the CA that issued it, lowercase hex; tells CA generations apart.
     pub issuer_key_id_hex: String,
+    /// The issuing CA's subject name, DER. With `issuer_public_key` and `serial_der`, what an
+    /// OCSP request ([`crate::ocsp::OcspRequest`]) names the certificate by.
+    pub issuer_name_der: Vec<u8>,
+    /// The issuing CA's public key (the subjectPublicKey bits of the CA certificate that
+    /// verified the signature, so the right one among CA generations sharing a name).
+    pub issuer_public_key: Vec<u8>,
+    /// The serial number's DER INTEGER content octets, as the certificate encodes it.
+    pub serial_der: Vec<u8>,
+    /// The OCSP responder named by the Authority Information Access extension (the first
+    /// http:// or https:// id-ad-ocsp location), if any.
+    pub ocsp_url: Option<String>,
 }
 
 /// Why a signed challenge was refused.
@@ -409,7 +422,31 @@ fn check_certificate(
         id_last4: id_last4(leaf),
         not_after_unix: validity.not_after.timestamp(),
         issuer_key_id_hex: util::hex(&ca.key_id),
+        issuer_name_der: ca.subject_raw.clone(),
+        issuer_public_key: ca.key_bits.clone(),
+        serial_der: serial.to_vec(),
+        ocsp_url: ocsp_url(leaf),
     })
+}
+
+/// The first http(s) OCSP responder location in the Authority Information Access extension.
+/// Like the subject directory attributes, an undecodable extension yields `None` (the OCSP
+/// check then fails for want of a URL, which the deployment's OCSP mode decides about).
+fn ocsp_url(leaf: &X509Certificate<'_>) -> Option<String> {
+    leaf.extensions()
+        .iter()
+        .filter_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityInfoAccess(aia) => Some(aia),
+            _ => None,
+        })
+        .flat_map(|aia| aia.accessdescs.iter())
+        .filter(|desc| desc.access_method.to_id_string() == OID_AD_OCSP)
+        .find_map(|desc| match &desc.access_location {
+            GeneralName::URI(uri) if uri.starts_with("http://") || uri.starts_with("https://") => {
+                Some((*uri).to_owned())
+            }
+            _ => None,
+        })
 }
 
 fn certificate_policies(leaf: &X509Certificate<'_>) -> Vec<String> {

@@ -823,3 +823,492 @@ async fn crls_from_a_url_are_refreshed_in_the_background_and_kept_on_failure() {
     let (_, page) = login(&gw, &leaf, Kind::Pkcs1, "/").await;
     assert_eq!(error_code(&page), "revoked", "the previous lists are kept");
 }
+
+/// OCSP (`certificate.ocsp`): a responder served by the test on loopback answers with what
+/// the test PKI signs for the request it receives; the gateway asks it for every card that
+/// passed the other checks, before binding or logging in.
+mod ocsp {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use hyper::{Request, Response};
+    use hyper_util::rt::TokioIo;
+    use menshen_pki::OcspStatus;
+    use menshen_pki::testpki::{OcspResponseOptions, OcspSigner};
+
+    use super::*;
+
+    /// What the test responder sends back.
+    #[derive(Debug, Clone, Copy)]
+    enum Reply {
+        /// A successful response; `stale`: its nextUpdate passed a day ago.
+        Answer {
+            status: OcspStatus,
+            signer: OcspSigner,
+            stale: bool,
+        },
+        /// responseStatus `tryLater`.
+        TryLater,
+    }
+
+    const GOOD: Reply = Reply::Answer {
+        status: OcspStatus::Good,
+        signer: OcspSigner::Ca(Generation::G3),
+        stale: false,
+    };
+    const REVOKED: Reply = Reply::Answer {
+        status: OcspStatus::Revoked,
+        signer: OcspSigner::Ca(Generation::G3),
+        stale: false,
+    };
+
+    fn now() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+
+    fn respond(request: &[u8], reply: Reply) -> Vec<u8> {
+        match reply {
+            Reply::TryLater => TestPki::ocsp_try_later(),
+            Reply::Answer {
+                status,
+                signer,
+                stale,
+            } => {
+                let now = now();
+                let (this_update, next_update) = if stale {
+                    (now - 2 * 86_400, now - 86_400)
+                } else {
+                    (now - 60, now + 3600)
+                };
+                let opts = OcspResponseOptions::new(status, signer, this_update, Some(next_update));
+                PKI.ocsp_response(request, &opts)
+            }
+        }
+    }
+
+    /// An OCSP responder (hyper, HTTP/1.1) on loopback.
+    struct Responder {
+        url: String,
+        hits: Arc<AtomicUsize>,
+        /// The Content-Type of every request received.
+        content_types: Arc<Mutex<Vec<String>>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Responder {
+        async fn start(reply: Reply) -> Responder {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let url = format!(
+                "http://{}/cgi-bin/OCSP2/ocsp",
+                listener.local_addr().expect("addr")
+            );
+            let hits = Arc::new(AtomicUsize::new(0));
+            let content_types: Arc<Mutex<Vec<String>>> = Arc::default();
+            let (counter, seen) = (hits.clone(), content_types.clone());
+            let task = tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let (counter, seen) = (counter.clone(), seen.clone());
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            let content_type = req
+                                .headers()
+                                .get(hyper::header::CONTENT_TYPE)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_string();
+                            if let Ok(mut seen) = seen.lock() {
+                                seen.push(content_type);
+                            }
+                            async move {
+                                let body = req
+                                    .into_body()
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let der = respond(&body, reply);
+                                Ok::<_, Infallible>(
+                                    Response::builder()
+                                        .header(
+                                            hyper::header::CONTENT_TYPE,
+                                            "application/ocsp-response",
+                                        )
+                                        .body(Full::new(Bytes::from(der)))
+                                        .expect("response"),
+                                )
+                            }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+            Responder {
+                url,
+                hits,
+                content_types,
+                task,
+            }
+        }
+
+        fn hits(&self) -> usize {
+            self.hits.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for Responder {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    /// A URL where nothing listens: the port was free a moment ago.
+    fn nobody_listening() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        format!("http://{addr}/ocsp")
+    }
+
+    /// A card whose certificate names `url` as its OCSP responder (AIA), with `serial`.
+    fn card_asking(url: &str, serial: u64) -> TestLeaf {
+        card(LeafOptions {
+            serial,
+            ocsp_url: Some(url.to_owned()),
+            ..LeafOptions::default()
+        })
+    }
+
+    /// A gateway trusting the test PKI, with the CRL listing [`REVOKED_SERIAL`], metrics on,
+    /// and `ocsp_lines` added to its `[certificate]` table. The OCSP timeout is long unless
+    /// the lines set one: the first delegated-responder answer waits for an RSA key.
+    async fn start_with(ocsp_lines: &str) -> (Upstream, Gateway, tempfile::TempDir) {
+        let files = tempfile::tempdir().expect("dir");
+        let crl = PKI.crl(Generation::G3, [REVOKED_SERIAL].into_iter());
+        let mut paths = Vec::new();
+        for (name, bytes) in [
+            ("root.der", &PKI.root_der),
+            ("g2.der", &PKI.ca_g2_der),
+            ("g3.der", &PKI.ca_g3_der),
+            ("g3.crl", &crl),
+        ] {
+            let path = files.path().join(name);
+            std::fs::write(&path, bytes).expect("write PKI file");
+            paths.push(path.display().to_string());
+        }
+        let timeout = if ocsp_lines.contains("ocsp_timeout") {
+            ""
+        } else {
+            "ocsp_timeout = \"20s\"\n"
+        };
+        let extra = format!(
+            "[certificate]\ntrust_anchors = [\"{}\"]\nintermediates = [\"{}\", \"{}\"]\n\
+             crls = [\"{}\"]\n{ocsp_lines}{timeout}",
+            paths[0], paths[1], paths[2], paths[3]
+        );
+        let up = Upstream::start().await;
+        let gw = Gateway::start(
+            Options {
+                extra,
+                metrics: true,
+                ..Options::default()
+            },
+            up.addr,
+            &[STAFF],
+        )
+        .await;
+        (up, gw, files)
+    }
+
+    /// The gateway's Prometheus text.
+    async fn metrics(gw: &Gateway) -> String {
+        let port = gw.metrics_port.expect("metrics port");
+        menshen_tests::client::client_builder()
+            .build()
+            .expect("client")
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("body")
+    }
+
+    /// Outcome and detail of every certificate activity record, oldest first.
+    fn activity(gw: &Gateway) -> String {
+        gw.sql(
+            "SELECT event || ':' || outcome || ':' || detail FROM activity \
+             WHERE method = 'certificate' ORDER BY id",
+        )
+    }
+
+    #[tokio::test]
+    async fn required_ocsp_lets_a_good_card_in_and_reuses_the_answer() {
+        let responder = Responder::start(GOOD).await;
+        let (_up, gw, _files) = start_with("ocsp = \"require\"\n").await;
+        let leaf = card_asking(&responder.url, 0x2001);
+        let page = bind(&gw, &leaf, Kind::Pkcs7).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(
+            responder.hits(),
+            1,
+            "the certificate's own responder was asked"
+        );
+        assert_eq!(
+            responder
+                .content_types
+                .lock()
+                .map(|c| c.clone())
+                .unwrap_or_default(),
+            vec!["application/ocsp-request".to_string()]
+        );
+        for kind in [Kind::Pkcs7, Kind::Pkcs1] {
+            let (mut b, page) = login(&gw, &leaf, kind, "/students").await;
+            assert_eq!(page.status, 200, "{}", page.body);
+            let app = b.get("/students").await;
+            assert_eq!(
+                Seen::parse(&app.body).one("X-Menshen-Auth-Method"),
+                Some("certificate")
+            );
+        }
+        assert_eq!(
+            responder.hits(),
+            1,
+            "the good answer is reused until nextUpdate"
+        );
+    }
+
+    #[tokio::test]
+    async fn required_ocsp_refuses_a_card_the_responder_says_is_revoked() {
+        let responder = Responder::start(REVOKED).await;
+        let (up, gw, _files) = start_with("ocsp = \"require\"\n").await;
+        // Not in the CRL: only the responder knows.
+        let leaf = card_asking(&responder.url, 0x2002);
+        let page = bind(&gw, &leaf, Kind::Pkcs1).await;
+        assert_eq!((page.status, error_code(&page).as_str()), (403, "revoked"));
+        let (b, page) = login(&gw, &leaf, Kind::Pkcs7, "/").await;
+        assert_eq!((page.status, error_code(&page).as_str()), (403, "revoked"));
+        assert!(b.session_cookie().is_none());
+        assert_eq!(up.hits(), 0);
+        let records = activity(&gw);
+        assert!(
+            records.contains("bind:revoked:serial 2002: OCSP revoked"),
+            "{records}"
+        );
+        assert!(
+            records.contains("login:revoked:serial 2002: OCSP revoked"),
+            "{records}"
+        );
+        let text = metrics(&gw).await;
+        assert!(
+            text.contains("menshen_logins_total{method=\"certificate\",result=\"revoked\"} 1"),
+            "{text}"
+        );
+    }
+
+    /// Binding and logging in with `leaf` are both refused with `ocsp_unavailable`, and the
+    /// login's activity record gives `reason`.
+    async fn assert_unavailable(
+        gw: &Gateway,
+        leaf: &TestLeaf,
+        serial: u64,
+        what: &str,
+        reason: &str,
+    ) {
+        let page = bind(gw, leaf, Kind::Pkcs7).await;
+        assert_eq!(
+            (page.status, error_code(&page).as_str()),
+            (403, "ocsp_unavailable"),
+            "{what}: {}",
+            page.body
+        );
+        let (b, page) = login(gw, leaf, Kind::Pkcs1, "/").await;
+        assert_eq!(
+            (page.status, error_code(&page).as_str()),
+            (403, "ocsp_unavailable"),
+            "{what}: {}",
+            page.body
+        );
+        assert!(b.session_cookie().is_none(), "{what}");
+        let records = activity(gw);
+        let line = records
+            .lines()
+            .find(|l| l.starts_with(&format!("login:ocsp_unavailable:serial {serial:x}:")))
+            .unwrap_or_else(|| panic!("{what}: no activity record in\n{records}"));
+        assert!(line.contains(reason), "{what}: {line}");
+    }
+
+    #[tokio::test]
+    async fn required_ocsp_fails_closed_when_the_responder_cannot_answer() {
+        let (_up, gw, _files) = start_with("ocsp = \"require\"\n").await;
+        let good_from = |signer| Reply::Answer {
+            status: OcspStatus::Good,
+            signer,
+            stale: false,
+        };
+        let responders = [
+            (
+                "stale answer",
+                Reply::Answer {
+                    status: OcspStatus::Good,
+                    signer: OcspSigner::Ca(Generation::G3),
+                    stale: true,
+                },
+                "stale",
+            ),
+            (
+                "signed by a key nobody authorised",
+                good_from(OcspSigner::Unrelated),
+                "does not verify",
+            ),
+            (
+                "signed by the other CA generation",
+                good_from(OcspSigner::Ca(Generation::G2)),
+                "does not verify",
+            ),
+            (
+                "responder certificate without OCSPSigning",
+                good_from(OcspSigner::Responder {
+                    issuer: Generation::G3,
+                    ocsp_signing: false,
+                }),
+                "unauthorised responder",
+            ),
+            (
+                "status unknown",
+                Reply::Answer {
+                    status: OcspStatus::Unknown,
+                    signer: OcspSigner::Ca(Generation::G3),
+                    stale: false,
+                },
+                "does not know the certificate",
+            ),
+            ("tryLater", Reply::TryLater, "tryLater"),
+        ];
+        let mut serial = 0x3000;
+        for (what, reply, reason) in responders {
+            serial += 1;
+            let responder = Responder::start(reply).await;
+            let leaf = card_asking(&responder.url, serial);
+            assert_unavailable(&gw, &leaf, serial, what, reason).await;
+            assert_eq!(
+                responder.hits(),
+                2,
+                "{what}: asked again, failures are not kept"
+            );
+        }
+        serial += 1;
+        let down = card_asking(&nobody_listening(), serial);
+        assert_unavailable(&gw, &down, serial, "responder down", "not reached").await;
+        serial += 1;
+        let nameless = card(LeafOptions {
+            serial,
+            ..LeafOptions::default()
+        });
+        assert_unavailable(
+            &gw,
+            &nameless,
+            serial,
+            "no URL anywhere",
+            "no OCSP responder",
+        )
+        .await;
+
+        assert_eq!(gw.sql("SELECT COUNT(*) FROM certificate_bindings"), "0");
+        let text = metrics(&gw).await;
+        let expected = format!(
+            "menshen_logins_total{{method=\"certificate\",result=\"ocsp_unavailable\"}} {}",
+            serial - 0x3000
+        );
+        assert!(text.contains(&expected), "{text}");
+        assert!(
+            gw.log().contains("OCSP check failed, certificate refused"),
+            "{}",
+            gw.log()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_delegated_responder_certificate_may_answer_for_its_ca() {
+        let responder = Responder::start(Reply::Answer {
+            status: OcspStatus::Good,
+            signer: OcspSigner::Responder {
+                issuer: Generation::G3,
+                ocsp_signing: true,
+            },
+            stale: false,
+        })
+        .await;
+        let (_up, gw, _files) = start_with("ocsp = \"require\"\n").await;
+        let leaf = card_asking(&responder.url, 0x2004);
+        let page = bind(&gw, &leaf, Kind::Pkcs7).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let (_, page) = login(&gw, &leaf, Kind::Pkcs7, "/").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(responder.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn preferred_ocsp_leaves_the_decision_to_the_crls_when_the_responder_is_down() {
+        let down = nobody_listening();
+        let revoked_by_responder = Responder::start(REVOKED).await;
+        let (_up, gw, _files) = start_with("ocsp = \"prefer\"\nocsp_timeout = \"3s\"\n").await;
+
+        // A good card binds and logs in without an answer.
+        let good = card_asking(&down, 0x2005);
+        let page = bind(&gw, &good, Kind::Pkcs7).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let (_, page) = login(&gw, &good, Kind::Pkcs1, "/").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            gw.log().contains("OCSP check failed, the CRLs decide"),
+            "{}",
+            gw.log()
+        );
+        // A card in the CRL stays refused.
+        let listed = card_asking(&down, REVOKED_SERIAL);
+        let (_, page) = login(&gw, &listed, Kind::Pkcs7, "/").await;
+        assert_eq!((page.status, error_code(&page).as_str()), (403, "revoked"));
+        // A definite answer still decides.
+        let revoked = card_asking(&revoked_by_responder.url, 0x2006);
+        let (_, page) = login(&gw, &revoked, Kind::Pkcs7, "/").await;
+        assert_eq!((page.status, error_code(&page).as_str()), (403, "revoked"));
+        assert_eq!(revoked_by_responder.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_configured_ocsp_url_overrides_the_certificates_own_responder() {
+        let own = Responder::start(REVOKED).await;
+        let configured = Responder::start(GOOD).await;
+        let (_up, gw, _files) = start_with(&format!(
+            "ocsp = \"require\"\nocsp_url = \"{}\"\n",
+            configured.url
+        ))
+        .await;
+        let leaf = card_asking(&own.url, 0x2007);
+        let page = bind(&gw, &leaf, Kind::Pkcs7).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!((configured.hits(), own.hits()), (1, 0));
+        // A card that names no responder is asked about at the configured one too.
+        let plain = card(LeafOptions {
+            serial: 0x2008,
+            ..LeafOptions::default()
+        });
+        let (_, page) = login(&gw, &plain, Kind::Pkcs7, "/").await;
+        assert_eq!(error_code(&page), "not_bound", "OCSP passed: {}", page.body);
+        assert_eq!((configured.hits(), own.hits()), (2, 0));
+    }
+}

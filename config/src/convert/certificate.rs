@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::model::{CertificateConfig, CrlSource};
+use crate::model::{CertificateConfig, CrlSource, OcspMode};
 use crate::reader::{Cx, Table};
 
 const DEFAULT_CRL_REFRESH: Duration = Duration::from_secs(6 * 3600);
@@ -11,6 +11,12 @@ const DEFAULT_CRL_REFRESH: Duration = Duration::from_secs(6 * 3600);
 const DEFAULT_COMPONENT_URL: &str = "http://localhost:61161";
 /// The oldest component version the pages accept (the manual's screenshots show 1.3.4).
 const DEFAULT_COMPONENT_MIN_VERSION: &str = "1.3.4";
+/// How long an OCSP request may take by default: a responder slower than this is down, as
+/// far as a person waiting at the login page is concerned.
+const DEFAULT_OCSP_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest `ocsp_timeout` accepted: the verify request holds a worker task (and the
+/// person) for this long when the responder is silent.
+const MAX_OCSP_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) fn certificate(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Option<CertificateConfig> {
     let mut table = root.table(cx, "certificate")?;
@@ -133,6 +139,45 @@ pub(super) fn certificate(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Option<C
             ok.then_some(text.value)
         })
         .unwrap_or_else(|| DEFAULT_COMPONENT_MIN_VERSION.to_owned());
+    let ocsp = match table.string(cx, "ocsp") {
+        Some(text) => {
+            let name = table.name("ocsp");
+            match super::choice(cx, &name, &text, &["off", "prefer", "require"]) {
+                Some("prefer") => OcspMode::Prefer,
+                Some("require") => OcspMode::Require,
+                _ => OcspMode::Off,
+            }
+        }
+        None => OcspMode::Off,
+    };
+    let ocsp_url = table.string(cx, "ocsp_url").and_then(|text| {
+        let ok = is_http_url(&text.value);
+        if !ok {
+            cx.error(
+                &text.span,
+                format!(
+                    "`certificate.ocsp_url`: {} is not an http:// or https:// URL",
+                    text.shown()
+                ),
+            );
+        }
+        ok.then_some(text.value)
+    });
+    let ocsp_timeout = match table.duration(cx, "ocsp_timeout") {
+        Some(d) if d.value > MAX_OCSP_TIMEOUT => {
+            cx.error(
+                &d.span,
+                format!(
+                    "`certificate.ocsp_timeout` must be at most {} seconds: the person \
+                     signing in waits that long when the responder is silent",
+                    MAX_OCSP_TIMEOUT.as_secs()
+                ),
+            );
+            DEFAULT_OCSP_TIMEOUT
+        }
+        Some(d) => d.value,
+        None => DEFAULT_OCSP_TIMEOUT,
+    };
     table.finish(cx);
     Some(CertificateConfig {
         trust_anchors,
@@ -144,6 +189,9 @@ pub(super) fn certificate(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Option<C
         component_download_url,
         component_url,
         component_min_version,
+        ocsp,
+        ocsp_url,
+        ocsp_timeout,
     })
 }
 

@@ -8,13 +8,15 @@
 //! accounts bind OTP only), to the login form's CSRF cookie for a login. Every refusal is a
 //! distinct JSON error code and an activity record; a binding ends the account's sessions
 //! (the user logs in again with the card), a login creates a fully authenticated session
-//! that reaches the app as `certificate`.
+//! that reaches the app as `certificate`. With `certificate.ocsp` on, a card that passed
+//! every other check is also put to the CA's OCSP responder before it binds or logs in.
 
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use menshen_config::OcspMode;
 use menshen_pages::{
     CertificatePage, CertificatePurpose, DEFAULT_DOWNLOAD_URL, ErrorKind, render_certificate,
 };
@@ -28,7 +30,7 @@ use subtle::ConstantTimeEq;
 
 use super::{Request, activity, csrf_matches};
 use crate::accounts::{Account, CertificateBindOutcome, CertificateBinding};
-use crate::certificates::Certificates;
+use crate::certificates::{Certificates, OcspOutcome};
 use crate::forms::{self, Form, FormError};
 use crate::metrics::LOGINS;
 use crate::regulation::{Counted, taipei_clock};
@@ -399,10 +401,57 @@ pub async fn verify(session: &mut Session, req: &Request<'_>) -> Reply {
             return error(status, code);
         }
     };
+    if let Some(reply) = ocsp_refusal(req, certificates, ch.purpose, &who, &verified, &policy).await
+    {
+        return reply;
+    }
     match bind_session {
         Some(s) => bind(req, certificates, &s, &verified).await,
         None => login(req, certificates, &ch, &verified).await,
     }
+}
+
+/// Applies `certificate.ocsp` to a certificate that passed every other check (the CRLs
+/// included: a listed card never gets this far). `None` lets it through. A `revoked` answer
+/// refuses it as a CRL listing would; a responder that cannot answer refuses it with
+/// `ocsp_unavailable` under `require`, and under `prefer` leaves the decision to the CRLs,
+/// which have already accepted it.
+async fn ocsp_refusal(
+    req: &Request<'_>,
+    certificates: &Certificates,
+    purpose: Purpose,
+    who: &str,
+    v: &VerifiedCertificate,
+    policy: &Policy,
+) -> Option<Reply> {
+    let mode = certificates.config.ocsp;
+    if mode == OcspMode::Off {
+        return None;
+    }
+    let (code, detail) = match certificates.check_ocsp(v, policy.now_unix).await {
+        Ok(OcspOutcome::Good) => return None,
+        Ok(OcspOutcome::Revoked) => ("revoked", format!("serial {}: OCSP revoked", v.serial_hex)),
+        Err(failure) => {
+            let fallback = mode == OcspMode::Prefer;
+            tracing::warn!(
+                purpose = purpose.word(),
+                serial = %v.serial_hex,
+                "OCSP check failed{}: {failure}",
+                if fallback { ", the CRLs decide" } else { ", certificate refused" }
+            );
+            if fallback {
+                return None;
+            }
+            let detail = format!("serial {}: {failure}", v.serial_hex);
+            ("ocsp_unavailable", detail.chars().take(200).collect())
+        }
+    };
+    if purpose == Purpose::Login {
+        LOGINS.with_label_values(&[METHOD, code]).inc();
+    }
+    activity(req, None, who, purpose.word(), METHOD, code, &detail).await;
+    tracing::info!(purpose = purpose.word(), ip = ?req.client_ip, "certificate refused: {code}");
+    Some(error(403, code))
 }
 
 async fn load_account(req: &Request<'_>, account_id: &str) -> Result<Option<Account>, Reply> {
