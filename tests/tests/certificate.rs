@@ -314,9 +314,17 @@ async fn the_pages_offer_the_card_and_may_reach_the_component() {
         js.header("content-type"),
         Some("text/javascript; charset=utf-8")
     );
+    // The contract's POST /.menshen/bind/certificate takes the verify form, binding only.
+    let (login_token, login_ch) = login_challenge(&mut Browser::new(&gw.base()), "/").await;
+    let wrong = b
+        .post_form(
+            "/.menshen/bind/certificate",
+            &[("csrf", &login_token), ("challenge_id", &login_ch.id)],
+        )
+        .await;
     assert_eq!(
-        b.post_form("/.menshen/bind/certificate", &[]).await.status,
-        405
+        (wrong.status, error_code(&wrong)),
+        (400, "bad_purpose".into())
     );
 
     // Sign-in: the login page's 自然人憑證登入 keeps the return target.
@@ -482,6 +490,43 @@ async fn a_required_identity_match_compares_name_and_id_digits() {
     // The same card is bound to same.person already: one card, one account.
     let page = submit(&mut b, &csrf, &ch.id, Kind::Pkcs7, &leaf, &ch.tbs).await;
     assert_eq!(error_code(&page), "already_bound");
+}
+
+#[tokio::test]
+async fn a_card_binds_through_the_contract_path_and_a_card_only_account_adds_otp() {
+    let (_up, gw, _files) = start().await;
+    let leaf = default_card();
+    let mut b = Browser::new(&gw.base());
+    b.login(STAFF.0, STAFF.2, "/").await;
+    let csrf = b.get("/.menshen/bind").await.csrf();
+    let ch = challenge(&mut b, &[("purpose", "bind"), ("csrf", &csrf)])
+        .await
+        .unwrap_or_else(|p| panic!("bind challenge: {} {}", p.status, p.body));
+    let cms = STANDARD.encode(leaf.sign_pkcs7(&ch.tbs));
+    let page = b
+        .post_form(
+            "/.menshen/bind/certificate",
+            &[
+                ("csrf", &csrf),
+                ("challenge_id", &ch.id),
+                ("signature_type", "PKCS7"),
+                ("signature", &cms),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(body(&page)["next"], "/.menshen/login?bound=1");
+
+    // The card alone signs in; from that full session the account binds OTP too.
+    let (mut card_session, page) = login(&gw, &leaf, Kind::Pkcs7, "/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let secret = card_session.bind_otp_in_session().await;
+    // Binding OTP ended the session; password + OTP now works as well as the card.
+    let mut otp = Browser::new(&gw.base());
+    let done = otp.login_with_otp(STAFF.0, STAFF.2, "/", &secret).await;
+    assert_eq!(done.location(), Some("/"), "{}", done.body);
+    let (_again, page) = login(&gw, &leaf, Kind::Pkcs7, "/").await;
+    assert_eq!(page.status, 200, "the card still signs in: {}", page.body);
 }
 
 #[tokio::test]

@@ -319,6 +319,16 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
 /// `POST /.menshen/certificate/verify`: fields `csrf`, `challenge_id`, `signature_type`
 /// (`PKCS7` or `PKCS1`), `signature` (base64) and, for PKCS1, `certb64` (base64 DER).
 pub async fn verify(session: &mut Session, req: &Request<'_>) -> Reply {
+    verify_for(session, req, None).await
+}
+
+/// `POST /.menshen/bind/certificate` (the public contract's binding endpoint): the same form
+/// as [`verify`], for binding challenges only.
+pub async fn verify_binding(session: &mut Session, req: &Request<'_>) -> Reply {
+    verify_for(session, req, Some(Purpose::Bind)).await
+}
+
+async fn verify_for(session: &mut Session, req: &Request<'_>, only: Option<Purpose>) -> Reply {
     let certificates = match enabled(req) {
         Ok(c) => c,
         Err(reply) => return reply,
@@ -342,6 +352,9 @@ pub async fn verify(session: &mut Session, req: &Request<'_>) -> Reply {
             .inc();
         return error(400, "challenge_expired");
     };
+    if only.is_some_and(|p| p != ch.purpose) {
+        return error(400, "bad_purpose");
+    }
     // The browser that asked for the challenge, and a matching CSRF token.
     let bind_session = match ch.purpose {
         Purpose::Login => match login_csrf(req, &form) {

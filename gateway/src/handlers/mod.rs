@@ -78,6 +78,7 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
         "/bind/otp" if get => bind::otp_get(req).await,
         "/bind/otp" if post => bind::otp_post(session, req).await,
         "/bind/certificate" if get => bind::certificate(req).await,
+        "/bind/certificate" if post => certificate::verify_binding(session, req).await,
         "/certificate" if get => certificate::page(req).await,
         "/account" if get => account::get(req).await,
         "/certificate/challenge" if post => certificate::challenge(session, req).await,
