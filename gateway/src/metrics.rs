@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 
@@ -47,13 +47,54 @@ pub static LOGINS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 
 /// Password checks running now (bounded by login.argon2_max_concurrent).
 pub static ARGON2_INFLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
-    let g = IntGauge::new(
+    gauge(
         "menshen_argon2_inflight",
         "Password hashes being computed right now.",
     )
-    .unwrap_or_else(|_| std::process::abort());
+});
+
+fn gauge(name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).unwrap_or_else(|_| std::process::abort());
     let _ = REGISTRY.register(Box::new(g.clone()));
     g
+}
+
+/// Session lookups on the proxy path by how the local session cache answered: `hit` (no
+/// Redis round trip), `miss` (read from Redis, then kept), `bypass` (the cache is off because
+/// invalidations are not being received).
+static SESSION_CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "menshen_session_cache_lookups_total",
+        "Session lookups on the proxy path by cache result (hit, miss, bypass).",
+        &["result"],
+    )
+});
+
+/// Handles resolved once: a label lookup per request is not free.
+pub static SESSION_CACHE_HIT: LazyLock<IntCounter> =
+    LazyLock::new(|| SESSION_CACHE_LOOKUPS.with_label_values(&["hit"]));
+pub static SESSION_CACHE_MISS: LazyLock<IntCounter> =
+    LazyLock::new(|| SESSION_CACHE_LOOKUPS.with_label_values(&["miss"]));
+pub static SESSION_CACHE_BYPASS: LazyLock<IntCounter> =
+    LazyLock::new(|| SESSION_CACHE_LOOKUPS.with_label_values(&["bypass"]));
+
+/// Invalidation messages received from other instances (and this one).
+pub static SESSION_CACHE_INVALIDATIONS: LazyLock<IntCounter> = LazyLock::new(|| {
+    let c = IntCounter::new(
+        "menshen_session_cache_invalidations_total",
+        "Session invalidation messages received over Redis pub/sub.",
+    )
+    .unwrap_or_else(|_| std::process::abort());
+    let _ = REGISTRY.register(Box::new(c.clone()));
+    c
+});
+
+/// 1 while the invalidation subscription is live (the cache may serve), 0 while it is bypassed.
+pub static SESSION_CACHE_LIVE: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "menshen_session_cache_live",
+        "1 while session cache invalidations are being received, else 0 (cache bypassed).",
+    )
 });
 
 /// Touches every metric so the first scrape shows them all.
@@ -61,6 +102,11 @@ pub fn init() {
     LazyLock::force(&REQUESTS);
     LazyLock::force(&LOGINS);
     LazyLock::force(&ARGON2_INFLIGHT);
+    LazyLock::force(&SESSION_CACHE_HIT);
+    LazyLock::force(&SESSION_CACHE_MISS);
+    LazyLock::force(&SESSION_CACHE_BYPASS);
+    LazyLock::force(&SESSION_CACHE_INVALIDATIONS);
+    LazyLock::force(&SESSION_CACHE_LIVE);
 }
 
 /// The metrics endpoint: Prometheus text for any path.

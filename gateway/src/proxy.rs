@@ -54,7 +54,7 @@ pub struct Ctx {
     lang: Lang,
     /// Set only when the request is to be proxied.
     upstream_uri: Option<http::Uri>,
-    identity: Option<SessionData>,
+    identity: Option<Arc<SessionData>>,
     outcome: &'static str,
 }
 
@@ -105,9 +105,7 @@ impl Gateway {
         // Whatever happens next, no client-supplied identity header survives, nor any header a
         // legacy stack would take as routing or origin information from a trusted proxy.
         site.identity.strip(session.req_header_mut());
-        for name in UNTRUSTED_FORWARDING {
-            session.req_header_mut().remove_header(*name);
-        }
+        strip_untrusted_forwarding(session.req_header_mut());
 
         let req = session.req_header();
         if !ctx.tls && !self.state.config.session.insecure_dev_cookie {
@@ -175,7 +173,9 @@ impl Gateway {
                     .and_then(|a| a.as_inet())
                     .map(|a| a.ip()),
             };
-            return Next::Answer(handlers::handle(session, &hreq).await);
+            // Boxed: the login flows' state is large, and inline it would be part of (and
+            // allocated and moved with) every proxied request's future too.
+            return Next::Answer(Box::pin(handlers::handle(session, &hreq)).await);
         }
         ctx.lang = Lang::negotiate(
             cookies.lang.as_deref(),
@@ -194,7 +194,7 @@ impl Gateway {
                         Ok(s) => s,
                         Err(reply) => return Next::Answer(reply),
                     };
-                    if let Some(reply) = self.unfinished(req, ctx, session_data.as_ref()) {
+                    if let Some(reply) = self.unfinished(req, ctx, session_data.as_deref()) {
                         return Next::Answer(reply);
                     }
                 }
@@ -208,7 +208,7 @@ impl Gateway {
                     Ok(s) => s,
                     Err(reply) => return Next::Answer(reply),
                 };
-                if let Some(reply) = self.unfinished(req, ctx, session_data.as_ref()) {
+                if let Some(reply) = self.unfinished(req, ctx, session_data.as_deref()) {
                     return Next::Answer(reply);
                 }
                 let roles = session_data
@@ -248,12 +248,13 @@ impl Gateway {
     }
 
     /// The live session named by the cookie, or the reply that ends the request (malformed
-    /// cookie, store or database unreachable).
+    /// cookie, store or database unreachable). It may come from the session cache; the
+    /// account rules (disabled, sessions ended by a reset) are applied to it here either way.
     async fn current_session(
         &self,
         cookies: &RequestCookies,
         ctx: &mut Ctx,
-    ) -> std::result::Result<Option<SessionData>, Reply> {
+    ) -> std::result::Result<Option<Arc<SessionData>>, Reply> {
         let id = match &cookies.session {
             TokenCookie::Absent => return Ok(None),
             TokenCookie::Malformed => {
@@ -272,7 +273,7 @@ impl Gateway {
             ctx.outcome = "unavailable";
             return Err(handlers::unavailable(ctx.lang));
         }
-        match self.state.sessions.load(id, now).await {
+        match self.state.sessions.load_shared(id, now).await {
             Ok(Some(s)) if !self.state.watch.allows(&s.account_id, s.created_at) => {
                 let _ = self.state.sessions.destroy(id).await;
                 Ok(None)
@@ -328,6 +329,20 @@ impl Gateway {
                 "Menshen login=\"/.menshen/login\"".into(),
             )
         }
+    }
+}
+
+/// Removes every [`UNTRUSTED_FORWARDING`] header. One pass over the headers present (usually
+/// a handful, none of them these) instead of one lookup per name.
+fn strip_untrusted_forwarding(req: &mut RequestHeader) {
+    let present = |req: &RequestHeader| {
+        req.headers
+            .keys()
+            .find(|k| UNTRUSTED_FORWARDING.contains(&k.as_str()))
+            .cloned()
+    };
+    while let Some(name) = present(req) {
+        req.remove_header(&name);
     }
 }
 

@@ -44,7 +44,16 @@ impl RedisConn {
         Ok(conn.clone())
     }
 
-    /// `prefix` + `rest`: every key Menshen writes is under the configured prefix.
+    /// A dedicated pub/sub connection (for session invalidations), with the same short
+    /// connect timeout as the shared connection.
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, StoreError> {
+        tokio::time::timeout(Duration::from_secs(1), self.client.get_async_pubsub())
+            .await
+            .map_err(|_| StoreError("redis: connect timed out".into()))?
+            .map_err(store_err)
+    }
+
+    /// `prefix` + `rest`: every key (and channel) Menshen uses is under the configured prefix.
     pub fn key(&self, rest: &str) -> String {
         format!("{}{}", self.prefix, rest)
     }

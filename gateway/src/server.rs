@@ -1,5 +1,6 @@
 //! Builds and runs the Pingora server from a validated [`Config`]: the proxy service on every
-//! listener, the metrics listener, the account watch, and (for the demo) the demo legacy app.
+//! listener, the metrics listener, the account watch, the session cache's invalidation
+//! subscriber, and (for the demo) the demo legacy app.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,8 @@ use crate::clock;
 use crate::metrics::{self, MetricsApp};
 use crate::proxy::Gateway;
 use crate::redis_conn::RedisConn;
+use crate::sessions::cache::SessionCache;
+use crate::sessions::invalidation;
 use crate::sessions::memory::MemoryStore;
 use crate::sessions::redis_store::RedisStore;
 use crate::sessions::{SessionStore, Sessions};
@@ -46,21 +49,34 @@ fn prepare_database(config: &Config, watch: &AccountWatch) -> anyhow::Result<()>
 /// The session store and the volatile store: both in Redis (one shared connection) when it is
 /// configured, else both in this process.
 pub fn stores(config: &Config) -> anyhow::Result<(Arc<dyn SessionStore>, Arc<dyn Volatile>)> {
-    Ok(match &config.store.redis {
-        Some(url) => {
-            let conn = Arc::new(
-                RedisConn::new(url, &config.store.redis_prefix).context("invalid Redis URL")?,
-            );
-            (
-                Arc::new(RedisStore::new(conn.clone())),
-                Arc::new(RedisVolatile::new(conn)),
-            )
-        }
+    Ok(stores_on(redis_conn(config)?))
+}
+
+/// The Redis connection, when Redis is configured (not connected yet).
+fn redis_conn(config: &Config) -> anyhow::Result<Option<Arc<RedisConn>>> {
+    config
+        .store
+        .redis
+        .as_ref()
+        .map(|url| {
+            RedisConn::new(url, &config.store.redis_prefix)
+                .map(Arc::new)
+                .context("invalid Redis URL")
+        })
+        .transpose()
+}
+
+fn stores_on(redis: Option<Arc<RedisConn>>) -> (Arc<dyn SessionStore>, Arc<dyn Volatile>) {
+    match redis {
+        Some(conn) => (
+            Arc::new(RedisStore::new(conn.clone())),
+            Arc::new(RedisVolatile::new(conn)),
+        ),
         None => (
             Arc::new(MemoryStore::new()),
             Arc::new(MemoryVolatile::new()),
         ),
-    })
+    }
 }
 
 /// Runs the gateway until it is stopped. Never returns on success.
@@ -68,12 +84,19 @@ pub fn run(config: Config, extras: Vec<ExtraService>) -> anyhow::Result<()> {
     metrics::init();
     let watch = Arc::new(AccountWatch::default());
     prepare_database(&config, &watch)?;
-    let (session_store, volatile) = stores(&config)?;
-    let sessions = Sessions::new(
+    let redis = redis_conn(&config)?;
+    let (session_store, volatile) = stores_on(redis.clone());
+    let mut sessions = Sessions::new(
         session_store,
         config.session.idle_timeout,
         config.session.absolute_timeout,
     );
+    // With Redis, the proxy path reads sessions through a per-instance cache that the
+    // invalidation subscriber (added below) keeps exact; the in-process store needs none.
+    let cache = redis.as_ref().map(|_| Arc::new(SessionCache::default()));
+    if let Some(cache) = &cache {
+        sessions = sessions.with_cache(cache.clone());
+    }
     let listeners = config.listeners.clone();
     let metrics_addr = config.metrics;
     let threads = config.threads;
@@ -130,6 +153,12 @@ pub fn run(config: Config, extras: Vec<ExtraService>) -> anyhow::Result<()> {
         "account watch",
         AccountPoller { database, watch },
     ));
+    if let (Some(conn), Some(cache)) = (redis, cache) {
+        server.add_service(background_service(
+            "session cache invalidations",
+            invalidation::Subscriber { conn, cache },
+        ));
+    }
     for extra in extras {
         server.add_boxed_service(extra);
     }

@@ -128,42 +128,62 @@ impl Drop for RedisPrefix {
 pub struct PrivateRedis {
     pub port: u16,
     child: Option<Child>,
+    /// Where a persistent server keeps its append-only file.
+    data: Option<tempfile::TempDir>,
 }
 
 impl PrivateRedis {
     pub fn start() -> PrivateRedis {
         let port = free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/test installs it)");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
         PrivateRedis {
             port,
-            child: Some(child),
+            child: Some(spawn_redis(port, None)),
+            data: None,
         }
+    }
+
+    /// A private server that keeps its data when stopped and started again (an append-only
+    /// file written through on every command, as a production Redis with persistence would).
+    pub fn start_persistent() -> PrivateRedis {
+        let port = free_port();
+        let data = tempfile::tempdir().expect("redis data dir");
+        PrivateRedis {
+            port,
+            child: Some(spawn_redis(port, Some(data.path()))),
+            data: Some(data),
+        }
+    }
+
+    /// Starts the server again on the same port after [`PrivateRedis::stop`] (with its data
+    /// when it is persistent).
+    pub fn restart(&mut self) {
+        self.stop();
+        let dir = self.data.as_ref().map(|d| d.path().to_path_buf());
+        self.child = Some(spawn_redis(self.port, dir.as_deref()));
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Freezes the server (SIGSTOP): its connections stay open but nothing is answered, as
+    /// with a hung host or a network partition.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server run again (SIGCONT), with its data.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("redis-server is running").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {pid}");
     }
 
     pub fn stop(&mut self) {
@@ -172,6 +192,39 @@ impl PrivateRedis {
             let _ = c.wait();
         }
     }
+}
+
+/// Runs `redis-server` on `port` (persisting to `data` when given) and waits until it listens.
+fn spawn_redis(port: u16, data: Option<&Path>) -> Child {
+    let mut cmd = Command::new("redis-server");
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+    ]);
+    match data {
+        None => cmd.args(["--appendonly", "no"]),
+        Some(dir) => cmd
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+            .arg(dir),
+    };
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (scripts/test installs it)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }
 
 impl Drop for PrivateRedis {

@@ -4,18 +4,24 @@
 //! (Redis when configured, else in-process). Stores key sessions by the SHA-256 of the id, so
 //! a copy of the store does not yield usable cookies. [`Sessions`] applies the timeouts: an
 //! idle timeout (refreshed as the user works) and an absolute one (from login, never extended).
+//!
+//! With Redis, the proxy path reads through a short-lived per-instance [`cache`], kept exact
+//! by [`invalidation`] messages that every ending or changing write publishes.
 
+pub mod cache;
+pub mod invalidation;
 pub mod memory;
 pub mod redis_store;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::random;
+use cache::{Key, Lookup, SessionCache};
 
 /// A factor a user has proven in this session. Later login methods add variants; the session
 /// records which are done, so a flow can ask for exactly what is missing.
@@ -88,88 +94,241 @@ pub trait SessionStore: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
-/// Store key for a session id: the id itself never reaches the store.
-pub fn store_key(id: &str) -> String {
-    hex::encode(Sha256::digest(id.as_bytes()))
+/// The hashed id a session is stored under (the id itself never reaches the store).
+pub fn key_of(id: &str) -> Key {
+    Sha256::digest(id.as_bytes()).into()
 }
 
-/// The session rules over a store.
+/// Store key for a session id: the id itself never reaches the store.
+pub fn store_key(id: &str) -> String {
+    hex::encode(key_of(id))
+}
+
+/// The two session timeouts, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub idle: u64,
+    pub absolute: u64,
+}
+
+/// Whether a session may still be used at some moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Idle too long or past its absolute timeout.
+    Ended,
+    /// Alive; `refresh_due` when `last_seen` should be written again.
+    Live { refresh_due: bool },
+}
+
+impl Timeouts {
+    /// How long before `last_seen` is written again: refreshing on every request would make
+    /// each proxied request a store write; a small fraction of the idle timeout is enough.
+    fn refresh_after(&self) -> u64 {
+        (self.idle / 10).clamp(1, 60)
+    }
+
+    pub fn liveness(&self, created_at: u64, last_seen: u64, now: u64) -> Liveness {
+        let idle_for = now.saturating_sub(last_seen);
+        let age = now.saturating_sub(created_at);
+        if idle_for >= self.idle || age >= self.absolute {
+            Liveness::Ended
+        } else {
+            Liveness::Live {
+                refresh_due: idle_for >= self.refresh_after(),
+            }
+        }
+    }
+
+    /// How long the store keeps a session written at `now`: the idle timeout, cut at the
+    /// absolute one (which is never extended).
+    fn ttl(&self, created_at: u64, now: u64) -> Duration {
+        let age = now.saturating_sub(created_at);
+        let left = self.absolute.saturating_sub(age);
+        Duration::from_secs(left.min(self.idle).max(1))
+    }
+}
+
+/// The session rules over a store, with an optional read-through cache for the proxy path.
 #[derive(Clone)]
 pub struct Sessions {
     store: Arc<dyn SessionStore>,
-    idle: Duration,
-    absolute: Duration,
+    timeouts: Timeouts,
+    /// Only with a shared (Redis) store, and only when its invalidation subscriber runs.
+    cache: Option<Arc<SessionCache>>,
 }
 
 impl Sessions {
     pub fn new(store: Arc<dyn SessionStore>, idle: Duration, absolute: Duration) -> Self {
         Sessions {
             store,
-            idle,
-            absolute,
+            timeouts: Timeouts {
+                idle: idle.as_secs(),
+                absolute: absolute.as_secs(),
+            },
+            cache: None,
         }
     }
 
-    /// How long before `last_seen` is written again: refreshing on every request would make
-    /// each proxied request a store write; a small fraction of the idle timeout is enough.
-    fn refresh_after(&self) -> u64 {
-        (self.idle.as_secs() / 10).clamp(1, 60)
+    /// Serves [`Sessions::load_shared`] through `cache`. Whoever calls this must also run the
+    /// invalidation subscriber for it ([`invalidation::Subscriber`]); until that subscriber
+    /// is live the cache is bypassed.
+    pub fn with_cache(mut self, cache: Arc<SessionCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// A store error means Redis cannot be trusted to have told us everything: the cache is
+    /// emptied so nothing is served from it that Redis could not confirm.
+    fn checked<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err()
+            && let Some(cache) = &self.cache
+        {
+            cache.flush();
+        }
+        result
     }
 
     /// Stores `data` under a brand-new id and returns the id (a new id at every login step
     /// defeats session fixation).
     pub async fn create(&self, data: &SessionData, now: u64) -> Result<String, StoreError> {
         let id = random::token();
-        self.store
+        let r = self
+            .store
             .put(&store_key(&id), data, self.ttl(data, now))
-            .await?;
+            .await;
+        self.checked(r)?;
         Ok(id)
     }
 
-    /// Replaces the data of an existing session (same id).
+    /// Replaces the data of an existing session (same id). The store tells every instance.
+    /// A refresh of the old data already under way (here or on another instance, at most one
+    /// cache age old) can still overwrite it, as a read-then-refresh always could: the login
+    /// flows never change a session in place, they give it a new id.
     pub async fn update(&self, id: &str, data: &SessionData, now: u64) -> Result<(), StoreError> {
-        self.store
-            .put(&store_key(id), data, self.ttl(data, now))
-            .await
+        let key = key_of(id);
+        let r = self
+            .store
+            .put(&hex::encode(key), data, self.ttl(data, now))
+            .await;
+        self.evict(&key);
+        self.checked(r)
     }
 
     fn ttl(&self, data: &SessionData, now: u64) -> Duration {
-        let age = now.saturating_sub(data.created_at);
-        let left = self.absolute.as_secs().saturating_sub(age);
-        Duration::from_secs(left.min(self.idle.as_secs()).max(1))
+        self.timeouts.ttl(data.created_at, now)
     }
 
-    /// The live session for `id`, or `None` when unknown or timed out.
+    fn evict(&self, key: &Key) {
+        if let Some(cache) = &self.cache {
+            cache.evict(key);
+        }
+    }
+
+    /// The live session for `id`, or `None` when unknown or timed out, read from the store
+    /// (the login flows' view: always current).
     pub async fn load(&self, id: &str, now: u64) -> Result<Option<SessionData>, StoreError> {
-        let key = store_key(id);
-        let Some(mut data) = self.store.get(&key).await? else {
+        self.load_key(&key_of(id), now).await
+    }
+
+    async fn load_key(&self, key: &Key, now: u64) -> Result<Option<SessionData>, StoreError> {
+        let hex_key = hex::encode(key);
+        let Some(mut data) = self.checked(self.store.get(&hex_key).await)? else {
             return Ok(None);
         };
-        let idle_for = now.saturating_sub(data.last_seen);
-        let age = now.saturating_sub(data.created_at);
-        if idle_for >= self.idle.as_secs() || age >= self.absolute.as_secs() {
-            self.store.delete(&key).await?;
-            return Ok(None);
+        match self.timeouts.liveness(data.created_at, data.last_seen, now) {
+            Liveness::Ended => {
+                let r = self.store.delete(&hex_key).await;
+                self.evict(key);
+                self.checked(r)?;
+                Ok(None)
+            }
+            Liveness::Live { refresh_due } => {
+                if refresh_due {
+                    data.last_seen = now;
+                    let r = self
+                        .store
+                        .refresh(&hex_key, &data, self.ttl(&data, now))
+                        .await;
+                    self.checked(r)?;
+                }
+                Ok(Some(data))
+            }
         }
-        if idle_for >= self.refresh_after() {
-            data.last_seen = now;
-            self.store
-                .refresh(&key, &data, self.ttl(&data, now))
-                .await?;
-        }
-        Ok(Some(data))
     }
 
+    /// The live session for `id` on the proxy path: from the cache when it holds a fresh copy
+    /// (its `last_seen` then written behind, off the request, at most once per refresh
+    /// interval), else as [`Sessions::load`], the answer then kept for a moment.
+    pub async fn load_shared(
+        &self,
+        id: &str,
+        now: u64,
+    ) -> Result<Option<Arc<SessionData>>, StoreError> {
+        let key = key_of(id);
+        let Some(cache) = &self.cache else {
+            return Ok(self.load_key(&key, now).await?.map(Arc::new));
+        };
+        match cache.lookup(&key, Instant::now(), now, self.timeouts) {
+            Lookup::Hit { data, refresh } => {
+                if let Some(last_seen) = refresh {
+                    self.write_behind(key, &data, last_seen);
+                }
+                Ok(Some(data))
+            }
+            Lookup::Miss(ticket) => {
+                let data = self.load_key(&key, now).await?.map(Arc::new);
+                if let (Some(data), Some(ticket)) = (&data, ticket) {
+                    cache.fill(key, data.clone(), ticket);
+                }
+                Ok(data)
+            }
+        }
+    }
+
+    /// Extends a cached session in the store without holding up the request. The store's
+    /// `refresh` only rewrites a session that still exists, so a session ended meanwhile stays
+    /// ended; a failure empties the cache (Redis is in doubt).
+    fn write_behind(&self, key: Key, data: &SessionData, last_seen: u64) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to run it on: drop the entry, so the next request refreshes inline.
+            self.evict(&key);
+            return;
+        };
+        let mut fresh = data.clone();
+        fresh.last_seen = last_seen;
+        let ttl = self.ttl(&fresh, last_seen);
+        let store = self.store.clone();
+        let cache = self.cache.clone();
+        runtime.spawn(async move {
+            if let Err(e) = store.refresh(&hex::encode(key), &fresh, ttl).await {
+                tracing::warn!("session refresh: {e}");
+                if let Some(cache) = cache {
+                    cache.flush();
+                }
+            }
+        });
+    }
+
+    /// Ends one session, here and (through the store's invalidation) on every instance.
     pub async fn destroy(&self, id: &str) -> Result<(), StoreError> {
-        self.store.delete(&store_key(id)).await
+        let key = key_of(id);
+        let r = self.store.delete(&hex::encode(key)).await;
+        self.evict(&key);
+        self.checked(r)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.store.ping().await
+        let r = self.store.ping().await;
+        self.checked(r)
     }
 
+    /// Ends every session of one account, here and on every instance.
     pub async fn destroy_account(&self, account_id: &str) -> Result<(), StoreError> {
-        self.store.delete_account(account_id).await
+        let r = self.store.delete_account(account_id).await;
+        if let Some(cache) = &self.cache {
+            cache.evict_account(account_id);
+        }
+        self.checked(r)
     }
 }
 
@@ -231,5 +390,152 @@ mod tests {
         assert!(s.destroy_account("a1").await.is_ok());
         assert!(s.load(&a, 1).await.ok().flatten().is_none());
         assert!(s.load(&b, 1).await.ok().flatten().is_none());
+    }
+
+    /// The in-process store, with a switch that makes every call fail as a dead Redis would.
+    #[derive(Default)]
+    struct Flaky {
+        inner: memory::MemoryStore,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl Flaky {
+        fn check(&self) -> Result<(), StoreError> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                Err(StoreError("down".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[async_trait]
+    impl SessionStore for Flaky {
+        async fn get(&self, key: &str) -> Result<Option<SessionData>, StoreError> {
+            self.check()?;
+            self.inner.get(key).await
+        }
+        async fn put(&self, key: &str, d: &SessionData, ttl: Duration) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.put(key, d, ttl).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.delete(key).await
+        }
+        async fn delete_account(&self, account_id: &str) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.delete_account(account_id).await
+        }
+        async fn refresh(
+            &self,
+            key: &str,
+            d: &SessionData,
+            ttl: Duration,
+        ) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.refresh(key, d, ttl).await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            self.check()
+        }
+    }
+
+    fn cached() -> (Sessions, Arc<Flaky>, Arc<SessionCache>) {
+        let store = Arc::new(Flaky::default());
+        let cache = Arc::new(SessionCache::default());
+        cache.set_live(true);
+        let s = Sessions::new(
+            store.clone(),
+            Duration::from_secs(100),
+            Duration::from_secs(1000),
+        )
+        .with_cache(cache.clone());
+        (s, store, cache)
+    }
+
+    async fn shared(s: &Sessions, id: &str, now: u64) -> Option<Arc<SessionData>> {
+        s.load_shared(id, now).await.ok().flatten()
+    }
+
+    /// Lets spawned write-behind refreshes run (the test runtime has one thread).
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cache_serves_and_local_writes_evict() {
+        let (s, store, cache) = cached();
+        let id = s.create(&data(0), 0).await.unwrap_or_default();
+        assert!(shared(&s, &id, 1).await.is_some());
+        assert_eq!(cache.len(), 1);
+        // Served from memory: the store being down is not even noticed (within the max age).
+        store.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(shared(&s, &id, 1).await.is_some());
+        store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert!(s.destroy(&id).await.is_ok());
+        assert!(cache.is_empty());
+        assert!(shared(&s, &id, 1).await.is_none());
+
+        let a = s.create(&data(0), 0).await.unwrap_or_default();
+        let b = s.create(&data(0), 0).await.unwrap_or_default();
+        assert!(shared(&s, &a, 1).await.is_some());
+        assert!(shared(&s, &b, 1).await.is_some());
+        assert!(s.destroy_account("a1").await.is_ok());
+        assert!(cache.is_empty());
+        assert!(shared(&s, &a, 1).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_store_error_empties_the_cache() {
+        let (s, store, cache) = cached();
+        let a = s.create(&data(0), 0).await.unwrap_or_default();
+        let b = s.create(&data(0), 0).await.unwrap_or_default();
+        assert!(shared(&s, &a, 1).await.is_some());
+        store.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        // `b` is not cached: its read fails, and `a` is no longer served either.
+        assert!(s.load_shared(&b, 1).await.is_err());
+        assert!(cache.is_empty());
+        assert!(s.load_shared(&a, 1).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_cached_session_is_extended_behind_the_request() {
+        let (s, _store, _cache) = cached();
+        let id = s.create(&data(0), 0).await.unwrap_or_default();
+        assert!(shared(&s, &id, 0).await.is_some());
+        // Idle 100 s, refresh every 10 s: the hit at 10 writes last_seen = 10 to the store.
+        assert!(shared(&s, &id, 10).await.is_some());
+        settle().await;
+        let stored = s.load(&id, 10).await.ok().flatten().map(|d| d.last_seen);
+        assert_eq!(stored, Some(10));
+    }
+
+    #[tokio::test]
+    async fn a_write_behind_never_brings_back_an_ended_session() {
+        let (s, _store, _cache) = cached();
+        let id = s.create(&data(0), 0).await.unwrap_or_default();
+        assert!(shared(&s, &id, 0).await.is_some());
+        // The hit claims a refresh; the session ends before the refresh runs.
+        assert!(shared(&s, &id, 10).await.is_some());
+        assert!(s.destroy(&id).await.is_ok());
+        settle().await;
+        assert!(s.load(&id, 10).await.ok().flatten().is_none());
+    }
+
+    #[tokio::test]
+    async fn idle_and_absolute_timeouts_hold_through_the_cache() {
+        let (s, _store, _cache) = cached();
+        let id = s.create(&data(0), 0).await.unwrap_or_default();
+        for t in (5..1000).step_by(5) {
+            assert!(shared(&s, &id, t).await.is_some(), "alive at {t}");
+            settle().await;
+        }
+        assert!(shared(&s, &id, 1000).await.is_none());
+        let id = s.create(&data(0), 0).await.unwrap_or_default();
+        assert!(shared(&s, &id, 1).await.is_some());
+        assert!(shared(&s, &id, 101).await.is_none());
     }
 }

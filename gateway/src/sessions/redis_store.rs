@@ -2,13 +2,17 @@
 //!
 //! Each session is one string key (`{prefix}s:{hash}`) holding JSON with a TTL; each account
 //! has a set (`{prefix}as:{account}`) of its session keys so all of them can be ended at once.
-//! The connection is shared with the volatile store ([`crate::redis_conn`]).
+//! Every write that ends or changes a session also publishes an invalidation on
+//! `{prefix}session-events`, in the same transaction ([`super::invalidation`]), so no instance
+//! keeps serving it from its cache. The connection is shared with the volatile store
+//! ([`crate::redis_conn`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::invalidation::{self, account_message, session_message};
 use super::{SessionData, SessionStore, StoreError};
 use crate::redis_conn::{RedisConn, store_err};
 
@@ -31,6 +35,10 @@ impl RedisStore {
 
     fn account_key(&self, account_id: &str) -> String {
         self.conn.key(&format!("as:{account_id}"))
+    }
+
+    fn channel(&self) -> String {
+        self.conn.key(invalidation::CHANNEL)
     }
 }
 
@@ -78,6 +86,11 @@ impl SessionStore for RedisStore {
             .arg(ttl.as_secs().max(1))
             .arg("NX")
             .ignore()
+            // A new session is in no cache, but the same call replaces existing ones.
+            .cmd("PUBLISH")
+            .arg(self.channel())
+            .arg(session_message(key))
+            .ignore()
             .query_async::<()>(&mut conn)
             .await
             .map_err(store_err)
@@ -105,8 +118,15 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let mut conn = self.connection().await?;
-        redis::cmd("DEL")
+        redis::pipe()
+            .atomic()
+            .cmd("DEL")
             .arg(self.session_key(key))
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(self.channel())
+            .arg(session_message(key))
+            .ignore()
             .query_async::<()>(&mut conn)
             .await
             .map_err(store_err)
@@ -126,6 +146,10 @@ impl SessionStore for RedisStore {
             pipe.cmd("DEL").arg(self.session_key(k)).ignore();
         }
         pipe.cmd("DEL").arg(&account_key).ignore();
+        pipe.cmd("PUBLISH")
+            .arg(self.channel())
+            .arg(account_message(account_id))
+            .ignore();
         pipe.query_async::<()>(&mut conn).await.map_err(store_err)
     }
 
