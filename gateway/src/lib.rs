@@ -9,7 +9,8 @@
 //! - [`handlers`] answers requests under the reserved `/.menshen/` prefix: one module per flow.
 //! - [`respond`] is the one place that turns outcomes into HTTP responses (status, page,
 //!   redirect, security headers).
-//! - [`sessions`] holds the server-side session model and its stores (Redis, in-process).
+//! - [`sessions`] holds the server-side session model and its stores (Redis, in-process),
+//!   and the proxy path's short-lived session cache with its pub/sub invalidation.
 //! - [`volatile`] holds short-lived shared values (captcha answers, QR secrets, counters);
 //!   [`regulation`] turns failure counts into suspensions and throttles; [`captcha`] draws
 //!   and checks the login captcha.
