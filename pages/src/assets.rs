@@ -61,7 +61,7 @@ mod tests {
         assert_eq!(js.content_type, "text/javascript; charset=utf-8");
         let text = std::str::from_utf8(js.body).expect("utf-8");
         assert!(text.contains("asker.postMessage(JSON.stringify(tbsPackage), COMPONENT)"));
-        assert!(text.contains("if (event.origin !== COMPONENT) return;"));
+        assert!(text.contains("if (event.origin !== COMPONENT || event.source !== popup) return;"));
         assert!(text.contains("/p11Image.bmp?withcert=true"));
         assert!(text.contains("/.menshen/certificate/challenge"));
         assert!(text.contains("/.menshen/certificate/verify"));

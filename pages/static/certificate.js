@@ -168,11 +168,21 @@
       .finally(function () { clearTimeout(timer); });
   }
 
-  /** The component's pkcs11info, or null when the component does not answer. */
+  /**
+   * The component's pkcs11info, or null when the component does not answer. The form's
+   * data-source says which way it was read (image, fetch or none).
+   */
   function componentInfo() {
-    return infoFromImage().catch(function () {
-      return infoFromFetch();
+    return infoFromImage().then(function (info) {
+      form.setAttribute('data-source', 'image');
+      return info;
+    }, function () {
+      return infoFromFetch().then(function (info) {
+        form.setAttribute('data-source', 'fetch');
+        return info;
+      });
     }).catch(function () {
+      form.setAttribute('data-source', 'none');
       return null;
     });
   }
@@ -309,7 +319,8 @@
         }
       }
       function onMessage(event) {
-        if (event.origin !== COMPONENT) return;
+        // Only the popup this page opened, at the component's origin.
+        if (event.origin !== COMPONENT || event.source !== popup) return;
         var data;
         try {
           data = typeof event.data === 'string' ? JSON.parse(event.data) : event.data;

@@ -157,6 +157,11 @@ describe('citizen certificate binding and sign-in in headless Chromium', { timeo
     assert.match(c.browser.text, /Chrome \d+/);
     assert.equal(c.component.state, 'ok', `component row: ${c.component.text}`);
     assert.equal(c.component.text, '版本：1.3.4.103339');
+    assert.equal(
+      await page.locator('#certificate-form').getAttribute('data-source'),
+      'image',
+      'the check table read the component through /p11Image.bmp',
+    );
     assert.equal(c.card.state, 'ok', `card row: ${c.card.text}`);
     assert.match(c.card.text, /^Generic Smart Card Reader Interface 0 卡號:\[TP03\d+\]$/);
     assert.ok(c.pinEnabled, 'PIN field opens once the checks pass');
