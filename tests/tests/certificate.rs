@@ -34,6 +34,15 @@ async fn start() -> (Upstream, Gateway, tempfile::TempDir) {
 }
 
 async fn start_on(sql: Sql, store: Store) -> (Upstream, Gateway, tempfile::TempDir) {
+    start_with_tables(sql, store, "").await
+}
+
+/// [`start_on`] with more configuration tables after `[certificate]`.
+async fn start_with_tables(
+    sql: Sql,
+    store: Store,
+    tables: &str,
+) -> (Upstream, Gateway, tempfile::TempDir) {
     let files = tempfile::tempdir().expect("dir");
     let write = |name: &str, bytes: &[u8]| {
         let path = files.path().join(name);
@@ -51,7 +60,7 @@ async fn start_on(sql: Sql, store: Store) -> (Upstream, Gateway, tempfile::TempD
         "[certificate]\ntrust_anchors = [\"{root}\"]\nintermediates = [\"{g2}\", \"{g3}\"]\n\
          crls = [\"{crl}\"]\ncrl_refresh = \"6h\"\nrequired_policies = [\"{TEST_POLICY_OID}\"]\n\
          require_identity_match = true\n\
-         component_download_url = \"https://moica.nat.gov.tw/download.html\"\n"
+         component_download_url = \"https://moica.nat.gov.tw/download.html\"\n{tables}"
     );
     let up = Upstream::start().await;
     let gw = Gateway::start(
@@ -527,6 +536,75 @@ async fn a_card_binds_through_the_contract_path_and_a_card_only_account_adds_otp
     assert_eq!(done.location(), Some("/"), "{}", done.body);
     let (_again, page) = login(&gw, &leaf, Kind::Pkcs7, "/").await;
     assert_eq!(page.status, 200, "the card still signs in: {}", page.body);
+}
+
+/// Makes the one session in `gw`'s Redis look `secs` older (its login time), keeping its TTL.
+fn age_the_session(gw: &Gateway, secs: i64) {
+    let r = gw.redis.as_ref().expect("a Redis-backed gateway");
+    let client = redis::Client::open(r.url.as_str()).expect("redis url");
+    let mut conn = client.get_connection().expect("redis");
+    let mut aged = 0;
+    for key in r.keys() {
+        // Sets (the account index) answer GET with an error: not sessions.
+        let Ok(Some(raw)) = redis::cmd("GET")
+            .arg(&key)
+            .query::<Option<Vec<u8>>>(&mut conn)
+        else {
+            continue;
+        };
+        let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&raw) else {
+            continue;
+        };
+        let Some(created) = v.get("created_at").and_then(serde_json::Value::as_i64) else {
+            continue;
+        };
+        v["created_at"] = (created - secs).into();
+        redis::cmd("SET")
+            .arg(&key)
+            .arg(v.to_string())
+            .arg("KEEPTTL")
+            .query::<()>(&mut conn)
+            .expect("SET");
+        aged += 1;
+    }
+    assert_eq!(aged, 1, "exactly one session in Redis");
+}
+
+#[tokio::test]
+async fn changing_a_sign_in_method_needs_a_recent_login() {
+    // An OpenID provider that is never reached: the refusal comes first.
+    let oidc = "[[oidc]]\nid = \"google\"\ndisplay_name = \"Google 帳號\"\n\
+                button_label = \"Google帳號登入\"\nissuer = \"http://127.0.0.1:9\"\n\
+                client_id = \"menshen\"\nclient_secret = \"s3cret-client\"\n";
+    let (_up, gw, _files) = start_with_tables(Sql::Sqlite, Store::SharedRedis, oidc).await;
+    let mut b = Browser::new(&gw.base());
+    let secret = b.bind_otp(STAFF.0, STAFF.2).await;
+    let done = b.login_with_otp(STAFF.0, STAFF.2, "/", &secret).await;
+    assert_eq!(done.location(), Some("/"), "{}", done.body);
+    let csrf = b.get("/.menshen/account").await.csrf();
+    // Fresh: every binding page opens.
+    assert_eq!(b.get("/.menshen/bind/otp").await.status, 200);
+    assert_eq!(b.get("/.menshen/bind/certificate").await.status, 200);
+
+    age_the_session(&gw, 11 * 60);
+    let otp = b.get("/.menshen/bind/otp").await;
+    assert_eq!(otp.status, 403);
+    assert!(
+        otp.body.contains("sign in again before changing"),
+        "{}",
+        otp.body
+    );
+    assert_eq!(b.get("/.menshen/bind/certificate").await.status, 403);
+    let card = challenge(&mut b, &[("purpose", "bind"), ("csrf", &csrf)]).await;
+    assert_eq!(
+        card.err().map(|p| (p.status, error_code(&p))),
+        Some((401, "no_session".to_string()))
+    );
+    let provider = b.get("/.menshen/oidc/google/start?purpose=bind").await;
+    assert_eq!(provider.status, 403, "{}", provider.body);
+    assert!(provider.body.contains("sign in again before changing"));
+    // The session itself still works for the app.
+    assert_eq!(b.get("/").await.status, 200);
 }
 
 #[tokio::test]

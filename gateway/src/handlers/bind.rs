@@ -47,6 +47,9 @@ fn pending_key(bind_id: &str) -> String {
     format!("bind:{bind_id}")
 }
 
+/// The refusal's detail when a session is too old to change a sign-in method.
+pub const RELOGIN_TO_CHANGE: &str = "請先登出並重新登入，再變更驗證方式 / Sign out and sign in again before changing a sign-in method";
+
 /// Whether a full session is fresh enough to change a second factor.
 pub fn recent_login(s: &SessionData) -> bool {
     clock::now_secs().saturating_sub(s.created_at) <= RECENT_LOGIN_SECS
@@ -63,9 +66,7 @@ async fn binding_session(req: &Request<'_>) -> Result<(String, SessionData), Rep
         Stage::Authenticated => Err(Reply::error(
             req.lang,
             ErrorKind::Forbidden,
-            Some(
-                "請先登出並重新登入，再變更驗證方式 / Sign out and sign in again before changing a sign-in method",
-            ),
+            Some(RELOGIN_TO_CHANGE),
         )),
         Stage::NeedsSecondFactor => Err(Reply::redirect(302, "/.menshen/otp")),
     }

@@ -97,6 +97,15 @@ pub async fn start(req: &Request<'_>, id: &str) -> Reply {
             if s.stage != Stage::Authenticated {
                 return Reply::redirect(302, "/.menshen/login");
             }
+            // As for OTP and the card: a session left open (or stolen) cannot link another
+            // account that would then sign in as this one.
+            if !super::bind::recent_login(&s) {
+                return Reply::error(
+                    req.lang,
+                    menshen_pages::ErrorKind::Forbidden,
+                    Some(super::bind::RELOGIN_TO_CHANGE),
+                );
+            }
             match load_account(req, &s.account_id).await {
                 Ok(a) if a.otp_bound || a.certificate_bound => {}
                 Ok(_) => {
