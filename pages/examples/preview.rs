@@ -55,6 +55,7 @@ fn main() {
         notice: Some(notice),
         support: Some(support),
         other_methods: &methods,
+        lockout: LockoutRule::default(),
         captcha: Some(CaptchaField {
             id: "cap-1",
             image_src: "./captcha.svg",
@@ -186,6 +187,7 @@ fn main() {
         csrf: "abc",
         display_name: "王小明",
         message: None,
+        lockout: LockoutRule::default(),
     };
     write(dir, "otp.html", &render_otp(&otp));
     write(

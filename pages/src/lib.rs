@@ -87,6 +87,32 @@ impl MessageView {
     }
 }
 
+/// The suspension rule the login and OTP pages state: how many failures in a row suspend
+/// an account, and for how many minutes (from `[lockout]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutRule {
+    pub failures: u32,
+    pub minutes: u64,
+}
+
+impl Default for LockoutRule {
+    /// The manual's rule: 3 failures, 15 minutes.
+    fn default() -> Self {
+        LockoutRule {
+            failures: 3,
+            minutes: 15,
+        }
+    }
+}
+
+impl LockoutRule {
+    /// `text` with `{n}` and `{minutes}` filled in.
+    fn fill(self, text: &str) -> String {
+        text.replace("{n}", &self.failures.to_string())
+            .replace("{minutes}", &self.minutes.to_string())
+    }
+}
+
 /// Renders a template, falling back to a minimal static page on the (practically impossible)
 /// render error.
 fn render_or_fallback<T: askama::Template>(template: &T) -> String {

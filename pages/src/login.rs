@@ -6,7 +6,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::lang::Lang;
 use crate::texts::Texts;
-use crate::{MessageView, render_or_fallback};
+use crate::{LockoutRule, MessageView, render_or_fallback};
 
 /// Characters left as they are in a query value: RFC 3986 unreserved characters and `/`.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -42,6 +42,8 @@ pub struct LoginPage<'a> {
     pub other_methods: &'a [OtherMethod<'a>],
     /// The picture verification code (驗證碼), shown after the password field when present.
     pub captcha: Option<CaptchaField<'a>>,
+    /// The password suspension rule, stated under the form and in the suspension message.
+    pub lockout: LockoutRule,
 }
 
 /// The picture verification code field of the login form.
@@ -115,6 +117,7 @@ struct LoginTemplate<'a> {
     subtitle: &'a str,
     page: &'a LoginPage<'a>,
     message: Option<MessageView>,
+    lockout_hint: String,
     focus_username: bool,
     switch_href: String,
     switch_label: &'static str,
@@ -144,7 +147,12 @@ pub fn render_login(page: &LoginPage) -> String {
             page.site_name
         },
         page,
-        message: page.message.as_ref().map(|m| m.view(t)),
+        message: page.message.as_ref().map(|m| {
+            let mut view = m.view(t);
+            view.text = page.lockout.fill(&view.text);
+            view
+        }),
+        lockout_hint: page.lockout.fill(t.lockout_hint),
         focus_username: page.username.is_empty(),
         switch_href: switch_href(other, page.rd),
         switch_label: other.texts().switch_to_this_language,
@@ -180,6 +188,7 @@ mod tests {
             support: None,
             other_methods: &[],
             captcha: None,
+            lockout: LockoutRule::default(),
         }
     }
 
@@ -476,6 +485,30 @@ mod tests {
         let en = render_login(&page(Lang::En));
         assert!(en.contains("After 3 wrong passwords in a row the account is suspended"));
         assert!(en.contains("15 minutes"));
+    }
+
+    #[test]
+    fn the_hint_and_the_suspension_state_the_configured_rule() {
+        let rule = LockoutRule {
+            failures: 5,
+            minutes: 30,
+        };
+        let zh = render_login(&LoginPage {
+            lockout: rule,
+            message: Some(LoginMessage::Locked {
+                until: "14:35".into(),
+            }),
+            ..page(Lang::ZhTw)
+        });
+        assert!(zh.contains("密碼連續輸入 5 次錯誤，將暫時停用帳號，需等待 30 分鐘後方能再次登入"));
+        assert!(zh.contains("帳號已暫時停用（連續輸入錯誤 5 次），請於 14:35 後再試。"));
+        assert!(!zh.contains("{n}") && !zh.contains("{minutes}"));
+        let en = render_login(&LoginPage {
+            lockout: rule,
+            ..page(Lang::En)
+        });
+        assert!(en.contains("After 5 wrong passwords in a row"));
+        assert!(en.contains("after 30 minutes"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::lang::Lang;
 use crate::texts::Texts;
-use crate::{MessageView, render_or_fallback};
+use crate::{LockoutRule, MessageView, render_or_fallback};
 
 /// Everything the OTP sign-in page (OTP 驗證) shows.
 #[derive(Debug, Clone)]
@@ -13,6 +13,8 @@ pub struct OtpPage<'a> {
     pub csrf: &'a str,
     pub display_name: &'a str,
     pub message: Option<OtpMessage>,
+    /// The OTP suspension rule, stated under the form and in the suspension message.
+    pub lockout: LockoutRule,
 }
 
 /// The message shown above the code field.
@@ -48,6 +50,7 @@ struct OtpTemplate<'a> {
     subtitle: &'static str,
     page: &'a OtpPage<'a>,
     message: Option<MessageView>,
+    lockout_hint: String,
     /// No code form while the account is suspended: only the way back.
     show_form: bool,
 }
@@ -60,7 +63,12 @@ pub fn render_otp(page: &OtpPage) -> String {
         t,
         subtitle: t.tagline,
         page,
-        message: page.message.as_ref().map(|m| m.view(t)),
+        message: page.message.as_ref().map(|m| {
+            let mut view = m.view(t);
+            view.text = page.lockout.fill(&view.text);
+            view
+        }),
+        lockout_hint: page.lockout.fill(t.otp_lockout_hint),
         show_form: !matches!(page.message, Some(OtpMessage::Locked { .. })),
     })
 }
@@ -75,6 +83,7 @@ mod tests {
             csrf: "csrf-otp-9",
             display_name: "王小明",
             message: None,
+            lockout: LockoutRule::default(),
         }
     }
 
@@ -82,6 +91,26 @@ mod tests {
         let start = html.find("<div id=\"message\"").expect("message box");
         let end = start + html[start..].find("</div>").expect("end of box");
         &html[start..end]
+    }
+
+    #[test]
+    fn the_otp_hint_and_suspension_state_the_configured_rule() {
+        let html = render_otp(&OtpPage {
+            lockout: LockoutRule {
+                failures: 4,
+                minutes: 10,
+            },
+            message: Some(OtpMessage::Locked {
+                until: "09:10".into(),
+            }),
+            ..page(Lang::ZhTw)
+        });
+        assert!(
+            html.contains(
+                "OTP 密碼連續輸入 4 次錯誤，將暫時停用帳號，需等待 10 分鐘後方可再次登入。"
+            )
+        );
+        assert!(html.contains("OTP 密碼連續輸入錯誤 4 次，帳號已暫時停用，請於 09:10 後再試。"));
     }
 
     #[test]

@@ -356,6 +356,34 @@ async fn unknown_names_are_counted_like_real_ones_and_success_resets() {
 }
 
 #[tokio::test]
+async fn the_pages_state_the_configured_lockout_rule() {
+    let (_up, gw) = start(Options {
+        extra: "[lockout]\npassword_failures = 5\notp_failures = 4\nduration = \"20m\"\n".into(),
+        ..Options::default()
+    })
+    .await;
+    let mut b = Browser::new(&gw.base());
+    let login = b.get("/.menshen/login").await;
+    assert!(
+        login
+            .body
+            .contains("密碼連續輸入 5 次錯誤，將暫時停用帳號，需等待 20 分鐘後方能再次登入。"),
+        "{}",
+        login.body
+    );
+    b.bind_otp(STAFF.0, STAFF.2).await;
+    let page = b.login(STAFF.0, STAFF.2, "/").await;
+    assert_eq!(page.location(), Some("/.menshen/otp"));
+    let otp = b.get("/.menshen/otp").await;
+    assert!(
+        otp.body
+            .contains("OTP 密碼連續輸入 4 次錯誤，將暫時停用帳號，需等待 20 分鐘後方可再次登入。"),
+        "{}",
+        otp.body
+    );
+}
+
+#[tokio::test]
 async fn suspensions_end_by_themselves() {
     let (_up, gw) = start(Options {
         extra: "[lockout]\nduration = \"3s\"\n".into(),

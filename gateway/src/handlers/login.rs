@@ -109,6 +109,7 @@ async fn page(
         notice: req.state.config.login.notice.as_deref(),
         support: req.state.config.login.support.as_deref(),
         other_methods: &other_methods,
+        lockout: super::lockout_rule(req.state.config.lockout.password_failures, req),
         captcha: match (&captcha_id, &image) {
             (Some(id), Some(src)) => Some(CaptchaField {
                 id,

@@ -42,6 +42,15 @@ pub struct Request<'a> {
     pub client_ip: Option<IpAddr>,
 }
 
+/// The suspension rule the pages state: `failures` in a row, for the configured time (in
+/// whole minutes, rounded up).
+fn lockout_rule(failures: u32, req: &Request<'_>) -> menshen_pages::LockoutRule {
+    menshen_pages::LockoutRule {
+        failures,
+        minutes: req.state.config.lockout.duration.as_secs().div_ceil(60),
+    }
+}
+
 /// Answers one request under `/.menshen/`.
 pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
     let rest = req.path.strip_prefix("/.menshen").unwrap_or("");

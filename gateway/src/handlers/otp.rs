@@ -24,6 +24,7 @@ fn render(req: &Request<'_>, status: u16, s: &SessionData, message: Option<OtpMe
         csrf: &s.csrf,
         display_name: &s.display_name,
         message,
+        lockout: super::lockout_rule(req.state.config.lockout.otp_failures, req),
     });
     Reply::html(status, html)
 }
