@@ -325,6 +325,7 @@ fn main() {
         activity: &activity,
         otp_bound: true,
         certificate: CertificateRow::NotYetAvailable,
+        certificate_holder: None,
         providers: &providers,
         message: None,
     };

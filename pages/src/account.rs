@@ -36,9 +36,22 @@ pub struct AccountPage<'a> {
     pub activity: &'a [ActivityRow<'a>],
     pub otp_bound: bool,
     pub certificate: CertificateRow<'a>,
+    /// The bound card, shown in the certificate row when one is bound.
+    pub certificate_holder: Option<CertificateHolder<'a>>,
     /// One row per configured OpenID Connect provider.
     pub providers: &'a [ProviderRow<'a>],
     pub message: Option<AccountMessage>,
+}
+
+/// What the account page shows of a bound citizen certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertificateHolder<'a> {
+    /// The holder's name on the card.
+    pub name: &'a str,
+    /// Last four digits of the national ID (empty when the card does not carry them).
+    pub id_last4: &'a str,
+    /// When it was bound, formatted for display.
+    pub bound_at: &'a str,
 }
 
 /// The tabs of the account page.
@@ -209,6 +222,8 @@ struct AccountTemplate<'a> {
     auth_method: String,
     activity: Vec<ActivityView<'a>>,
     cert: CertificateView<'a>,
+    /// The bound card in words, e.g. 持卡人 王小明（身分證末四碼 6789），2026-12-01 09:30 綁定.
+    cert_holder: Option<String>,
     providers: Vec<ProviderView<'a>>,
     note_one_account: String,
 }
@@ -272,6 +287,16 @@ pub fn render_account(page: &AccountPage) -> String {
         auth_method: method_label(page.auth_method, t),
         activity,
         cert: CertificateView::new(page.certificate),
+        cert_holder: page.certificate_holder.map(|h| {
+            let text = if h.id_last4.is_empty() {
+                t.settings_certificate_holder_no_id
+            } else {
+                t.settings_certificate_holder
+            };
+            text.replace("{name}", h.name)
+                .replace("{last4}", h.id_last4)
+                .replace("{date}", h.bound_at)
+        }),
         providers,
         note_one_account: t
             .settings_note_one_account
@@ -489,6 +514,7 @@ mod tests {
             activity: &ACTIVITY,
             otp_bound: true,
             certificate: CertificateRow::NotYetAvailable,
+            certificate_holder: None,
             providers: &PROVIDERS,
             message: None,
         }
@@ -868,6 +894,38 @@ mod tests {
         assert!(edu.contains("×</span> Not linked"));
         assert!(html.contains("Each external account (Google 帳號, 教育雲端帳號)"));
         assert!(!html.contains("授權方式"));
+    }
+
+    #[test]
+    fn a_bound_card_shows_its_holder_and_can_be_replaced() {
+        let roles = vec!["staff".to_string()];
+        let html = render_account(&AccountPage {
+            certificate: CertificateRow::Rebindable {
+                href: "/.menshen/bind/certificate",
+            },
+            certificate_holder: Some(CertificateHolder {
+                name: "王<小>明",
+                id_last4: "6789",
+                bound_at: "2026-12-01 09:30",
+            }),
+            ..page(Lang::ZhTw, AccountTab::Settings, &roles)
+        });
+        let cert = row(&html, "row-certificate");
+        assert!(
+            cert.contains("<p id=\"certificate-holder\" class=\"cell-note\">持卡人 王&#60;小&#62;明（身分證末四碼 6789），2026-12-01 09:30 綁定</p>"),
+            "{cert}"
+        );
+        assert!(cert.contains("id=\"rebind-certificate\""));
+        let no_id = render_account(&AccountPage {
+            certificate: CertificateRow::Bound,
+            certificate_holder: Some(CertificateHolder {
+                name: "王小明",
+                id_last4: "",
+                bound_at: "2026-12-01 09:30",
+            }),
+            ..page(Lang::En, AccountTab::Settings, &roles)
+        });
+        assert!(row(&no_id, "row-certificate").contains("Holder 王小明, set up 2026-12-01 09:30"));
     }
 
     #[test]

@@ -21,7 +21,8 @@ mod signed_in;
 mod texts;
 
 pub use account::{
-    AccountMessage, AccountPage, AccountTab, ActivityRow, ProviderRow, render_account,
+    AccountMessage, AccountPage, AccountTab, ActivityRow, CertificateHolder, ProviderRow,
+    render_account,
 };
 pub use assets::{StaticAsset, static_asset};
 pub use bind::{

@@ -192,6 +192,10 @@ pub struct Texts {
     pub settings_rebind: &'static str,
     pub settings_certificate_soon: &'static str,
     pub settings_certificate_rebind_help: &'static str,
+    /// The bound card: `{name}`, `{last4}`, `{date}`.
+    pub settings_certificate_holder: &'static str,
+    /// The bound card without ID digits: `{name}`, `{date}`.
+    pub settings_certificate_holder_no_id: &'static str,
     pub settings_oidc_bind: &'static str,
     pub settings_oidc_rebind: &'static str,
     pub settings_oidc_unbind: &'static str,
@@ -397,6 +401,8 @@ pub const ZH_TW: Texts = Texts {
     settings_rebind: "重新綁定",
     settings_certificate_soon: "本系統未開放自然人憑證綁定。",
     settings_certificate_rebind_help: "如需重新綁定，請洽客服人員。",
+    settings_certificate_holder: "持卡人 {name}（身分證末四碼 {last4}），{date} 綁定",
+    settings_certificate_holder_no_id: "持卡人 {name}，{date} 綁定",
     settings_oidc_bind: "綁定",
     settings_oidc_rebind: "重新綁定",
     settings_oidc_unbind: "解除綁定",
@@ -600,6 +606,8 @@ pub const EN: Texts = Texts {
     settings_rebind: "Set up again",
     settings_certificate_soon: "This system does not offer citizen certificate sign-in.",
     settings_certificate_rebind_help: "To replace it, contact the support desk.",
+    settings_certificate_holder: "Holder {name} (national ID ending {last4}), set up {date}",
+    settings_certificate_holder_no_id: "Holder {name}, set up {date}",
     settings_oidc_bind: "Link",
     settings_oidc_rebind: "Link again",
     settings_oidc_unbind: "Unlink",

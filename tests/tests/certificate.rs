@@ -385,6 +385,13 @@ async fn the_pages_offer_the_card_and_may_reach_the_component() {
     assert_eq!(page.status, 200, "{}", page.body);
     let settings = signed_in.get("/.menshen/account?tab=settings").await;
     assert!(
+        settings
+            .body
+            .contains("持卡人 王小明（身分證末四碼 6789），"),
+        "the bound card's holder is shown: {}",
+        settings.body
+    );
+    assert!(
         settings.body.contains(
             "<a id=\"rebind-certificate\" class=\"button button-secondary\" href=\"/.menshen/bind/certificate\">重新綁定</a>"
         ),

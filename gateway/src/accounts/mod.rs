@@ -521,6 +521,21 @@ impl AccountStore {
     /// Binds (or re-binds: a new card replaces the old one) a certificate to an account.
     /// `Conflict` when the certificate is bound to another account (the unique index on
     /// issuer + serial decides, so two racing binds cannot both win).
+    /// The bound card's holder name, national-ID last four digits and binding time, for
+    /// display.
+    pub async fn certificate_holder(
+        &self,
+        account_id: &str,
+    ) -> anyhow::Result<Option<(String, String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT subject_name, id_last4, created_at FROM certificate_bindings \
+             WHERE account_id = $1",
+        )
+        .bind(account_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     pub async fn bind_certificate(
         &self,
         account_id: &str,

@@ -40,15 +40,20 @@ pub async fn get(req: &Request<'_>) -> Reply {
         Ok(store) => store,
         Err(_) => return super::unavailable(req.lang),
     };
-    let (account, records, bindings) = match (
+    let (account, records, bindings, holder) = match (
         store.find_by_id(&s.account_id).await,
         store.activity_of(&s.login_name, 50).await,
         store.oidc_bindings_of(&s.account_id).await,
+        store.certificate_holder(&s.account_id).await,
     ) {
-        (Ok(Some(a)), Ok(r), Ok(b)) => (a, r, b),
-        (Ok(None), _, _) => return Reply::redirect(302, "/.menshen/login"),
+        (Ok(Some(a)), Ok(r), Ok(b), Ok(h)) => (a, r, b, h),
+        (Ok(None), _, _, _) => return Reply::redirect(302, "/.menshen/login"),
         _ => return super::unavailable(req.lang),
     };
+    let holder_bound_at = holder
+        .as_ref()
+        .map(|(_, _, at)| taipei_datetime(*at))
+        .unwrap_or_default();
     let when: Vec<String> = records.iter().map(|r| taipei_datetime(r.at)).collect();
     let activity_rows: Vec<ActivityRow> = records
         .iter()
@@ -113,6 +118,13 @@ pub async fn get(req: &Request<'_>) -> Reply {
         activity: &activity_rows,
         otp_bound: account.otp_bound,
         certificate,
+        certificate_holder: holder.as_ref().map(|(name, last4, _)| {
+            menshen_pages::CertificateHolder {
+                name,
+                id_last4: last4,
+                bound_at: &holder_bound_at,
+            }
+        }),
         providers: &providers,
         message,
     });
