@@ -1,6 +1,8 @@
 //! The operator's commands: check-config, account import, and the TLS listener with the
 //! `__Host-` cookie.
 
+use std::time::Duration;
+
 use menshen_tests::backends::Sql;
 use menshen_tests::client::{Browser, client_builder};
 use menshen_tests::gateway::{Gateway, Options, cli_with_stdin};
@@ -266,20 +268,29 @@ async fn metrics_are_served_on_their_own_listener_only() {
     let mut b = Browser::new(&gw.base());
     assert_eq!(b.get("/x").await.status, 302);
     let port = gw.metrics_port.expect("metrics port");
-    let text = client_builder()
-        .build()
-        .expect("client")
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body");
-    assert!(
-        text.contains("menshen_requests_total{outcome=\"login_redirect\",site=\"app\"} 1"),
-        "{text}"
-    );
+    let scrape = || async move {
+        client_builder()
+            .build()
+            .expect("client")
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("body")
+    };
+    // A request is counted when Pingora logs it, just after its response is sent: the scrape
+    // may come first, so wait for the count rather than expect it at once.
+    let counted = "menshen_requests_total{outcome=\"login_redirect\",site=\"app\"} 1";
+    menshen_tests::eventually(
+        Duration::from_secs(10),
+        "the redirect is counted",
+        || async { scrape().await.contains(counted) },
+    )
+    .await;
+    let text = scrape().await;
+    assert!(text.contains(counted), "{text}");
     // The public listener does not serve metrics: /metrics there is just a protected path.
     assert_eq!(b.get("/metrics").await.status, 302);
 }
