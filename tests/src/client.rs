@@ -44,6 +44,20 @@ impl Page {
     }
 }
 
+/// The Prometheus text a gateway serves on its metrics listener at `port`.
+pub async fn scrape_metrics(port: u16) -> String {
+    client_builder()
+        .build()
+        .expect("client")
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
 pub fn client_builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder()

@@ -1164,17 +1164,7 @@ mod ocsp {
 
     /// The gateway's Prometheus text.
     async fn metrics(gw: &Gateway) -> String {
-        let port = gw.metrics_port.expect("metrics port");
-        menshen_tests::client::client_builder()
-            .build()
-            .expect("client")
-            .get(format!("http://127.0.0.1:{port}/metrics"))
-            .send()
-            .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("body")
+        menshen_tests::client::scrape_metrics(gw.metrics_port.expect("metrics port")).await
     }
 
     /// Outcome and detail of every certificate activity record, oldest first.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use menshen_tests::backends::Sql;
-use menshen_tests::client::{Browser, client_builder};
+use menshen_tests::client::{Browser, client_builder, scrape_metrics};
 use menshen_tests::gateway::{Gateway, Options, cli_with_stdin};
 use menshen_tests::upstream::Upstream;
 
@@ -268,18 +268,7 @@ async fn metrics_are_served_on_their_own_listener_only() {
     let mut b = Browser::new(&gw.base());
     assert_eq!(b.get("/x").await.status, 302);
     let port = gw.metrics_port.expect("metrics port");
-    let scrape = || async move {
-        client_builder()
-            .build()
-            .expect("client")
-            .get(format!("http://127.0.0.1:{port}/metrics"))
-            .send()
-            .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("body")
-    };
+    let scrape = || scrape_metrics(port);
     // A request is counted when Pingora logs it, just after its response is sent: the scrape
     // may come first, so wait for the count rather than expect it at once.
     let counted = "menshen_requests_total{outcome=\"login_redirect\",site=\"app\"} 1";

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use menshen_tests::backends::PrivateRedis;
-use menshen_tests::client::{Browser, client_builder};
+use menshen_tests::client::{Browser, scrape_metrics};
 use menshen_tests::gateway::{Gateway, Options, Sibling, Store};
 use menshen_tests::upstream::Upstream;
 use menshen_tests::{eventually, free_port};
@@ -17,16 +17,7 @@ const STAFF: (&str, &str, &str) = ("teacher", "staff", "correct-horse-42");
 
 /// One value from the gateway's Prometheus text (`name` with its labels, as printed).
 async fn metric(port: u16, name: &str) -> u64 {
-    let text = client_builder()
-        .build()
-        .expect("client")
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("metrics body");
+    let text = scrape_metrics(port).await;
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
