@@ -242,6 +242,7 @@ impl OcspRequest {
             now_unix,
         )?;
 
+        let mut nonce_matched = false;
         if !self.nonce.is_empty()
             && let Some(echoed) = data
                 .response_extensions
@@ -255,6 +256,7 @@ impl OcspRequest {
             if value != self.nonce_value.as_slice() && value != self.nonce.as_slice() {
                 return Err(OcspError::NonceMismatch);
             }
+            nonce_matched = true;
         }
 
         let single = data
@@ -268,6 +270,15 @@ impl OcspRequest {
             return Err(OcspError::NotYetValid);
         }
         if next_update_unix.is_some_and(|n| n < now_unix.saturating_sub(MAX_CLOCK_SKEW_SECS)) {
+            return Err(OcspError::Stale);
+        }
+        // Without nextUpdate nothing bounds an answer's age: unless it echoes our nonce (so it
+        // was made for this request), it must be fresh, or an old signed "good" captured
+        // before a revocation could be replayed on the plain-HTTP path.
+        if next_update_unix.is_none()
+            && !nonce_matched
+            && this_update_unix < now_unix.saturating_sub(MAX_CLOCK_SKEW_SECS)
+        {
             return Err(OcspError::Stale);
         }
         let status = match single.cert_status {
@@ -755,6 +766,23 @@ mod tests {
             at(NOW - 86_400 * 2, Some(NOW - 86_400)),
             Err(OcspError::Stale)
         );
+    }
+
+    #[test]
+    fn an_answer_without_next_update_is_fresh_or_echoes_our_nonce() {
+        let ca = OcspSigner::Ca(Generation::G3);
+        let check = |this: i64, nonce: NonceReply| {
+            answer(&OcspResponseOptions {
+                nonce,
+                ..OcspResponseOptions::new(OcspStatus::Good, ca, this, None)
+            })
+            .map(|a| a.status)
+        };
+        // An old answer made for this request (our nonce echoed) is fine.
+        assert_eq!(check(NOW - 86_400, NonceReply::Echo), Ok(OcspStatus::Good));
+        // Without the nonce it must be recent: an old one could be a replay.
+        assert_eq!(check(NOW - 60, NonceReply::Omit), Ok(OcspStatus::Good));
+        assert_eq!(check(NOW - 86_400, NonceReply::Omit), Err(OcspError::Stale));
     }
 
     #[test]

@@ -323,6 +323,19 @@ async fn the_pages_offer_the_card_and_may_reach_the_component() {
         js.header("content-type"),
         Some("text/javascript; charset=utf-8")
     );
+    for (path, allow) in [
+        ("/.menshen/bind/certificate", "GET, HEAD, POST"),
+        ("/.menshen/certificate", "GET, HEAD"),
+    ] {
+        let put = Browser::new(&gw.base())
+            .request(reqwest::Method::PUT, path, &[], None)
+            .await;
+        assert_eq!(
+            (put.status, put.header("allow")),
+            (405, Some(allow)),
+            "{path}"
+        );
+    }
     // The contract's POST /.menshen/bind/certificate takes the verify form, binding only.
     let (login_token, login_ch) = login_challenge(&mut Browser::new(&gw.base()), "/").await;
     let wrong = b

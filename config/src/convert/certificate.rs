@@ -111,7 +111,8 @@ pub(super) fn certificate(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Option<C
                     &text.span,
                     format!(
                         "`certificate.component_url`: {} must be an origin such as \
-                         \"http://localhost:61161\" (scheme, host and port; no path)",
+                         \"http://localhost:61161\" (scheme, host and a port other than the \
+                         scheme's default; no path)",
                         text.shown()
                     ),
                 );
@@ -208,7 +209,13 @@ fn component_origin(text: &str) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
     let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
-    (host_ok && port_ok).then(|| trimmed.to_ascii_lowercase())
+    // Browsers leave a scheme's default port out of `MessageEvent.origin`, so an origin
+    // written with it would never match the popup's messages.
+    let default_port = matches!(
+        (trimmed.starts_with("https://"), port),
+        (false, "80") | (true, "443")
+    );
+    (host_ok && port_ok && !default_port).then(|| trimmed.to_ascii_lowercase())
 }
 
 /// `http://` or `https://`, a host, no spaces or control characters.
@@ -250,6 +257,12 @@ mod tests {
         assert_eq!(component_origin("http://localhost:61161/popupForm"), None);
         assert_eq!(component_origin("ftp://localhost:61161"), None);
         assert_eq!(component_origin("http://localhost:0"), None);
+        assert_eq!(component_origin("http://localhost:80"), None);
+        assert_eq!(component_origin("https://localhost:443"), None);
+        assert_eq!(
+            component_origin("https://localhost:80").as_deref(),
+            Some("https://localhost:80")
+        );
         assert_eq!(component_origin("http://local host:1"), None);
     }
 

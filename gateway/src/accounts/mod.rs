@@ -518,9 +518,6 @@ impl AccountStore {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Binds (or re-binds: a new card replaces the old one) a certificate to an account.
-    /// `Conflict` when the certificate is bound to another account (the unique index on
-    /// issuer + serial decides, so two racing binds cannot both win).
     /// The bound card's holder name, national-ID last four digits and binding time, for
     /// display.
     pub async fn certificate_holder(
@@ -536,6 +533,9 @@ impl AccountStore {
         .await?)
     }
 
+    /// Binds (or re-binds: a new card replaces the old one) a certificate to an account.
+    /// `Conflict` when the certificate is bound to another account (the unique index on
+    /// issuer + serial decides, so two racing binds cannot both win).
     pub async fn bind_certificate(
         &self,
         account_id: &str,

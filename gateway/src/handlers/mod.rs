@@ -97,7 +97,7 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
             "Allow",
             if rest == "/logout" {
                 "POST"
-            } else if rest == "/bind/certificate" || rest == "/certificate" {
+            } else if rest == "/certificate" {
                 "GET, HEAD"
             } else {
                 "GET, HEAD, POST"
