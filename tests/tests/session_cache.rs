@@ -91,22 +91,42 @@ async fn use_from_cache(b: &mut Browser, metrics_port: u16) {
     );
 }
 
-#[tokio::test]
-async fn logout_on_one_instance_is_refused_on_the_other_on_the_next_request() {
-    let up = Upstream::start().await;
+/// Two instances sharing Redis and the database, and one signed-in session (the same cookies
+/// in two browsers) that each instance has served from its cache.
+struct Pair {
+    a: Gateway,
+    b: Sibling,
+    on_a: Browser,
+    on_b: Browser,
+}
+
+async fn signed_in_on_two_instances(up: &Upstream) -> Pair {
     let a = start(
         Options {
             store: Store::SharedRedis,
             ..Options::default()
         },
-        &up,
+        up,
     )
     .await;
     let (b, b_metrics) = sibling(&a).await;
     let mut on_a = Browser::new(&a.base());
     assert_eq!(on_a.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
     let mut on_b = same_cookies(&b.base(), &on_a);
+    use_from_cache(&mut on_a, a.metrics_port.expect("metrics port")).await;
     use_from_cache(&mut on_b, b_metrics).await;
+    Pair { a, b, on_a, on_b }
+}
+
+#[tokio::test]
+async fn logout_on_one_instance_is_refused_on_the_other_on_the_next_request() {
+    let up = Upstream::start().await;
+    let Pair {
+        a: _a,
+        b: _b,
+        mut on_a,
+        mut on_b,
+    } = signed_in_on_two_instances(&up).await;
 
     let home = on_a.get("/.menshen/").await;
     let out = on_a
@@ -124,20 +144,13 @@ async fn logout_on_one_instance_is_refused_on_the_other_on_the_next_request() {
 #[tokio::test]
 async fn reset_binding_ends_the_session_on_every_instance_at_once() {
     let up = Upstream::start().await;
-    let a = start(
-        Options {
-            store: Store::SharedRedis,
-            ..Options::default()
-        },
-        &up,
-    )
-    .await;
-    let (b, b_metrics) = sibling(&a).await;
-    let mut on_a = Browser::new(&a.base());
-    assert_eq!(on_a.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
-    let mut on_b = same_cookies(&b.base(), &on_a);
-    use_from_cache(&mut on_a, a.metrics_port.expect("metrics port")).await;
-    use_from_cache(&mut on_b, b_metrics).await;
+    // `_b` (not `_`) keeps the second instance running to the end of the test.
+    let Pair {
+        a,
+        b: _b,
+        mut on_a,
+        mut on_b,
+    } = signed_in_on_two_instances(&up).await;
 
     let out = a.account_cli(&["reset-binding", STAFF.0], None);
     assert!(
@@ -154,20 +167,7 @@ async fn reset_binding_ends_the_session_on_every_instance_at_once() {
 #[tokio::test]
 async fn a_disabled_account_is_refused_on_every_instance_though_cached() {
     let up = Upstream::start().await;
-    let a = start(
-        Options {
-            store: Store::SharedRedis,
-            ..Options::default()
-        },
-        &up,
-    )
-    .await;
-    let (b, b_metrics) = sibling(&a).await;
-    let mut on_a = Browser::new(&a.base());
-    assert_eq!(on_a.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
-    let mut on_b = same_cookies(&b.base(), &on_a);
-    use_from_cache(&mut on_a, a.metrics_port.expect("metrics port")).await;
-    use_from_cache(&mut on_b, b_metrics).await;
+    let Pair { a, b, on_a, .. } = signed_in_on_two_instances(&up).await;
 
     let out = a.account_cli(&["disable", STAFF.0], None);
     assert!(
