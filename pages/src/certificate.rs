@@ -585,11 +585,7 @@ pub fn render_certificate(page: &CertificatePage) -> String {
         html_lang: page.lang.html_lang(),
         t,
         c,
-        subtitle: if page.site_name.is_empty() {
-            t.tagline
-        } else {
-            page.site_name
-        },
+        subtitle: crate::subtitle(page.site_name, t),
         page,
         title,
         lead,

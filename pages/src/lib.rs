@@ -114,6 +114,15 @@ impl LockoutRule {
     }
 }
 
+/// The line under the product name: the protected system's name, or the tagline without one.
+fn subtitle<'a>(site_name: &'a str, t: &'static Texts) -> &'a str {
+    if site_name.is_empty() {
+        t.tagline
+    } else {
+        site_name
+    }
+}
+
 /// Renders a template, falling back to a minimal static page on the (practically impossible)
 /// render error.
 fn render_or_fallback<T: askama::Template>(template: &T) -> String {

@@ -141,11 +141,7 @@ pub fn render_login(page: &LoginPage) -> String {
     let template = LoginTemplate {
         html_lang: page.lang.html_lang(),
         t,
-        subtitle: if page.site_name.is_empty() {
-            t.tagline
-        } else {
-            page.site_name
-        },
+        subtitle: crate::subtitle(page.site_name, t),
         page,
         message: page.message.as_ref().map(|m| {
             let mut view = m.view(t);
