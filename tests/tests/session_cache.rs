@@ -186,22 +186,29 @@ async fn a_disabled_account_is_refused_on_every_instance_though_cached() {
     }
 }
 
-#[tokio::test]
-async fn redis_stopped_while_a_session_is_cached_fails_closed_and_recovers() {
-    let up = Upstream::start().await;
-    let mut redis = PrivateRedis::start_persistent();
+/// A gateway on the Redis at `redis_url`, its metrics port, and a signed-in browser whose
+/// session it has served from its cache.
+async fn signed_in_on(up: &Upstream, redis_url: String) -> (Gateway, u16, Browser) {
     let gw = start(
         Options {
-            store: Store::RedisUrl(redis.url()),
+            store: Store::RedisUrl(redis_url),
             ..Options::default()
         },
-        &up,
+        up,
     )
     .await;
     let metrics_port = gw.metrics_port.expect("metrics port");
     let mut b = Browser::new(&gw.base());
     assert_eq!(b.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
     use_from_cache(&mut b, metrics_port).await;
+    (gw, metrics_port, b)
+}
+
+#[tokio::test]
+async fn redis_stopped_while_a_session_is_cached_fails_closed_and_recovers() {
+    let up = Upstream::start().await;
+    let mut redis = PrivateRedis::start_persistent();
+    let (gw, metrics_port, mut b) = signed_in_on(&up, redis.url()).await;
 
     redis.stop();
     // The closed subscription connection turns the cache off (in the background, as soon as
@@ -235,18 +242,7 @@ async fn redis_stopped_while_a_session_is_cached_fails_closed_and_recovers() {
 async fn a_silent_redis_is_noticed_within_the_cache_age() {
     let up = Upstream::start().await;
     let redis = PrivateRedis::start();
-    let gw = start(
-        Options {
-            store: Store::RedisUrl(redis.url()),
-            ..Options::default()
-        },
-        &up,
-    )
-    .await;
-    let metrics_port = gw.metrics_port.expect("metrics port");
-    let mut b = Browser::new(&gw.base());
-    assert_eq!(b.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
-    use_from_cache(&mut b, metrics_port).await;
+    let (gw, metrics_port, mut b) = signed_in_on(&up, redis.url()).await;
 
     // A frozen Redis closes no connection: nothing tells the gateway. Past the cache's age
     // limit (one second) every request must ask Redis again, and get no answer.
