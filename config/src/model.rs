@@ -31,6 +31,15 @@ pub struct Config {
     pub headers: HeaderNames,
     /// Protected sites; at least one, each host name in exactly one site.
     pub sites: Vec<Site>,
+    /// The single sign-on portal; `None` keeps every site's pages on its own host.
+    pub portal: Option<Portal>,
+}
+
+/// `[portal]`: the host where people sign in once for every site (單一簽入).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Portal {
+    /// Canonical `name` or `name:port` (lowercase, no trailing dot); a host of no site.
+    pub host: String,
 }
 
 /// One public listening socket.

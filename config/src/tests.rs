@@ -976,3 +976,79 @@ fn certificate_ocsp_keys_are_read_and_checked() {
     assert_eq!(line, 9);
     assert!(message.contains("`certificate.ocsp`"), "{message}");
 }
+
+#[test]
+fn portal_host_is_read_and_canonicalised() {
+    let config = valid(&with_base(
+        "[session]\ninsecure_dev_cookie = true\n[portal]\nhost = \"Login.School.Example.\"\n",
+    ));
+    assert_eq!(
+        config.portal,
+        Some(Portal {
+            host: "login.school.example".into()
+        })
+    );
+    assert!(
+        valid(BASE).portal.is_none(),
+        "no [portal]: single-host mode"
+    );
+}
+
+#[test]
+fn portal_needs_a_host_of_its_own() {
+    assert_eq!(
+        one_error(&with_base(
+            "[session]\ninsecure_dev_cookie = true\n[portal]\n"
+        )),
+        (9, "missing required key `host` in [portal]".into())
+    );
+    let (line, message) = one_error(&with_base(
+        "[session]\ninsecure_dev_cookie = true\n[portal]\nhost = \"registry.school.example:8443\"\n",
+    ));
+    assert_eq!(line, 10);
+    assert!(
+        message.contains("also a host of site \"registry\""),
+        "{message}"
+    );
+    let (line, message) = one_error(&with_base(
+        "[session]\ninsecure_dev_cookie = true\n[portal]\nhost = \"*\"\n",
+    ));
+    assert_eq!(line, 10);
+    assert!(message.contains("must name one host"), "{message}");
+    let (_, message) = one_error(&with_base(
+        "[session]\ninsecure_dev_cookie = true\n[portal]\nhost = \"https://login\"\n",
+    ));
+    assert!(
+        message.starts_with("`portal.host`: invalid host"),
+        "{message}"
+    );
+}
+
+#[test]
+fn portal_refuses_catch_all_sites() {
+    let text = "\
+[[listen]]
+address = \"127.0.0.1:8080\"
+[session]
+insecure_dev_cookie = true
+[[site]]
+name = \"any\"
+hosts = [\"*\"]
+upstreams = [\"127.0.0.1:8081\"]
+[portal]
+host = \"login.school.example\"
+";
+    let (line, message) = one_error(text);
+    assert_eq!(line, 10);
+    assert!(message.contains("catch-all `*`"), "{message}");
+}
+
+#[test]
+fn portal_must_be_served_over_tls_outside_development() {
+    let (line, message) = one_error(&with_base("[portal]\nhost = \"login.school.example\"\n"));
+    assert_eq!(line, 7);
+    assert!(
+        message.contains("needs a [[listen]] with `tls`"),
+        "{message}"
+    );
+}

@@ -41,7 +41,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
         /// Offer login with this OpenID Connect provider (its issuer URL), as "Google 帳號".
-        /// Register `http://LISTEN/.menshen/oidc/google/callback` as its redirect URI.
+        /// Register `http://login.localhost:PORT/.menshen/oidc/google/callback` as its redirect
+        /// URI (`http://LISTEN/…` with --single-host).
         #[arg(long, requires = "oidc_client_id")]
         oidc_issuer: Option<String>,
         #[arg(long)]
@@ -58,6 +59,10 @@ enum Command {
         /// this file (trust anchors, CRLs, component URL), as in a full configuration.
         #[arg(long)]
         certificate_config: Option<PathBuf>,
+        /// One demo app on any host name, with its own sign-in pages, instead of single
+        /// sign-on (portal at login.localhost, apps at registry.localhost and hr.localhost).
+        #[arg(long)]
+        single_host: bool,
     },
     /// Make and rotate the keys that seal OTP secrets at rest.
     Keys {
@@ -145,6 +150,7 @@ pub fn main() -> ExitCode {
             oidc_client_id,
             oidc_client_secret,
             certificate_config,
+            single_host,
         } => {
             let oidc = match (oidc_issuer, oidc_client_id) {
                 (Some(issuer), Some(client_id)) => Some(crate::demo::DemoOidc {
@@ -154,7 +160,12 @@ pub fn main() -> ExitCode {
                 }),
                 _ => None,
             };
-            crate::demo::run(&listen, oidc.as_ref(), certificate_config.as_deref())
+            crate::demo::run(crate::demo::DemoOptions {
+                listen: &listen,
+                oidc: oidc.as_ref(),
+                certificate_config: certificate_config.as_deref(),
+                single_sign_on: !single_host,
+            })
         }
         Command::Account { config, action } => load(&config).and_then(|c| account(&c, action)),
         Command::Keys {

@@ -1,9 +1,12 @@
 //! `menshen demo`: a working gateway in one command, with nothing to set up.
 //!
-//! It starts a small demo legacy app (it shows the identity headers it receives) on a free
-//! loopback port, puts the gateway in front of it on the embedded default config (in-process
-//! sessions, a temporary SQLite file), seeds a staff and an AA account with fresh random
-//! passwords, and prints the URL and the credentials.
+//! It starts two small demo legacy apps (a registry and an HR system; each shows the identity
+//! headers it receives) on free loopback ports, puts the gateway in front of them on the
+//! embedded default config (in-process sessions, a temporary SQLite file) with single sign-on
+//! (the portal at `login.localhost`, the apps at `registry.localhost` and `hr.localhost`, which
+//! browsers resolve to loopback), seeds a staff and an AA account with fresh random passwords,
+//! and prints the URLs and the credentials. `--single-host` runs the one-app demo of before:
+//! any host name, each with its own sign-in pages.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -11,7 +14,7 @@ use std::path::Path;
 use anyhow::Context;
 use async_trait::async_trait;
 use http::Response;
-use menshen_pages::DemoAppPage;
+use menshen_pages::{DemoApp, DemoAppPage};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use pingora::services::listening::Service;
@@ -35,14 +38,32 @@ fn toml_str(s: &str) -> String {
     format!("{s:?}")
 }
 
+/// What `menshen demo` was asked for.
+pub struct DemoOptions<'a> {
+    pub listen: &'a str,
+    pub oidc: Option<&'a DemoOidc>,
+    /// A file holding a `[certificate]` table (the HiPKI stand-in of the test suite writes one).
+    pub certificate_config: Option<&'a Path>,
+    /// The portal and two apps (default), or one app on any host.
+    pub single_sign_on: bool,
+}
+
+/// Host names of the single sign-on demo (`*.localhost` is loopback in every browser).
+const PORTAL_HOST: &str = "login.localhost";
+const REGISTRY_HOST: &str = "registry.localhost";
+const HR_HOST: &str = "hr.localhost";
+
+/// The demo's configuration: the same format operators write, so the demo exercises the
+/// real loading path.
 fn demo_config(
-    listen: &str,
+    opts: &DemoOptions<'_>,
     database: &str,
-    app_port: u16,
+    app_ports: (u16, u16),
     otp_keys: &str,
-    oidc: Option<&DemoOidc>,
 ) -> String {
-    let oidc = oidc
+    let listen = opts.listen;
+    let oidc = opts
+        .oidc
         .map(|o| {
             format!(
                 "[[oidc]]\nid = \"google\"\ndisplay_name = \"Google 帳號\"\nbutton_label = \"Google帳號登入\"\nissuer = {}\nclient_id = {}\nclient_secret = {}\n",
@@ -52,6 +73,49 @@ fn demo_config(
             )
         })
         .unwrap_or_default();
+    let (registry_port, hr_port) = app_ports;
+    let sites = if opts.single_sign_on {
+        // The listener's own address stays usable for curl (and goes to the registry).
+        let mut registry_hosts = vec![REGISTRY_HOST.to_string(), "localhost".to_string()];
+        if let Ok(addr) = listen.parse::<std::net::SocketAddr>()
+            && !addr.ip().is_unspecified()
+        {
+            registry_hosts.push(match addr.ip() {
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            });
+        }
+        let registry_hosts = registry_hosts
+            .iter()
+            .map(|h| toml_str(h))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            r#"
+[portal]
+host = "{PORTAL_HOST}"
+
+[[site]]
+name = "demo-registry"
+hosts = [{registry_hosts}]
+upstreams = ["127.0.0.1:{registry_port}"]
+{RULES}
+[[site]]
+name = "demo-hr"
+hosts = ["{HR_HOST}"]
+upstreams = ["127.0.0.1:{hr_port}"]
+{RULES}"#
+        )
+    } else {
+        format!(
+            r#"
+[[site]]
+name = "demo-registry"
+hosts = ["*"]
+upstreams = ["127.0.0.1:{registry_port}"]
+{RULES}"#
+        )
+    };
     format!(
         r#"
 [[listen]]
@@ -81,11 +145,13 @@ issuer = "Menshen demo"
 keys = "{otp_keys}"
 
 {oidc}
-[[site]]
-name = "demo-registry"
-hosts = ["*"]
-upstreams = ["127.0.0.1:{app_port}"]
+{sites}
+"#
+    )
+}
 
+/// Each demo app's access rules: a public area and an area for AA accounts only.
+const RULES: &str = r#"
 [[site.rule]]
 path = "/public/"
 access = "anonymous"
@@ -94,9 +160,7 @@ access = "anonymous"
 path = "/admin/"
 access = "roles"
 roles = ["aa"]
-"#
-    )
-}
+"#;
 
 fn free_port() -> anyhow::Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
@@ -145,22 +209,17 @@ fn with_certificate_table(
     })
 }
 
-/// Runs the demo. `certificate_config` names a file holding a `[certificate]` table (the
-/// HiPKI stand-in of the test suite writes one) to offer citizen certificate sign-in.
-pub fn run(
-    listen: &str,
-    oidc: Option<&DemoOidc>,
-    certificate_config: Option<&Path>,
-) -> anyhow::Result<()> {
+/// Runs the demo.
+pub fn run(opts: DemoOptions<'_>) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("menshen-demo-")
         .tempdir()
         .context("cannot create a temporary directory")?;
     let database = format!("sqlite://{}", dir.path().join("demo.db").display());
-    let app_port = free_port()?;
+    let app_ports = (free_port()?, free_port()?);
     let otp_keys = menshen_otp::sealed::Keyring::generate_entry("demo");
-    let text = demo_config(listen, &database, app_port, &otp_keys, oidc);
-    let config = with_certificate_table(&text, certificate_config)?;
+    let text = demo_config(&opts, &database, app_ports, &otp_keys);
+    let config = with_certificate_table(&text, opts.certificate_config)?;
 
     let accounts = vec![
         DemoAccount {
@@ -178,34 +237,76 @@ pub fn run(
     ];
     seed(&database, &accounts)?;
 
-    let mut app = Service::new("demo legacy app".to_string(), DemoApp);
-    app.add_tcp(&format!("127.0.0.1:{app_port}"));
+    let port = opts
+        .listen
+        .rsplit_once(':')
+        .map(|(_, p)| p)
+        .unwrap_or("8080");
+    let at = |host: &str| format!("http://{host}:{port}/");
+    let registry_url = at(REGISTRY_HOST);
+    let hr_url = at(HR_HOST);
+    let mut services: Vec<crate::server::ExtraService> = Vec::new();
+    let registry = if opts.single_sign_on {
+        DemoLegacyApp::new(
+            "示範學籍系統",
+            "Demo registry",
+            Some(("示範人事系統", &hr_url)),
+        )
+    } else {
+        DemoLegacyApp::new(DemoApp::REGISTRY.name, DemoApp::REGISTRY.name_en, None)
+    };
+    let mut app = Service::new("demo registry app".to_string(), registry);
+    app.add_tcp(&format!("127.0.0.1:{}", app_ports.0));
+    services.push(Box::new(app));
+    if opts.single_sign_on {
+        let hr = DemoLegacyApp::new(
+            "示範人事系統",
+            "Demo HR system",
+            Some(("示範學籍系統", &registry_url)),
+        );
+        let mut app = Service::new("demo HR app".to_string(), hr);
+        app.add_tcp(&format!("127.0.0.1:{}", app_ports.1));
+        services.push(Box::new(app));
+    }
 
     println!("Menshen demo is running.");
     println!();
-    println!("  Open:      http://{listen}/");
+    if opts.single_sign_on {
+        println!("  Open:      {registry_url}   (學籍 registry)");
+        println!("             {hr_url}   (人事 HR)");
+        println!(
+            "  Sign in once at {}; both apps then know you.",
+            at(PORTAL_HOST)
+        );
+        println!("  (curl: http://{}/ is the registry too.)", opts.listen);
+    } else {
+        println!("  Open:      http://{}/", opts.listen);
+    }
     println!("  Staff:     demo.staff / {}", accounts[0].password);
     println!("  AA:        demo.aa / {}", accounts[1].password);
     println!();
-    println!(
-        "  The demo legacy app (127.0.0.1:{app_port}) shows the identity headers it receives."
-    );
+    println!("  The demo legacy apps show the identity headers they receive.");
     println!("  /public/ is open to everyone; /admin/ only to AA accounts. Stop with Ctrl-C.");
-    if let Some(path) = certificate_config {
+    if let Some(path) = opts.certificate_config {
         println!(
             "  Citizen certificate: {} (staff accounts bind a card on /.menshen/bind)",
             path.display()
         );
     }
-    if let Some(o) = oidc {
+    if let Some(o) = opts.oidc {
+        let pages = if opts.single_sign_on {
+            format!("{PORTAL_HOST}:{port}")
+        } else {
+            opts.listen.to_string()
+        };
         println!(
-            "  OpenID Connect: {} (redirect URI http://{listen}/.menshen/oidc/google/callback)",
+            "  OpenID Connect: {} (redirect URI http://{pages}/.menshen/oidc/google/callback)",
             o.issuer
         );
     }
     // Keep the temporary directory for as long as the process runs.
     let _keep = dir.keep();
-    crate::server::run(config, vec![Box::new(app)])
+    crate::server::run(config, services)
 }
 
 fn seed(database: &str, accounts: &[DemoAccount]) -> anyhow::Result<()> {
@@ -231,11 +332,26 @@ fn seed(database: &str, accounts: &[DemoAccount]) -> anyhow::Result<()> {
     })
 }
 
-/// The demo legacy app: it trusts the identity headers, as a protected app would.
-pub struct DemoApp;
+/// A demo legacy app: it trusts the identity headers, as a protected app would.
+pub struct DemoLegacyApp {
+    name: String,
+    name_en: String,
+    /// The other demo app (name, URL), linked from the page.
+    other: Option<(String, String)>,
+}
+
+impl DemoLegacyApp {
+    pub fn new(name: &str, name_en: &str, other: Option<(&str, &str)>) -> Self {
+        DemoLegacyApp {
+            name: name.to_string(),
+            name_en: name_en.to_string(),
+            other: other.map(|(n, u)| (n.to_string(), u.to_string())),
+        }
+    }
+}
 
 #[async_trait]
-impl ServeHttp for DemoApp {
+impl ServeHttp for DemoLegacyApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
         let headers: Vec<(String, String)> = req
@@ -271,6 +387,11 @@ impl ServeHttp for DemoApp {
                 path: &path,
                 headers: &headers,
                 identity_prefix: "x-menshen-",
+                app: DemoApp {
+                    name: &self.name,
+                    name_en: &self.name_en,
+                    other: self.other.as_ref().map(|(n, u)| (n.as_str(), u.as_str())),
+                },
             });
             ("text/html; charset=utf-8", html.into_bytes())
         };

@@ -19,6 +19,7 @@
 //! - [`passwords`] hashes and verifies passwords with argon2id off the async workers.
 //! - [`identity`] strips spoofed identity headers and builds the verified ones.
 //! - [`routing`] maps a request's Host to its site.
+//! - [`sso`] is single sign-on: the portal host, its URLs and the hand-off codes.
 //! - [`demo`] runs the gateway in front of a built-in demo legacy app with no set-up.
 
 pub mod accounts;
@@ -42,5 +43,6 @@ pub mod respond;
 pub mod routing;
 pub mod server;
 pub mod sessions;
+pub mod sso;
 pub mod state;
 pub mod volatile;

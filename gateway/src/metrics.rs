@@ -45,6 +45,17 @@ pub static LOGINS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Single sign-on hand-offs by result: `issued` by the portal; at a site `redeemed`,
+/// `replayed`, `expired`, `wrong_host`, `unknown` (not a code we issued), `session_ended`
+/// (the portal session ended before the code was used).
+pub static HANDOFFS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "menshen_handoffs_total",
+        "Single sign-on hand-offs by result (issued, redeemed, replayed, expired, wrong_host, unknown, session_ended).",
+        &["result"],
+    )
+});
+
 /// Password checks running now (bounded by login.argon2_max_concurrent).
 pub static ARGON2_INFLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
     gauge(
@@ -107,6 +118,17 @@ pub fn init() {
     LazyLock::force(&SESSION_CACHE_BYPASS);
     LazyLock::force(&SESSION_CACHE_INVALIDATIONS);
     LazyLock::force(&SESSION_CACHE_LIVE);
+    for result in [
+        "issued",
+        "redeemed",
+        "replayed",
+        "expired",
+        "wrong_host",
+        "unknown",
+        "session_ended",
+    ] {
+        HANDOFFS.with_label_values(&[result]);
+    }
 }
 
 /// The metrics endpoint: Prometheus text for any path.

@@ -20,6 +20,7 @@ use crate::forms;
 use crate::handlers::{self, encode_query_value};
 use crate::respond::{self, Reply};
 use crate::sessions::{SessionData, Stage};
+use crate::sso;
 use crate::state::{ACCOUNT_STALE_SECS, AppState, SiteRuntime};
 
 /// Headers only a trusted proxy may set: some legacy frameworks route by `X-Original-URL`
@@ -153,8 +154,13 @@ impl Gateway {
                 header_str(req, http::header::ACCEPT_LANGUAGE),
                 self.default_lang(),
             );
+            let host = host_header(req);
+            let raw_query = req.uri.query().unwrap_or("").to_string();
             let hreq = handlers::Request {
-                host: host_header(req),
+                same_origin: same_origin(req, ctx.tls, &host),
+                host,
+                tls: ctx.tls,
+                raw_query: &raw_query,
                 user_agent: header_str(req, http::header::USER_AGENT)
                     .unwrap_or("")
                     .chars()
@@ -183,6 +189,15 @@ impl Gateway {
             self.default_lang(),
         );
 
+        if site.portal {
+            // The portal proxies nothing: its root leads to the signed-in page.
+            ctx.outcome = "menshen";
+            return Next::Answer(if path.as_str() == "/" {
+                Reply::redirect(302, "/.menshen/")
+            } else {
+                Reply::error(ctx.lang, ErrorKind::NotFound, None)
+            });
+        }
         let access = site.config.rules.lookup(&path);
         match access {
             Access::Anonymous => {
@@ -318,10 +333,18 @@ impl Gateway {
         if is_navigation(req) {
             ctx.outcome = "login_redirect";
             let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-            Reply::redirect(
-                302,
-                &format!("/.menshen/login?rd={}", encode_query_value(target)),
-            )
+            let location = match &self.state.portal {
+                // Single sign-on: the portal signs the person in and hands them back here.
+                Some(portal) => {
+                    let host = host_header(req);
+                    let scheme = if ctx.tls { "https" } else { "http" };
+                    let back =
+                        format!("{scheme}://{}{target}", sso::canonical_host(&host, ctx.tls));
+                    portal.login_url(ctx.tls, &host, &back)
+                }
+                None => format!("/.menshen/login?rd={}", encode_query_value(target)),
+            };
+            Reply::redirect(302, &location)
         } else {
             ctx.outcome = "unauthorized";
             Reply::text(401, "authentication required: sign in at /.menshen/login\n").with_header(
@@ -344,6 +367,33 @@ fn strip_untrusted_forwarding(req: &mut RequestHeader) {
     while let Some(name) = present(req) {
         req.remove_header(&name);
     }
+}
+
+/// Whether a request comes from a page of the origin it is sent to, as far as the browser
+/// says. `Sec-Fetch-Site`, when sent, decides: `same-origin` or `none` (typed by the user);
+/// a sibling host (`same-site`) is not trusted either. Without it (older browsers), an
+/// `Origin` must be this scheme and host; `Origin: null` is what our own pages' no-referrer
+/// policy makes some browsers send, so it proves nothing either way and the form's token
+/// decides. State-changing forms are refused when this is false, whatever token they carry.
+fn same_origin(req: &RequestHeader, tls: bool, host: &str) -> bool {
+    if let Some(site) = header_str(req, http::header::HeaderName::from_static("sec-fetch-site")) {
+        return site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none");
+    }
+    let Some(origin) = req.headers.get(http::header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if origin == "null" {
+        return true;
+    }
+    let scheme = if tls { "https://" } else { "http://" };
+    origin
+        .get(..scheme.len())
+        .filter(|p| p.eq_ignore_ascii_case(scheme))
+        .and_then(|_| origin.get(scheme.len()..))
+        .is_some_and(|o| sso::canonical_host(o, tls) == sso::canonical_host(host, tls))
 }
 
 fn header_str(req: &RequestHeader, name: http::header::HeaderName) -> Option<&str> {
@@ -407,7 +457,7 @@ impl ProxyHttp for Gateway {
         match self.route(session, ctx).await {
             Next::Proxy => Ok(false),
             Next::Answer(reply) => {
-                respond::send(session, reply, ctx.tls).await?;
+                respond::send(session, reply, ctx.tls, &self.state.csp).await?;
                 Ok(true)
             }
         }
@@ -507,7 +557,7 @@ impl ProxyHttp for Gateway {
         if let Some(reply) = reply
             && session.response_written().is_none()
         {
-            let _ = respond::send(session, reply, ctx.tls).await;
+            let _ = respond::send(session, reply, ctx.tls, &self.state.csp).await;
         }
         FailToProxy {
             error_code: code,

@@ -12,11 +12,41 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
      img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
      form-action 'self'";
 
-/// [`CSP`] plus the HiPKI component's origin for images and fetches: the certificate pages
+/// The deployment's policy: [`CSP`], where with single sign-on forms may also lead to the
+/// other hosts of the gateway (`form-action` covers the redirects after a submission too: the
+/// portal's OTP step hands off to a site, a site's logout lands on the portal). `hosts` are
+/// canonical configured hosts (`name` or `name:port`), so they cannot add directives.
+pub fn policy(hosts: &[&str], dev_http: bool) -> String {
+    if hosts.is_empty() {
+        return CSP.to_string();
+    }
+    let schemes: &[&str] = if dev_http {
+        &["https", "http"]
+    } else {
+        &["https"]
+    };
+    let mut sources = String::new();
+    for host in hosts {
+        let with_port = if host.ends_with(']') || !host.contains(':') {
+            format!("{host}:*")
+        } else {
+            (*host).to_string()
+        };
+        for scheme in schemes {
+            sources.push_str(&format!(" {scheme}://{with_port}"));
+        }
+    }
+    CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self'{sources}"),
+    )
+}
+
+/// `policy` plus the HiPKI component's origin for images and fetches: the certificate pages
 /// read the card reader's state from it. `origin` is validated by the configuration
 /// (scheme, host, port only), so it cannot add directives.
-pub fn csp_with_component(origin: &str) -> String {
-    CSP.replace(
+pub fn csp_with_component(policy: &str, origin: &str) -> String {
+    policy.replace(
         "img-src 'self' data:;",
         &format!("img-src 'self' data: {origin}; connect-src 'self' {origin};"),
     )
@@ -88,11 +118,16 @@ impl Reply {
 
 /// Writes `reply` to the client, keeping the connection open (unlike Pingora's
 /// `respond_error`, which closes it).
-pub async fn send(session: &mut Session, reply: Reply, tls: bool) -> pingora::Result<()> {
+pub async fn send(
+    session: &mut Session,
+    reply: Reply,
+    tls: bool,
+    policy: &str,
+) -> pingora::Result<()> {
     let mut h = ResponseHeader::build(reply.status, Some(8 + reply.headers.len()))?;
     h.insert_header("Content-Type", reply.content_type)?;
     h.insert_header("Content-Length", reply.body.len().to_string())?;
-    // A reply may carry its own policy (the certificate pages); every other gets [`CSP`].
+    // A reply may carry its own policy (the certificate pages); every other gets `policy`.
     let mut headers = reply.headers;
     match headers
         .iter()
@@ -102,7 +137,7 @@ pub async fn send(session: &mut Session, reply: Reply, tls: bool) -> pingora::Re
             let (_, policy) = headers.remove(i);
             h.insert_header("Content-Security-Policy", policy)?;
         }
-        None => h.insert_header("Content-Security-Policy", CSP)?,
+        None => h.insert_header("Content-Security-Policy", policy)?,
     }
     h.insert_header("X-Content-Type-Options", "nosniff")?;
     h.insert_header("X-Frame-Options", "DENY")?;
@@ -129,4 +164,28 @@ pub async fn send(session: &mut Session, reply: Reply, tls: bool) -> pingora::Re
         session.write_response_body(Some(reply.body), true).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_sign_on_lets_forms_lead_to_the_gateway_hosts_only() {
+        assert_eq!(policy(&[], false), CSP);
+        let p = policy(
+            &["login.school.example", "hr.school.example:8443", "[::1]"],
+            false,
+        );
+        assert!(p.ends_with(
+            "form-action 'self' https://login.school.example:* https://hr.school.example:8443 https://[::1]:*"
+        ), "{p}");
+        let dev = policy(&["login.localhost"], true);
+        assert!(
+            dev.ends_with("form-action 'self' https://login.localhost:* http://login.localhost:*")
+        );
+        let with_card = csp_with_component(&p, "http://localhost:61161");
+        assert!(with_card.contains("connect-src 'self' http://localhost:61161;"));
+        assert!(with_card.contains("https://hr.school.example:8443"));
+    }
 }

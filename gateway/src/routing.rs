@@ -45,6 +45,21 @@ impl Router {
     }
 }
 
+impl Router {
+    /// The site that names `authority` (`host` or `host:port`, canonical) itself, never the
+    /// catch-all; with the port its configured host names, when it names one. Single sign-on
+    /// uses this to decide which hosts may receive a hand-off.
+    pub fn exact(&self, authority: &str) -> Option<(&Arc<SiteRuntime>, Option<u16>)> {
+        let (name, port) = split_host_port(authority);
+        if let Some(port) = port
+            && let Some(site) = self.by_host.get(authority)
+        {
+            return Some((site, port.parse().ok()));
+        }
+        self.by_host.get(name).map(|site| (site, None))
+    }
+}
+
 /// Splits `host[:port]`, keeping IPv6 literals (`[::1]:8080`) whole.
 fn split_host_port(host: &str) -> (&str, Option<&str>) {
     if host.starts_with('[') {

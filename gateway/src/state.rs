@@ -36,6 +36,8 @@ pub const OUTCOMES: &[&str] = &[
 /// handles resolved once (label lookups are not free on a hot path).
 pub struct SiteRuntime {
     pub config: Site,
+    /// The single sign-on portal (`[portal]`): it serves Menshen's pages and proxies nothing.
+    pub portal: bool,
     pub identity: IdentityHeaders,
     next_upstream: AtomicUsize,
     counters: Vec<IntCounter>,
@@ -50,9 +52,32 @@ impl SiteRuntime {
             .collect();
         Ok(SiteRuntime {
             config,
+            portal: false,
             identity,
             next_upstream: AtomicUsize::new(0),
             counters,
+        })
+    }
+
+    /// The portal host as a routing entry: no upstream, every path outside `/.menshen/`
+    /// refused (the proxy never consults these rules for it; they are a second lock).
+    pub fn portal(host: &str) -> anyhow::Result<Self> {
+        let config = Site {
+            name: "portal".to_string(),
+            hosts: vec![host.to_string()],
+            upstreams: Vec::new(),
+            upstream_tls: false,
+            upstream_sni: None,
+            rules: menshen_policies::access::AccessRules::new(
+                Vec::new(),
+                menshen_policies::access::Access::Deny,
+                false,
+            ),
+            headers: menshen_config::HeaderNames::default(),
+        };
+        Ok(SiteRuntime {
+            portal: true,
+            ..SiteRuntime::new(config)?
         })
     }
 
@@ -156,6 +181,10 @@ pub struct AppState {
     /// Configured OpenID Connect providers, with their cached discovery.
     pub providers: Vec<Arc<crate::oidc::Provider>>,
     pub http: crate::oidc::HttpClient,
+    /// The single sign-on portal, when `[portal]` is set.
+    pub portal: Option<crate::sso::Portal>,
+    /// The Content-Security-Policy of Menshen's own pages ([`crate::respond::policy`]).
+    pub csp: String,
     /// Citizen-certificate trust store and revocation lists, when `[certificate]` is set.
     pub certificates: Option<Arc<crate::certificates::Certificates>>,
     /// Connected lazily inside the proxy's runtime (Pingora has none before it starts).
@@ -169,11 +198,14 @@ impl AppState {
         volatile: Arc<dyn Volatile>,
         watch: Arc<AccountWatch>,
     ) -> anyhow::Result<Self> {
-        let sites = config
+        let mut sites = config
             .sites
             .iter()
             .map(|s| SiteRuntime::new(s.clone()).map(Arc::new))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        if let Some(portal) = &config.portal {
+            sites.push(Arc::new(SiteRuntime::portal(&portal.host)?));
+        }
         let passwords = PasswordChecker::new(config.login.argon2_max_concurrent)?;
         let keyring =
             Keyring::parse(&config.otp.keys).map_err(|e| anyhow::anyhow!("otp.keys: {e}"))?;
@@ -194,7 +226,20 @@ impl AppState {
                 .map(crate::certificates::Certificates::new)
                 .transpose()?
                 .map(Arc::new),
+            csp: crate::respond::policy(
+                &config
+                    .portal
+                    .iter()
+                    .flat_map(|_| sites.iter().flat_map(|s| s.config.hosts.iter()))
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+                config.session.insecure_dev_cookie,
+            ),
             router: Router::new(&sites),
+            portal: config
+                .portal
+                .as_ref()
+                .map(|p| crate::sso::Portal::new(&p.host)),
             config,
             sessions,
             passwords,

@@ -244,6 +244,9 @@ fn main() {
             display_name: "王小明",
             login_name: "wang01",
             csrf: "abc",
+            systems: &[],
+            confirm_logout: false,
+            everywhere: false,
         }),
     );
     let roles = vec!["staff".to_owned(), "teacher".to_owned()];
@@ -473,6 +476,7 @@ fn main() {
             path: "/students?grade=3",
             headers: &headers,
             identity_prefix: "x-menshen-",
+            app: menshen_pages::DemoApp::REGISTRY,
         }),
     );
 }

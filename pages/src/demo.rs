@@ -15,6 +15,28 @@ pub struct DemoAppPage<'a> {
     /// Headers whose name starts with this prefix (case-insensitive), e.g. `"x-menshen-"`, are
     /// listed first, in their own table.
     pub identity_prefix: &'a str,
+    /// Which demo system this is (the single sign-on demo runs two).
+    pub app: DemoApp<'a>,
+}
+
+/// One of the demo's legacy systems: its name and a link to the other one.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoApp<'a> {
+    /// Name in Chinese, e.g. 示範學籍系統.
+    pub name: &'a str,
+    /// Name in English, e.g. "Demo registry".
+    pub name_en: &'a str,
+    /// The other demo system (name, absolute URL), when there is one.
+    pub other: Option<(&'a str, &'a str)>,
+}
+
+impl DemoApp<'static> {
+    /// The registry stand-in of the single-site demo.
+    pub const REGISTRY: DemoApp<'static> = DemoApp {
+        name: "示範學籍系統",
+        name_en: "Demo legacy app",
+        other: None,
+    };
 }
 
 struct Row<'a> {
@@ -29,6 +51,7 @@ struct Row<'a> {
 #[derive(askama::Template)]
 #[template(path = "demo_app.html")]
 struct DemoTemplate<'a> {
+    app: DemoApp<'a>,
     path: &'a str,
     identity: Vec<Row<'a>>,
     others: Vec<Row<'a>>,
@@ -58,6 +81,7 @@ pub fn render_demo_app(page: &DemoAppPage) -> String {
         }
     }
     render_or_fallback(&DemoTemplate {
+        app: page.app,
         path: page.path,
         identity,
         others,
@@ -88,6 +112,7 @@ mod tests {
             path: "/students?id=1&x=<b>",
             headers: &headers,
             identity_prefix: "x-menshen-",
+            app: DemoApp::REGISTRY,
         });
         assert!(html.contains("<html lang=\"zh-Hant-TW\">"));
         assert!(html.contains("示範學籍系統"));
@@ -125,6 +150,7 @@ mod tests {
             path: "/",
             headers: &headers,
             identity_prefix: "x-menshen-",
+            app: DemoApp::REGISTRY,
         });
         assert!(html.contains("id=\"no-identity\""));
         assert!(html.contains("data-header=\"host\""));
@@ -137,9 +163,29 @@ mod tests {
             path: "/",
             headers: &headers,
             identity_prefix: "X-Menshen-",
+            app: DemoApp::REGISTRY,
         });
         assert!(
             html.contains("<td class=\"value\">%FF%zz</td><td class=\"decoded\">\u{FFFD}%zz</td>")
         );
+    }
+
+    #[test]
+    fn a_second_system_links_to_the_first() {
+        let html = render_demo_app(&DemoAppPage {
+            path: "/",
+            headers: &[],
+            identity_prefix: "x-menshen-",
+            app: DemoApp {
+                name: "示範人事系統",
+                name_en: "Demo HR system",
+                other: Some(("示範學籍系統", "http://registry.localhost:8080/")),
+            },
+        });
+        assert!(html.contains("<title>示範人事系統 Demo HR system</title>"));
+        assert!(html.contains(
+            "<a id=\"other-system\" href=\"http://registry.localhost:8080/\">示範學籍系統</a>"
+        ));
+        assert!(html.contains("id=\"demo-logout\" href=\"/.menshen/logout\""));
     }
 }

@@ -25,11 +25,13 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// Too many attempts from this client; wait a few minutes (429).
     TooManyRequests,
+    /// A single sign-on hand-off code that was used, expired, or is for another host (410).
+    SignInLinkInvalid,
 }
 
 impl ErrorKind {
     /// Every kind, for exhaustive tests and listings.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::UnknownHost,
         ErrorKind::NotFound,
         ErrorKind::Forbidden,
@@ -39,6 +41,7 @@ impl ErrorKind {
         ErrorKind::Unavailable,
         ErrorKind::MethodNotAllowed,
         ErrorKind::TooManyRequests,
+        ErrorKind::SignInLinkInvalid,
     ];
 
     /// The HTTP status code for this kind.
@@ -53,6 +56,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => 503,
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::TooManyRequests => 429,
+            ErrorKind::SignInLinkInvalid => 410,
         }
     }
 
@@ -75,6 +79,7 @@ impl ErrorKind {
             ErrorKind::TooManyRequests => {
                 (t.err_too_many_requests_title, t.err_too_many_requests_body)
             }
+            ErrorKind::SignInLinkInvalid => (t.err_sign_in_link_title, t.err_sign_in_link_body),
         }
     }
 }
@@ -134,6 +139,7 @@ mod tests {
             (ErrorKind::Unavailable, 503),
             (ErrorKind::MethodNotAllowed, 405),
             (ErrorKind::TooManyRequests, 429),
+            (ErrorKind::SignInLinkInvalid, 410),
         ];
         for (kind, status) in expected {
             assert_eq!(kind.status(), status, "{kind:?}");

@@ -32,13 +32,13 @@ pub use certificate::{
     CERTIFICATE_EN, CERTIFICATE_ZH_TW, CertificatePage, CertificatePurpose, CertificateTexts,
     DEFAULT_DOWNLOAD_URL, MOICA_FAQ, MOICA_SITE, render_certificate,
 };
-pub use demo::{DemoAppPage, render_demo_app};
+pub use demo::{DemoApp, DemoAppPage, render_demo_app};
 pub use error::{ErrorKind, ErrorPage, render_error};
 pub use lang::Lang;
 pub use login::{CaptchaField, LoginMessage, LoginPage, OtherMethod, render_login};
 pub use oidc_error::{OidcError, OidcErrorPage, render_oidc_error};
 pub use otp::{OtpMessage, OtpPage, render_otp};
-pub use signed_in::{SignedInPage, render_signed_in};
+pub use signed_in::{SignedInPage, SystemLink, render_signed_in};
 pub use texts::{EN, Texts, ZH_TW};
 
 /// Path prefix under which [`static_asset`] names are served.

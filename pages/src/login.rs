@@ -70,6 +70,8 @@ pub enum LoginMessage {
     InvalidCredentials,
     FormExpired,
     LoggedOut,
+    /// Single sign-on: the logout ended the sign-in on every system.
+    LoggedOutEverywhere,
     SessionExpired,
     MissingFields,
     /// The picture verification code was wrong.
@@ -104,6 +106,7 @@ impl LoginMessage {
             LoginMessage::UseCertificate => MessageView::warning(t.msg_use_certificate),
             LoginMessage::Unavailable => MessageView::warning(t.msg_unavailable),
             LoginMessage::LoggedOut => MessageView::info(t.msg_logged_out),
+            LoginMessage::LoggedOutEverywhere => MessageView::info(t.msg_logged_out_everywhere),
             LoginMessage::BoundLogInAgain => MessageView::success(t.msg_bound_log_in_again),
         }
     }
@@ -334,6 +337,11 @@ mod tests {
             ),
             (LoginMessage::FormExpired, "表單已逾時", "form has expired"),
             (LoginMessage::LoggedOut, "您已登出", "You have signed out"),
+            (
+                LoginMessage::LoggedOutEverywhere,
+                "已登出所有系統",
+                "You have signed out of all systems",
+            ),
             (
                 LoginMessage::SessionExpired,
                 "登入狀態已逾時",

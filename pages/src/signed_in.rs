@@ -1,5 +1,6 @@
 //! The signed-in landing page (`GET /.menshen/`): who is signed in, a link into the protected
-//! system and the logout button.
+//! system (with single sign-on, the list of systems) and the logout button. The same page,
+//! in its confirmation form, is `GET /.menshen/logout`.
 
 use crate::lang::Lang;
 use crate::render_or_fallback;
@@ -13,6 +14,19 @@ pub struct SignedInPage<'a> {
     pub login_name: &'a str,
     /// Value of the logout form's hidden `csrf` field.
     pub csrf: &'a str,
+    /// Single sign-on: the systems to go to from the portal (else one link to `/`).
+    pub systems: &'a [SystemLink<'a>],
+    /// The page asks to confirm the logout (`GET /.menshen/logout`).
+    pub confirm_logout: bool,
+    /// The logout ends the sign-in on every system (single sign-on).
+    pub everywhere: bool,
+}
+
+/// One protected system, linked from the portal.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemLink<'a> {
+    pub name: &'a str,
+    pub href: &'a str,
 }
 
 #[derive(askama::Template)]
@@ -45,7 +59,53 @@ mod tests {
             display_name: "王小明",
             login_name: "wang01",
             csrf: "tok-456",
+            systems: &[],
+            confirm_logout: false,
+            everywhere: false,
         }
+    }
+
+    #[test]
+    fn portal_lists_the_systems_and_logs_out_everywhere() {
+        let systems = [
+            SystemLink {
+                name: "registry",
+                href: "https://registry.school.example/",
+            },
+            SystemLink {
+                name: "hr",
+                href: "https://hr.school.example/",
+            },
+        ];
+        let html = render_signed_in(&SignedInPage {
+            systems: &systems,
+            everywhere: true,
+            ..page(Lang::ZhTw)
+        });
+        assert!(html.contains("可使用的系統"));
+        assert!(html.contains("href=\"https://registry.school.example/\">registry</a>"));
+        assert!(html.contains("href=\"https://hr.school.example/\">hr</a>"));
+        assert!(!html.contains("id=\"go-to-system\""));
+        assert!(html.contains(">登出所有系統</button>"));
+    }
+
+    #[test]
+    fn logout_confirmation() {
+        let html = render_signed_in(&SignedInPage {
+            confirm_logout: true,
+            everywhere: true,
+            ..page(Lang::ZhTw)
+        });
+        assert!(html.contains("<h1 id=\"signed-in-title\">登出</h1>"));
+        assert!(html.contains("本次登入的所有系統都需要重新登入"));
+        assert!(html.contains("method=\"post\" action=\"/.menshen/logout\""));
+        assert!(html.contains(">登出所有系統</button>"));
+        let en = render_signed_in(&SignedInPage {
+            confirm_logout: true,
+            ..page(Lang::En)
+        });
+        assert!(en.contains("Do you want to sign out?"));
+        assert!(en.contains(">Sign out</button>"));
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub struct Texts {
     pub msg_invalid_credentials: &'static str,
     pub msg_form_expired: &'static str,
     pub msg_logged_out: &'static str,
+    pub msg_logged_out_everywhere: &'static str,
     pub msg_session_expired: &'static str,
     pub msg_missing_fields: &'static str,
     pub captcha_label: &'static str,
@@ -63,6 +64,8 @@ pub struct Texts {
     pub err_method_not_allowed_body: &'static str,
     pub err_too_many_requests_title: &'static str,
     pub err_too_many_requests_body: &'static str,
+    pub err_sign_in_link_title: &'static str,
+    pub err_sign_in_link_body: &'static str,
 
     // Signed-in page.
     pub signed_in_title: &'static str,
@@ -71,6 +74,13 @@ pub struct Texts {
     pub go_to_system: &'static str,
     pub logout_submit: &'static str,
     pub logout_hint: &'static str,
+    /// Single sign-on: the systems the portal signs people in to.
+    pub systems_heading: &'static str,
+    /// `GET /.menshen/logout`: the confirmation before the logout.
+    pub logout_title: &'static str,
+    pub logout_lead: &'static str,
+    pub logout_lead_everywhere: &'static str,
+    pub logout_everywhere_submit: &'static str,
 
     // Shared by the binding and OTP pages.
     pub back_to_login: &'static str,
@@ -252,6 +262,7 @@ pub const ZH_TW: Texts = Texts {
     msg_invalid_credentials: "帳號或密碼錯誤，請重新輸入。連續輸入錯誤將暫時停用帳號。",
     msg_form_expired: "登入表單已逾時，請重新輸入帳號及密碼。",
     msg_logged_out: "您已登出。",
+    msg_logged_out_everywhere: "已登出所有系統。",
     msg_session_expired: "登入狀態已逾時，請重新登入。",
     msg_missing_fields: "請輸入帳號及密碼。",
     captcha_label: "驗證碼",
@@ -287,6 +298,8 @@ pub const ZH_TW: Texts = Texts {
     err_method_not_allowed_body: "此網頁不接受這種操作方式，請回到上一頁重新操作。",
     err_too_many_requests_title: "嘗試次數過多",
     err_too_many_requests_body: "短時間內的嘗試次數過多，請稍候數分鐘後再試。",
+    err_sign_in_link_title: "登入連結已失效",
+    err_sign_in_link_body: "登入入口帶您回到系統的連結，只能在一分鐘內、於該系統使用一次；這個連結已使用過、已過期，或不屬於這個系統。請回到系統首頁重新登入。",
 
     signed_in_title: "已登入",
     signed_in_as: "您目前的登入身分",
@@ -294,6 +307,11 @@ pub const ZH_TW: Texts = Texts {
     go_to_system: "前往系統",
     logout_submit: "登出",
     logout_hint: "使用完畢請登出，並關閉瀏覽器。",
+    systems_heading: "可使用的系統",
+    logout_title: "登出",
+    logout_lead: "確定要登出嗎？",
+    logout_lead_everywhere: "確定要登出嗎？登出後，本次登入的所有系統都需要重新登入。",
+    logout_everywhere_submit: "登出所有系統",
 
     back_to_login: "← 返回登入首頁",
     signed_in_account: "登入帳號：",
@@ -457,6 +475,7 @@ pub const EN: Texts = Texts {
     msg_invalid_credentials: "Incorrect account or password. Repeated failures temporarily suspend the account.",
     msg_form_expired: "The sign-in form has expired. Please enter your account and password again.",
     msg_logged_out: "You have signed out.",
+    msg_logged_out_everywhere: "You have signed out of all systems.",
     msg_session_expired: "Your session has expired. Please sign in again.",
     msg_missing_fields: "Please enter your account and password.",
     captcha_label: "Verification code",
@@ -492,6 +511,8 @@ pub const EN: Texts = Texts {
     err_method_not_allowed_body: "This page does not accept this kind of request. Please go back and try again.",
     err_too_many_requests_title: "Too many attempts",
     err_too_many_requests_body: "There were too many attempts in a short time. Please wait a few minutes and try again.",
+    err_sign_in_link_title: "This sign-in link is no longer valid",
+    err_sign_in_link_body: "The link that brings you back from the sign-in portal works once, for one system, within a minute; this one was already used, has expired, or belongs to another system. Go to the home page of the system and sign in again.",
 
     signed_in_title: "Signed in",
     signed_in_as: "You are signed in as",
@@ -499,6 +520,11 @@ pub const EN: Texts = Texts {
     go_to_system: "Go to the system",
     logout_submit: "Sign out",
     logout_hint: "When you are done, sign out and close the browser.",
+    systems_heading: "Your systems",
+    logout_title: "Sign out",
+    logout_lead: "Do you want to sign out?",
+    logout_lead_everywhere: "Do you want to sign out? You will be signed out of every system you reached with this sign-in.",
+    logout_everywhere_submit: "Sign out of all systems",
 
     back_to_login: "← Back to the sign-in page",
     signed_in_account: "Account: ",

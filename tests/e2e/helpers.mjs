@@ -178,10 +178,13 @@ export function parseDemo(stdout) {
 /**
  * Starts `menshen demo` on 127.0.0.1:`port`, with `args` after `--listen` and `env` added to
  * the environment; `ready` resolves with `parse(stdout)`, by default parseDemo's URL and accounts.
+ * The demo runs single-host (one app, its own sign-in pages) unless `sso` is set: then the
+ * portal is login.localhost and the apps registry.localhost and hr.localhost.
  */
-export function startDemo(port, { args = [], env = {}, parse = parseDemo } = {}) {
+export function startDemo(port, { args = [], env = {}, parse = parseDemo, sso = false } = {}) {
   assert.ok(existsSync(MENSHEN_BIN), `menshen binary not found at ${MENSHEN_BIN} (build it or set MENSHEN_BIN)`);
-  return startProcess('menshen demo', MENSHEN_BIN, ['demo', '--listen', `127.0.0.1:${port}`, ...args], parse, { env });
+  const mode = sso ? [] : ['--single-host'];
+  return startProcess('menshen demo', MENSHEN_BIN, ['demo', '--listen', `127.0.0.1:${port}`, ...mode, ...args], parse, { env });
 }
 
 /**

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Client, Method, Response};
 
+#[derive(Clone)]
 pub struct Browser {
     pub client: Client,
     pub base: String,

@@ -41,6 +41,8 @@ pub struct Options {
     pub extra: String,
     /// Listen on this port (when something must know it before the gateway starts).
     pub port: Option<u16>,
+    /// TOML appended after the site (more `[[site]]` tables, `[portal]`).
+    pub extra_sites: String,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             captcha: "off",
             extra: String::new(),
             port: None,
+            extra_sites: String::new(),
         }
     }
 }
@@ -158,6 +161,8 @@ roles = ["aa"]
 [[site.rule]]
 path = "/blocked/"
 access = "deny"
+
+{extra_sites}
 "#,
             idle = opts.idle,
             absolute = opts.absolute,
@@ -167,6 +172,7 @@ access = "deny"
             captcha = opts.captcha,
             otp_keys = OTP_KEYS,
             extra = opts.extra,
+            extra_sites = opts.extra_sites,
         );
         let config_path = dir.path().join("menshen.toml");
         std::fs::write(&config_path, config).expect("write config");

@@ -124,6 +124,15 @@ async fn logout_ends_the_session_on_the_server(sql: Sql, store: Store) {
     let refused = b.post_form("/.menshen/logout", &[("csrf", "wrong")]).await;
     assert_eq!(refused.status, 403);
     assert_eq!(b.get("/x").await.status, 200);
+    // GET /.menshen/logout only asks (no state change on GET).
+    let confirm = b.get("/.menshen/logout").await;
+    assert_eq!(confirm.status, 200);
+    assert!(
+        confirm.body.contains("id=\"logout-submit\""),
+        "{}",
+        confirm.body
+    );
+    assert_eq!(b.get("/x").await.status, 200);
     let out = b
         .post_form("/.menshen/logout", &[("csrf", &home.csrf())])
         .await;
@@ -135,8 +144,11 @@ async fn logout_ends_the_session_on_the_server(sql: Sql, store: Store) {
     thief.cookies.insert("menshen".into(), stolen);
     let page = thief.get("/x").await;
     assert_eq!(page.status, 302);
-    // GET never logs out (no state change on GET).
-    assert_eq!(b.get("/.menshen/logout").await.status, 405);
+    // Signed out, the confirmation has nothing to confirm.
+    assert_eq!(
+        b.get("/.menshen/logout").await.location(),
+        Some("/.menshen/login")
+    );
 }
 
 async fn disabled_account_loses_its_sessions(sql: Sql, store: Store) {

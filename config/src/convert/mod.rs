@@ -6,6 +6,7 @@ mod certificate;
 mod factors;
 mod headers;
 mod oidc;
+mod portal;
 mod site;
 
 use std::net::SocketAddr;
@@ -38,7 +39,7 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
     let mut root = Table::root(document);
 
     let threads = server(&mut root, cx);
-    let listeners = listeners(&mut root, cx);
+    let (listeners, tls_configured) = listeners(&mut root, cx);
     let metrics = metrics(&mut root, cx, &listeners);
     let session = session(&mut root, cx);
     let store = store(&mut root, cx);
@@ -56,6 +57,12 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
         None => HeaderSet::defaults(),
     };
     let sites = site::sites(&mut root, cx, &headers);
+    let portal = portal::portal(
+        &mut root,
+        cx,
+        &sites,
+        tls_configured || session.insecure_dev_cookie,
+    );
     root.finish(cx);
 
     Config {
@@ -72,6 +79,7 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
         certificate,
         headers: headers.names,
         sites,
+        portal,
     }
 }
 
@@ -87,7 +95,9 @@ fn server(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> usize {
     threads
 }
 
-fn listeners(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Vec<At<Listener>> {
+/// The listeners, and whether any of them has a `tls` table (even one whose files could not
+/// be read: that problem is reported once, where it is).
+fn listeners(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> (Vec<At<Listener>>, bool) {
     let tables = root.tables(cx, "listen");
     if tables.is_empty() {
         cx.error(
@@ -96,12 +106,16 @@ fn listeners(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Vec<At<Listener>> {
         );
     }
     let mut listeners: Vec<At<Listener>> = Vec::new();
+    let mut tls_configured = false;
     for mut table in tables {
         table.require(cx, "address");
         let address = table
             .string(cx, "address")
             .and_then(|text| socket_address(cx, &table.name("address"), &text));
-        let tls = table.table(cx, "tls").and_then(|tls| tls_files(cx, tls));
+        let tls = table.table(cx, "tls").and_then(|tls| {
+            tls_configured = true;
+            tls_files(cx, tls)
+        });
         table.finish(cx);
         let Some(address) = address else { continue };
         if address.value.port() != 0
@@ -126,7 +140,7 @@ fn listeners(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Vec<At<Listener>> {
             span: address.span,
         });
     }
-    listeners
+    (listeners, tls_configured)
 }
 
 fn tls_files(cx: &mut Cx<'_>, mut table: Table<'_, '_>) -> Option<TlsFiles> {

@@ -49,7 +49,7 @@ pub fn render_page(
     let config = &certificates.config;
     let html = render_certificate(&CertificatePage {
         lang: req.lang,
-        site_name: &req.site.config.name,
+        site_name: req.site_name(),
         purpose,
         csrf,
         component_url: &config.component_url,
@@ -61,7 +61,7 @@ pub fn render_page(
     });
     Reply::html(200, html).with_header(
         "Content-Security-Policy",
-        csp_with_component(&config.component_url),
+        csp_with_component(&req.state.csp, &config.component_url),
     )
 }
 
@@ -72,7 +72,8 @@ pub async fn page(req: &Request<'_>) -> Reply {
     let Some(certificates) = req.state.certificates.as_deref() else {
         return Reply::error(req.lang, ErrorKind::NotFound, None);
     };
-    let rd = super::login::return_target(req.query.get("rd"));
+    let rd = super::login::return_target(req, req.query.get("rd"));
+    let rd = rd.as_str();
     let (csrf, fresh) = match req.cookies.csrf.value() {
         Some(t) => (t.to_string(), false),
         None => (random::token(), true),
@@ -252,7 +253,7 @@ pub async fn challenge(session: &mut Session, req: &Request<'_>) -> Reply {
                 Purpose::Login,
                 hash(cookie),
                 String::new(),
-                super::login::return_target(form.get("rd")).to_string(),
+                super::login::return_target(req, form.get("rd")),
             ),
             None => return error(403, "csrf"),
         },
@@ -650,6 +651,7 @@ async fn login(
         created_at: now,
         last_seen: now,
         return_to: Some(ch.return_to.clone()),
+        portal: None,
     };
     let sid = match req.state.sessions.create(&data, now).await {
         Ok(sid) => sid,
@@ -666,10 +668,9 @@ async fn login(
     }
     LOGINS.with_label_values(&[METHOD, "success"]).inc();
     tracing::info!(user = %account.login_name, ip = ?req.client_ip, "certificate login");
-    json(200, &json!({ "ok": true, "next": ch.return_to })).with_cookie(cookies::set(
-        req.names.session,
-        &sid,
-        req.names,
-        None,
-    ))
+    json(
+        200,
+        &json!({ "ok": true, "next": crate::sso::landing(&ch.return_to) }),
+    )
+    .with_cookie(cookies::set(req.names.session, &sid, req.names, None))
 }

@@ -24,9 +24,20 @@ use crate::sessions::{Factor, SessionData, Stage};
 use crate::{clock, random};
 use menshen_config::CaptchaMode;
 
-/// The return target to use: the validated `rd`, or the site's root.
-pub fn return_target(rd: Option<&str>) -> &str {
-    rd.and_then(safe_return_target).unwrap_or("/")
+/// The return target to use: the validated `rd`, or the site's root. On the single sign-on
+/// portal it may be an absolute URL to a configured site ([`crate::sso::Portal::return_target`]);
+/// everywhere else only a local path.
+pub fn return_target(req: &Request<'_>, rd: Option<&str>) -> String {
+    let Some(rd) = rd else {
+        return "/".to_string();
+    };
+    match (&req.state.portal, req.site.portal) {
+        (Some(portal), true) => portal
+            .return_target(&req.state.router, req.tls, &req.host, rd)
+            .map(|t| t.to_url()),
+        _ => safe_return_target(rd).map(str::to_string),
+    }
+    .unwrap_or_else(|| "/".to_string())
 }
 
 /// Whether this client must solve a captcha now.
@@ -101,7 +112,7 @@ async fn page(
             .collect();
     let html = menshen_pages::render_login(&LoginPage {
         lang: req.lang,
-        site_name: &req.site.config.name,
+        site_name: req.site_name(),
         csrf: &csrf,
         rd,
         username,
@@ -137,9 +148,16 @@ async fn page(
 }
 
 pub async fn get(req: &Request<'_>) -> Reply {
-    let rd = return_target(req.query.get("rd"));
+    let rd = return_target(req, req.query.get("rd"));
+    if req.site.portal
+        && !rd.starts_with('/')
+        && let Some(reply) = super::handoff::issue_if_signed_in(req, &rd).await
+    {
+        return reply;
+    }
+    let rd = rd.as_str();
     let message = if req.query.get("lo").is_some() {
-        Some(LoginMessage::LoggedOut)
+        Some(super::logout::message(req))
     } else if req.query.get("bound").is_some() {
         Some(LoginMessage::BoundLogInAgain)
     } else if req.query.get("exp").is_some() {
@@ -172,7 +190,8 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
         Ok(f) => f,
         Err(reply) => return reply,
     };
-    let rd = return_target(form.get("rd"));
+    let rd = return_target(req, form.get("rd"));
+    let rd = rd.as_str();
     let username = form.get("username").unwrap_or("").trim();
     let password = form.get("password").unwrap_or("");
 
@@ -327,6 +346,7 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
         created_at: now,
         last_seen: now,
         return_to: Some(rd.to_string()),
+        portal: None,
     };
     let id = match req.state.sessions.create(&data, now).await {
         Ok(id) => id,

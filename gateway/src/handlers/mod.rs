@@ -4,6 +4,7 @@
 pub mod account;
 pub mod bind;
 pub mod certificate;
+pub mod handoff;
 pub mod home;
 pub mod login;
 pub mod logout;
@@ -40,6 +41,39 @@ pub struct Request<'a> {
     pub names: CookieNames,
     pub lang: Lang,
     pub client_ip: Option<IpAddr>,
+    /// Whether the browser reached Menshen over TLS.
+    pub tls: bool,
+    /// The query string as sent (for redirects that keep it).
+    pub raw_query: &'a str,
+    /// False when the browser says the request comes from another origin's page
+    /// (`Sec-Fetch-Site`, `Origin`); such a POST is refused whatever token it carries.
+    pub same_origin: bool,
+}
+
+impl Request<'_> {
+    /// The name the pages show under the product name: the site's, or none on the portal
+    /// (which serves every site; the pages then show the tagline).
+    pub fn site_name(&self) -> &str {
+        if self.site.portal {
+            ""
+        } else {
+            &self.site.config.name
+        }
+    }
+
+    /// With single sign-on, this host is a protected site (not the portal): its `/.menshen/`
+    /// keeps only the hand-off, logout and static files.
+    pub fn on_site_with_portal(&self) -> Option<&crate::sso::Portal> {
+        self.state.portal.as_ref().filter(|_| !self.site.portal)
+    }
+
+    /// The portal's URL for `path_and_query`, or the path itself without single sign-on.
+    pub fn portal_url(&self, path_and_query: &str) -> String {
+        match &self.state.portal {
+            Some(portal) => format!("{}{path_and_query}", portal.origin(self.tls, &self.host)),
+            None => path_and_query.to_string(),
+        }
+    }
 }
 
 /// The suspension rule the pages state: `failures` in a row, for the configured time (in
@@ -56,6 +90,24 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
     let rest = req.path.strip_prefix("/.menshen").unwrap_or("");
     let get = req.method == http::Method::GET || req.method == http::Method::HEAD;
     let post = req.method == http::Method::POST;
+    if !get && !req.same_origin {
+        return Reply::error(
+            req.lang,
+            ErrorKind::Forbidden,
+            Some("a form sent from another site's page is refused; reload this page and try again"),
+        );
+    }
+    if req.on_site_with_portal().is_some()
+        && !(rest == "/handoff" || rest == "/logout" || rest.starts_with("/static/"))
+    {
+        // Sign-in and account pages never render on a legacy app's origin: the same page on
+        // the portal (307 keeps a form's method; the portal then refuses it as cross-site).
+        let target = match req.raw_query {
+            "" => req.path.to_string(),
+            q => format!("{}?{q}", req.path),
+        };
+        return Reply::redirect(if get { 302 } else { 307 }, &req.portal_url(&target));
+    }
     // A session that still owes a binding may reach only the binding pages (and logout,
     // static files, captcha pictures); one that owes its OTP code only the OTP page.
     // The certificate endpoints check the session's stage themselves (a binding session
@@ -80,7 +132,9 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
         "" | "/" if get => home::get(req).await,
         "/login" if get => login::get(req).await,
         "/login" if post => login::post(session, req).await,
+        "/logout" if get => logout::get(req).await,
         "/logout" if post => logout::post(session, req).await,
+        "/handoff" if get && req.on_site_with_portal().is_some() => handoff::redeem(req).await,
         "/otp" if get => otp::get(req).await,
         "/otp" if post => otp::post(session, req).await,
         "/bind" if get => bind::page(req).await,
@@ -95,9 +149,7 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
         "/login" | "/logout" | "" | "/" | "/otp" | "/bind" | "/bind/otp" | "/bind/certificate"
         | "/certificate" => Reply::error(req.lang, ErrorKind::MethodNotAllowed, None).with_header(
             "Allow",
-            if rest == "/logout" {
-                "POST"
-            } else if rest == "/certificate" {
+            if rest == "/certificate" {
                 "GET, HEAD"
             } else {
                 "GET, HEAD, POST"
@@ -173,10 +225,44 @@ pub async fn activity(
     outcome: &str,
     detail: &str,
 ) -> bool {
+    let who = account.map(|a| (a.id.as_str(), a.login_name.as_str()));
+    record_activity(req, who, login_name, event, method, outcome, detail).await
+}
+
+/// [`activity`] for the account a session belongs to.
+pub async fn session_activity(
+    req: &Request<'_>,
+    s: &SessionData,
+    event: &str,
+    outcome: &str,
+    detail: &str,
+) -> bool {
+    let who = Some((s.account_id.as_str(), s.login_name.as_str()));
+    record_activity(
+        req,
+        who,
+        &s.login_name,
+        event,
+        &s.auth_method,
+        outcome,
+        detail,
+    )
+    .await
+}
+
+async fn record_activity(
+    req: &Request<'_>,
+    account: Option<(&str, &str)>,
+    login_name: &str,
+    event: &str,
+    method: &str,
+    outcome: &str,
+    detail: &str,
+) -> bool {
     let record = Activity {
-        account_id: account.map(|a| a.id.clone()),
+        account_id: account.map(|(id, _)| id.to_string()),
         login_name: account
-            .map(|a| a.login_name.clone())
+            .map(|(_, name)| name.to_string())
             .unwrap_or_else(|| login_name.to_string()),
         event: event.to_string(),
         method: method.to_string(),

@@ -141,7 +141,7 @@ pub async fn start(req: &Request<'_>, id: &str) -> Reply {
         nonce: auth.nonce,
         pkce_verifier: auth.pkce_verifier,
         redirect_uri: redirect,
-        return_to: super::login::return_target(req.query.get("rd")).to_string(),
+        return_to: super::login::return_target(req, req.query.get("rd")),
     };
     let Ok(json) = serde_json::to_vec(&flow) else {
         return super::unavailable(req.lang);
@@ -329,6 +329,7 @@ async fn login(
         created_at: now,
         last_seen: now,
         return_to: Some(flow.return_to.clone()),
+        portal: None,
     };
     let sid = match req.state.sessions.create(&data, now).await {
         Ok(sid) => sid,
@@ -355,7 +356,7 @@ async fn login(
     let next = if stage == Stage::NeedsSecondFactor {
         "/.menshen/otp".to_string()
     } else {
-        flow.return_to.clone()
+        crate::sso::landing(&flow.return_to)
     };
     Reply::redirect(302, &next).with_cookie(cookies::set(req.names.session, &sid, req.names, None))
 }

@@ -37,7 +37,10 @@ pub async fn get(req: &Request<'_>) -> Reply {
     match s.stage {
         Stage::NeedsSecondFactor => render(req, 200, &s, None),
         Stage::MustBind => Reply::redirect(302, "/.menshen/bind"),
-        Stage::Authenticated => Reply::redirect(302, s.return_to.as_deref().unwrap_or("/")),
+        Stage::Authenticated => Reply::redirect(
+            302,
+            &crate::sso::landing(s.return_to.as_deref().unwrap_or("/")),
+        ),
     }
 }
 
@@ -168,7 +171,7 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
         return super::unavailable(req.lang);
     }
     LOGINS.with_label_values(&["otp", "success"]).inc();
-    Reply::redirect(303, &target).with_cookie(cookies::set(
+    Reply::redirect(303, &crate::sso::landing(&target)).with_cookie(cookies::set(
         req.names.session,
         &new_id,
         req.names,

@@ -302,6 +302,7 @@ mod tests {
             created_at,
             last_seen,
             return_to: None,
+            portal: None,
         })
     }
 

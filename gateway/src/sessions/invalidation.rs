@@ -185,6 +185,7 @@ mod tests {
             created_at: 0,
             last_seen: 0,
             return_to: None,
+            portal: None,
         };
         cache.fill([1; 32], Arc::new(data), ticket);
         assert_eq!(cache.len(), 1);

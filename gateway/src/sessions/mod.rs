@@ -62,9 +62,15 @@ pub struct SessionData {
     pub csrf: String,
     pub created_at: u64,
     pub last_seen: u64,
-    /// Where to go once the login is complete (a validated local path).
+    /// Where to go once the login is complete: a validated local path, or with single
+    /// sign-on an absolute URL to one of the gateway's hosts.
     #[serde(default)]
     pub return_to: Option<String>,
+    /// Single sign-on: for a site's session made by a hand-off, the store key (hashed id) of
+    /// the portal session it belongs to. The site session lives only as long as that one:
+    /// ending the portal session (logout anywhere) ends it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal: Option<String>,
 }
 
 impl SessionData {
@@ -97,6 +103,13 @@ pub trait SessionStore: Send + Sync {
 /// The hashed id a session is stored under (the id itself never reaches the store).
 pub fn key_of(id: &str) -> Key {
     Sha256::digest(id.as_bytes()).into()
+}
+
+/// The key a [`store_key`] spells, when it is one.
+pub fn key_from_hex(hex_key: &str) -> Option<Key> {
+    let mut key: Key = [0; 32];
+    hex::decode_to_slice(hex_key, &mut key).ok()?;
+    Some(key)
 }
 
 /// Store key for a session id: the id itself never reaches the store.
@@ -230,7 +243,35 @@ impl Sessions {
         self.load_key(&key_of(id), now).await
     }
 
+    /// The live session stored under `key`. A site session made by a single sign-on hand-off
+    /// is live only while its portal session is: that one read (which also keeps the portal
+    /// session from idling out while the person works on the sites) is what makes a logout
+    /// anywhere end every linked site session, on every instance.
     async fn load_key(&self, key: &Key, now: u64) -> Result<Option<SessionData>, StoreError> {
+        let Some(data) = self.load_one(key, now).await? else {
+            return Ok(None);
+        };
+        let Some(portal) = &data.portal else {
+            return Ok(Some(data));
+        };
+        let portal_alive = match key_from_hex(portal) {
+            Some(portal_key) => self
+                .load_one(&portal_key, now)
+                .await?
+                .is_some_and(|p| p.is_authenticated() && p.account_id == data.account_id),
+            None => false,
+        };
+        if portal_alive {
+            return Ok(Some(data));
+        }
+        let r = self.store.delete(&hex::encode(key)).await;
+        self.evict(key);
+        self.checked(r)?;
+        Ok(None)
+    }
+
+    /// The live session stored under `key`, links not followed.
+    async fn load_one(&self, key: &Key, now: u64) -> Result<Option<SessionData>, StoreError> {
         let hex_key = hex::encode(key);
         let Some(mut data) = self.checked(self.store.get(&hex_key).await)? else {
             return Ok(None);
@@ -309,6 +350,31 @@ impl Sessions {
         });
     }
 
+    /// The live session whose store key is `key_hex` (single sign-on hand-offs name the portal
+    /// session by its key, never by its id).
+    pub async fn load_by_key(
+        &self,
+        key_hex: &str,
+        now: u64,
+    ) -> Result<Option<SessionData>, StoreError> {
+        match key_from_hex(key_hex) {
+            Some(key) => self.load_key(&key, now).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Ends a sign-in: the session `id` and, for a site session made by a hand-off, the portal
+    /// session it belongs to, which ends every other site session linked to it (see
+    /// [`Sessions::load_key`]).
+    pub async fn destroy_sign_in(&self, id: &str, data: &SessionData) -> Result<(), StoreError> {
+        if let Some(portal) = data.portal.as_deref().and_then(key_from_hex) {
+            let r = self.store.delete(&hex::encode(portal)).await;
+            self.evict(&portal);
+            self.checked(r)?;
+        }
+        self.destroy(id).await
+    }
+
     /// Ends one session, here and (through the store's invalidation) on every instance.
     pub async fn destroy(&self, id: &str) -> Result<(), StoreError> {
         let key = key_of(id);
@@ -350,6 +416,7 @@ mod tests {
             created_at: now,
             last_seen: now,
             return_to: None,
+            portal: None,
         }
     }
 
@@ -390,6 +457,59 @@ mod tests {
         assert!(s.destroy_account("a1").await.is_ok());
         assert!(s.load(&a, 1).await.ok().flatten().is_none());
         assert!(s.load(&b, 1).await.ok().flatten().is_none());
+    }
+
+    /// A site session made from `portal_id`'s session, as a hand-off makes it.
+    async fn linked(s: &Sessions, portal_id: &str, now: u64) -> String {
+        let mut site = data(now);
+        site.portal = Some(store_key(portal_id));
+        s.create(&site, now).await.unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_site_session_lives_only_as_long_as_its_portal_session() {
+        let s = sessions();
+        let portal = s.create(&data(0), 0).await.unwrap_or_default();
+        let registry = linked(&s, &portal, 0).await;
+        let hr = linked(&s, &portal, 0).await;
+        assert!(s.load(&registry, 1).await.ok().flatten().is_some());
+        // Work on a site keeps the portal session from idling out (idle timeout 100).
+        for t in (60..400).step_by(60) {
+            assert!(
+                s.load(&registry, t).await.ok().flatten().is_some(),
+                "at {t}"
+            );
+            assert!(s.load(&hr, t).await.ok().flatten().is_some(), "at {t}");
+        }
+        assert!(s.load(&portal, 400).await.ok().flatten().is_some());
+        // Logging out on one site ends the portal session and with it the other site.
+        let site_data = s.load(&hr, 400).await.ok().flatten();
+        let site_data = site_data.unwrap_or_else(|| panic!("hr is still signed in"));
+        assert!(site_data.portal.is_some());
+        assert!(s.destroy_sign_in(&hr, &site_data).await.is_ok());
+        assert!(s.load(&portal, 401).await.ok().flatten().is_none());
+        assert!(s.load(&hr, 401).await.ok().flatten().is_none());
+        assert!(s.load(&registry, 401).await.ok().flatten().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_link_to_a_missing_or_unfinished_portal_session_is_no_session() {
+        let s = sessions();
+        let mut half = data(0);
+        half.stage = Stage::NeedsSecondFactor;
+        let half_done = s.create(&half, 0).await.unwrap_or_default();
+        let site = linked(&s, &half_done, 0).await;
+        assert!(s.load(&site, 1).await.ok().flatten().is_none());
+        let mut orphan = data(0);
+        orphan.portal = Some("not-a-key".into());
+        let orphan = s.create(&orphan, 0).await.unwrap_or_default();
+        assert!(s.load(&orphan, 1).await.ok().flatten().is_none());
+        // Someone else's portal session does not carry this account's site session.
+        let mut other = data(0);
+        other.account_id = "a2".into();
+        let other = s.create(&other, 0).await.unwrap_or_default();
+        let stolen = linked(&s, &other, 0).await;
+        assert!(s.load(&stolen, 1).await.ok().flatten().is_none());
     }
 
     /// The in-process store, with a switch that makes every call fail as a dead Redis would.
