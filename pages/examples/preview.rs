@@ -331,6 +331,7 @@ fn main() {
         certificate_holder: None,
         providers: &providers,
         message: None,
+        sign_ins: &[],
     };
     write(dir, "account.html", &render_account(&account));
     write(

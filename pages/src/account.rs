@@ -41,6 +41,25 @@ pub struct AccountPage<'a> {
     /// One row per configured OpenID Connect provider.
     pub providers: &'a [ProviderRow<'a>],
     pub message: Option<AccountMessage>,
+    /// The person's active sign-ins (devices), this one first.
+    pub sign_ins: &'a [SignInRow<'a>],
+}
+
+/// One active sign-in in the list of devices (帳號活動紀錄).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInRow<'a> {
+    /// Names the sign-in in the `登出此裝置` form's action (not a secret: it cannot be used as a
+    /// cookie).
+    pub handle: &'a str,
+    /// Already formatted, e.g. "2026-11-24 14:05".
+    pub started: &'a str,
+    pub last_used: &'a str,
+    pub client_ip: &'a str,
+    pub user_agent: &'a str,
+    /// The systems reached with it, joined for display (single sign-on); may be empty.
+    pub systems: &'a str,
+    /// The sign-in this page is shown in.
+    pub current: bool,
 }
 
 /// What the account page shows of a bound citizen certificate.
@@ -143,6 +162,8 @@ pub enum AccountMessage {
     OidcNeedsSecondFactor,
     /// OTP was bound again.
     OtpRebound,
+    /// A device was signed out from the list of sign-ins.
+    DeviceSignedOut,
     /// Something went wrong; try again.
     Failed,
 }
@@ -164,6 +185,7 @@ impl AccountMessage {
                 MessageView::error(&t.msg_oidc_needs_second_factor.replace("{label}", &labels))
             }
             AccountMessage::OtpRebound => MessageView::success(t.msg_otp_rebound),
+            AccountMessage::DeviceSignedOut => MessageView::success(t.msg_device_signed_out),
             AccountMessage::Failed => MessageView::error(t.msg_account_failed),
         }
     }
@@ -198,6 +220,13 @@ struct ActivityView<'a> {
     agent_full: &'a str,
 }
 
+/// One active sign-in, in words.
+struct SignInView<'a> {
+    row: &'a SignInRow<'a>,
+    agent_short: String,
+    end_action: String,
+}
+
 /// One provider row, with its links.
 struct ProviderView<'a> {
     id: &'a str,
@@ -221,6 +250,7 @@ struct AccountTemplate<'a> {
     roles: String,
     auth_method: String,
     activity: Vec<ActivityView<'a>>,
+    sign_ins: Vec<SignInView<'a>>,
     cert: CertificateView<'a>,
     /// The bound card in words, e.g. 持卡人 王小明（身分證末四碼 6789），2026-12-01 09:30 綁定.
     cert_holder: Option<String>,
@@ -286,6 +316,18 @@ pub fn render_account(page: &AccountPage) -> String {
         roles,
         auth_method: method_label(page.auth_method, t),
         activity,
+        sign_ins: page
+            .sign_ins
+            .iter()
+            .map(|row| SignInView {
+                row,
+                agent_short: browser_summary(row.user_agent),
+                end_action: format!(
+                    "/.menshen/account/sessions/{}/end",
+                    utf8_percent_encode(row.handle, PATH_SEGMENT)
+                ),
+            })
+            .collect(),
         cert: CertificateView::new(page.certificate),
         cert_holder: page.certificate_holder.map(|h| {
             let text = if h.id_last4.is_empty() {
@@ -346,6 +388,9 @@ fn event_label(event: &str, outcome: &str, t: &'static Texts) -> String {
         "locked" => Some(t.outcome_locked),
         "throttled" => Some(t.outcome_throttled),
         "use_certificate" => Some(t.outcome_use_certificate),
+        "everywhere" => Some(t.outcome_everywhere),
+        "device" => Some(t.outcome_device),
+        "all_devices" => Some(t.outcome_all_devices),
         other => Some(other),
     };
     let with_outcome = |base: &str, outcome: &str| {
@@ -366,6 +411,8 @@ fn event_label(event: &str, outcome: &str, t: &'static Texts) -> String {
                 "unlock" => t.event_unlock,
                 "bind" => t.event_bind,
                 "unbind" => t.event_unbind,
+                "handoff" => t.event_handoff,
+                "logout" => t.event_logout,
                 other => other,
             };
             match outcome_word {
@@ -517,7 +564,62 @@ mod tests {
             certificate_holder: None,
             providers: &PROVIDERS,
             message: None,
+            sign_ins: &[],
         }
+    }
+
+    #[test]
+    fn the_activity_tab_lists_the_active_sign_ins() {
+        let roles = vec!["staff".to_string()];
+        let rows = [
+            SignInRow {
+                handle: "aaaa1111bbbb2222",
+                started: "2026-12-02 08:00",
+                last_used: "2026-12-02 09:10",
+                client_ip: "203.0.113.7",
+                user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36",
+                systems: "registry.school.example, hr.school.example",
+                current: true,
+            },
+            SignInRow {
+                handle: "cccc3333dddd4444",
+                started: "2026-12-01 13:00",
+                last_used: "2026-12-01 13:05",
+                client_ip: "198.51.100.2",
+                user_agent: "",
+                systems: "",
+                current: false,
+            },
+        ];
+        let html = render_account(&AccountPage {
+            sign_ins: &rows,
+            ..page(Lang::ZhTw, AccountTab::Activity, &roles)
+        });
+        let table = part(&html, "<table id=\"sign-ins-table\"", "</table>");
+        assert!(table.contains("Chrome 140 · Windows"));
+        assert!(table.contains("registry.school.example, hr.school.example"));
+        assert!(table.contains("目前使用的裝置"));
+        assert_eq!(
+            table.matches("登出此裝置</button>").count(),
+            1,
+            "not for this device"
+        );
+        assert!(table.contains("action=\"/.menshen/account/sessions/cccc3333dddd4444/end\""));
+        assert!(table.contains("<input type=\"hidden\" name=\"csrf\" value=\"csrf-acc-9\">"));
+        assert!(html.contains("action=\"/.menshen/account/sessions/end-all\""));
+        assert!(html.contains(">登出所有裝置</button>"));
+        let en = render_account(&AccountPage {
+            sign_ins: &rows,
+            ..page(Lang::En, AccountTab::Activity, &roles)
+        });
+        assert!(en.contains("Where you are signed in"));
+        assert!(en.contains(">Sign out all devices</button>"));
+        // Other tabs do not show it.
+        let profile = render_account(&AccountPage {
+            sign_ins: &rows,
+            ..page(Lang::ZhTw, AccountTab::Profile, &roles)
+        });
+        assert!(!profile.contains("sign-ins-table"));
     }
 
     /// The element that starts with `start` up to (not including) `end`.

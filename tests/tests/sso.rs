@@ -495,3 +495,80 @@ async fn a_code_from_one_instance_is_redeemed_at_another_and_logout_reaches_both
     .await;
     assert_eq!(portal.get("/.menshen/").await.status, 302);
 }
+
+#[tokio::test]
+async fn the_account_page_lists_sign_ins_and_ends_them() {
+    let (_up, gw) = start(Sql::Sqlite, Store::SharedRedis).await;
+    let port = gw.port;
+    // Device A signs in from the registry and reaches it through the hand-off.
+    let mut app = browser_on(&gw.base(), "app.test", port);
+    let login_url = app.get("/x").await.location().expect("login").to_string();
+    let used_step = (menshen_tests::client::now() + 30) / 30;
+    let mut portal = browser_on(&gw.base(), "login.test", port);
+    let secret = portal.bind_otp(STAFF.0, STAFF.2).await;
+    let rd = query_value(&login_url, "rd").expect("rd");
+    let done = portal.login_with_otp(STAFF.0, STAFF.2, &rd, &secret).await;
+    let handoff = portal
+        .get(done.location().expect("landing"))
+        .await
+        .location()
+        .expect("hand-off")
+        .to_string();
+    assert_eq!(redeem(&mut app, &handoff, "app.test", port).await.status, 302);
+    assert_eq!(app.get("/x").await.status, 200);
+
+    // Device B: another browser signs in on the portal (a fresh OTP step).
+    let mut other = browser_on(&gw.base(), "login.test", port);
+    let page = other.login(STAFF.0, STAFF.2, "/").await;
+    assert_eq!(page.location(), Some("/.menshen/otp"));
+    let code = menshen_tests::client::fresh_code(&secret, used_step).await;
+    assert_eq!(other.submit_otp(&code).await.status, 303);
+    assert_eq!(other.get("/.menshen/").await.status, 200);
+
+    // A's list: two sign-ins, A first with the registry among its systems, B with a button.
+    let page = portal.get("/.menshen/account?tab=activity").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let table = page.body.split("<table id=\"sign-ins-table\"").nth(1).expect("the list");
+    let table = table.split("</table>").next().unwrap_or("");
+    assert_eq!(table.matches("class=\"sign-in-row").count(), 2, "{table}");
+    let first = table.split("class=\"sign-in-row").nth(1).unwrap_or("");
+    assert!(first.contains("目前使用的裝置"), "{first}");
+    assert!(first.contains(&format!("app.test:{port}")), "{first}");
+    assert!(first.contains("127.0.0.1"));
+    let marker = "action=\"/.menshen/account/sessions/";
+    let start = table.find(marker).expect("B has a sign-out button") + marker.len();
+    let handle = &table[start..start + table[start..].find('/').expect("handle end")];
+    let csrf = page.csrf();
+
+    // 登出此裝置 ends B only, and needs the form's token.
+    let refused = portal
+        .post_form(&format!("/.menshen/account/sessions/{handle}/end"), &[("csrf", "x")])
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(other.get("/.menshen/").await.status, 200);
+    let page = portal
+        .post_form(&format!("/.menshen/account/sessions/{handle}/end"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), Some("/.menshen/account?tab=activity&msg=device"));
+    assert_eq!(other.get("/.menshen/").await.status, 302, "B is signed out");
+    assert_eq!(portal.get("/.menshen/").await.status, 200, "A is not");
+    assert_eq!(app.get("/x").await.status, 200);
+
+    // 登出所有裝置 ends A too, with its site session.
+    let page = portal
+        .post_form("/.menshen/account/sessions/end-all", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location(), Some("/.menshen/login?lo=1"));
+    assert_eq!(portal.get("/.menshen/").await.status, 302);
+    eventually(Duration::from_secs(5), "the registry session ends", || {
+        let mut app = app.clone();
+        async move { app.get("/x").await.status == 302 }
+    })
+    .await;
+    assert_eq!(
+        gw.sql("SELECT outcome FROM activity WHERE event = 'logout' ORDER BY id"),
+        "device\nall_devices"
+    );
+}

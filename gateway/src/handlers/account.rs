@@ -1,12 +1,83 @@
-//! `GET /.menshen/account`: the profile pages (個人資料管理, 帳號活動紀錄, 登入設定), and
-//! `POST /.menshen/account/oidc/{provider}/unbind`.
+//! `GET /.menshen/account`: the profile pages (個人資料管理, 帳號活動紀錄 with the list of
+//! active sign-ins, 登入設定), `POST /.menshen/account/oidc/{provider}/unbind`, and
+//! `POST /.menshen/account/sessions/{handle}/end` / `…/sessions/end-all` (登出此裝置 /
+//! 登出所有裝置).
 
-use menshen_pages::{AccountMessage, AccountPage, AccountTab, ActivityRow, ProviderRow};
+use menshen_pages::{AccountMessage, AccountPage, AccountTab, ActivityRow, ProviderRow, SignInRow};
 use pingora::proxy::Session;
 
 use super::{Request, activity, csrf_matches, session_of};
 use crate::respond::Reply;
-use crate::sessions::Stage;
+use crate::sessions::{SessionData, Stage, store_key};
+use crate::{clock, cookies};
+
+/// How many hex digits of a session's store key name it in the list's forms: enough to tell
+/// one person's sessions apart, and no use as a cookie.
+const HANDLE_LEN: usize = 16;
+
+/// One sign-in of the list: its store key and the session, with the site sessions linked to it
+/// (single sign-on) folded in as its systems.
+struct SignIn {
+    /// The portal (or only) session's store key.
+    key: String,
+    handle: String,
+    started: String,
+    last_used: String,
+    data: SessionData,
+    systems: String,
+    current: bool,
+}
+
+/// The person's complete sign-ins, this one first, newest next.
+async fn sign_ins(
+    req: &Request<'_>,
+    current_id: &str,
+    s: &SessionData,
+) -> Result<Vec<SignIn>, Reply> {
+    let now = clock::now_secs();
+    let all = req
+        .state
+        .sessions
+        .of_account(&s.account_id, now)
+        .await
+        .map_err(|_| super::unavailable(req.lang))?;
+    let current_key = store_key(current_id);
+    // The sign-in a site session belongs to is its portal session; the list shows sign-ins.
+    let current_root = s.portal.clone().unwrap_or_else(|| current_key.clone());
+    let mut rows: Vec<SignIn> = all
+        .iter()
+        .filter(|(_, d)| d.portal.is_none() && d.is_authenticated())
+        .map(|(key, d)| {
+            let mut systems: Vec<&str> = all
+                .iter()
+                .filter(|(_, site)| site.portal.as_deref() == Some(key.as_str()))
+                .filter_map(|(_, site)| site.site.as_deref())
+                .collect();
+            systems.sort_unstable();
+            systems.dedup();
+            let last_seen = all
+                .iter()
+                .filter(|(_, site)| site.portal.as_deref() == Some(key.as_str()))
+                .map(|(_, site)| site.last_seen)
+                .fold(d.last_seen, u64::max);
+            SignIn {
+                key: key.clone(),
+                handle: key.chars().take(HANDLE_LEN).collect(),
+                started: taipei_datetime(d.created_at as i64),
+                last_used: taipei_datetime(last_seen as i64),
+                data: d.clone(),
+                systems: systems.join(", "),
+                current: *key == current_root,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.current
+            .cmp(&a.current)
+            .then(b.data.created_at.cmp(&a.data.created_at))
+    });
+    Ok(rows)
+}
 
 /// "2026-11-24 14:05" in Taiwan time.
 fn taipei_datetime(unix: i64) -> String {
@@ -24,7 +95,7 @@ fn taipei_datetime(unix: i64) -> String {
 }
 
 pub async fn get(req: &Request<'_>) -> Reply {
-    let (_, s) = match session_of(
+    let (sid, s) = match session_of(
         req,
         Reply::redirect(302, "/.menshen/login?rd=%2F.menshen%2Faccount"),
     )
@@ -102,9 +173,26 @@ pub async fn get(req: &Request<'_>) -> Reply {
         }),
         Some("needs2fa") => Some(AccountMessage::OidcNeedsSecondFactor),
         Some("failed") => Some(AccountMessage::Failed),
+        Some("device") => Some(AccountMessage::DeviceSignedOut),
         _ => None,
     };
     let certificate = super::bind::certificate_row(req, &account);
+    let sign_ins = match sign_ins(req, &sid, &s).await {
+        Ok(rows) => rows,
+        Err(reply) => return reply,
+    };
+    let sign_in_rows: Vec<SignInRow> = sign_ins
+        .iter()
+        .map(|r| SignInRow {
+            handle: &r.handle,
+            started: &r.started,
+            last_used: &r.last_used,
+            client_ip: &r.data.client_ip,
+            user_agent: &r.data.user_agent,
+            systems: &r.systems,
+            current: r.current,
+        })
+        .collect();
     let html = menshen_pages::render_account(&AccountPage {
         lang: req.lang,
         tab: AccountTab::from_query(req.query.get("tab")),
@@ -127,6 +215,7 @@ pub async fn get(req: &Request<'_>) -> Reply {
         }),
         providers: &providers,
         message,
+        sign_ins: &sign_in_rows,
     });
     Reply::html(200, html)
 }
@@ -179,5 +268,60 @@ pub async fn unbind(session: &mut Session, req: &Request<'_>, provider: &str) ->
         )
         .with_cookie(cookie),
         Err(reply) => reply,
+    }
+}
+
+/// `POST /.menshen/account/sessions/{handle}/end` (登出此裝置) and `…/sessions/end-all`
+/// (登出所有裝置, `handle` = `None`). Ending the sign-in this page is shown in logs out here too.
+pub async fn end_sign_in(session: &mut Session, req: &Request<'_>, handle: Option<&str>) -> Reply {
+    let form = match super::read_form(session, req.lang).await {
+        Ok(f) => f,
+        Err(reply) => return reply,
+    };
+    let (sid, s) = match session_of(req, Reply::redirect(303, "/.menshen/login")).await {
+        Ok(x) => x,
+        Err(reply) => return reply,
+    };
+    if s.stage != Stage::Authenticated {
+        return Reply::redirect(303, "/.menshen/login");
+    }
+    if !csrf_matches(&form, &s) {
+        return Reply::error(
+            req.lang,
+            menshen_pages::ErrorKind::Forbidden,
+            Some("the form has expired; please reload the page and try again"),
+        );
+    }
+    let signed_out = Reply::redirect(303, "/.menshen/login?lo=1")
+        .with_cookie(cookies::clear(req.names.session, req.names));
+    let Some(handle) = handle else {
+        if req
+            .state
+            .sessions
+            .destroy_account(&s.account_id)
+            .await
+            .is_err()
+        {
+            return super::unavailable(req.lang);
+        }
+        super::session_activity(req, &s, "logout", "all_devices", "").await;
+        return signed_out;
+    };
+    let rows = match sign_ins(req, &sid, &s).await {
+        Ok(rows) => rows,
+        Err(reply) => return reply,
+    };
+    let Some(row) = rows.iter().find(|r| r.handle == handle) else {
+        // Already gone (ended elsewhere, or timed out): nothing left to do.
+        return Reply::redirect(303, "/.menshen/account?tab=activity&msg=device");
+    };
+    if req.state.sessions.destroy_key(&row.key).await.is_err() {
+        return super::unavailable(req.lang);
+    }
+    super::session_activity(req, &s, "logout", "device", &row.data.client_ip).await;
+    if row.current {
+        signed_out
+    } else {
+        Reply::redirect(303, "/.menshen/account?tab=activity&msg=device")
     }
 }

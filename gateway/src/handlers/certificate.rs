@@ -652,6 +652,9 @@ async fn login(
         last_seen: now,
         return_to: Some(ch.return_to.clone()),
         portal: None,
+        site: None,
+        client_ip: req.client_ip_text(),
+        user_agent: req.user_agent_kept(),
     };
     let sid = match req.state.sessions.create(&data, now).await {
         Ok(sid) => sid,

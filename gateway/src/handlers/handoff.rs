@@ -89,6 +89,9 @@ pub async fn redeem(req: &Request<'_>) -> Reply {
         last_seen: now,
         return_to: None,
         portal: Some(grant.portal_key.clone()),
+        site: Some(host.clone()),
+        client_ip: req.client_ip_text(),
+        user_agent: req.user_agent_kept(),
         ..portal.clone()
     };
     let id = match req.state.sessions.create(&data, now).await {

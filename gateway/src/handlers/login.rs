@@ -347,6 +347,9 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
         last_seen: now,
         return_to: Some(rd.to_string()),
         portal: None,
+        site: None,
+        client_ip: req.client_ip_text(),
+        user_agent: req.user_agent_kept(),
     };
     let id = match req.state.sessions.create(&data, now).await {
         Ok(id) => id,

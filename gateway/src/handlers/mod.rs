@@ -51,6 +51,19 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
+    /// The client address as text (empty when unknown), as sessions and the activity log keep it.
+    pub fn client_ip_text(&self) -> String {
+        self.client_ip.map(|ip| ip.to_string()).unwrap_or_default()
+    }
+
+    /// The start of the `User-Agent`, as a session keeps it.
+    pub fn user_agent_kept(&self) -> String {
+        self.user_agent
+            .chars()
+            .take(crate::sessions::USER_AGENT_KEPT)
+            .collect()
+    }
+
     /// The name the pages show under the product name: the site's, or none on the portal
     /// (which serves every site; the pages then show the tagline).
     pub fn site_name(&self) -> &str {
@@ -170,6 +183,14 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
                     Some((id, "callback")) => oidc::callback(req, id).await,
                     _ => Reply::error(req.lang, ErrorKind::NotFound, None),
                 }
+            } else if rest == "/account/sessions/end-all" && post {
+                account::end_sign_in(session, req, None).await
+            } else if let Some(handle) = rest
+                .strip_prefix("/account/sessions/")
+                .and_then(|r| r.strip_suffix("/end"))
+                .filter(|_| post)
+            {
+                account::end_sign_in(session, req, Some(handle)).await
             } else if let Some(id) = rest
                 .strip_prefix("/account/oidc/")
                 .and_then(|r| r.strip_suffix("/unbind"))

@@ -303,6 +303,9 @@ mod tests {
             last_seen,
             return_to: None,
             portal: None,
+            site: None,
+            client_ip: String::new(),
+            user_agent: String::new(),
         })
     }
 

@@ -186,6 +186,9 @@ mod tests {
             last_seen: 0,
             return_to: None,
             portal: None,
+            site: None,
+            client_ip: String::new(),
+            user_agent: String::new(),
         };
         cache.fill([1; 32], Arc::new(data), ticket);
         assert_eq!(cache.len(), 1);

@@ -107,6 +107,24 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    async fn of_account(&self, account_id: &str) -> Result<Vec<(String, SessionData)>, StoreError> {
+        let inner = self.lock()?;
+        let now = Instant::now();
+        let Some(keys) = inner.by_account.get(account_id) else {
+            return Ok(Vec::new());
+        };
+        Ok(keys
+            .iter()
+            .filter_map(|k| {
+                inner
+                    .sessions
+                    .get(k)
+                    .filter(|(_, exp)| *exp > now)
+                    .map(|(d, _)| (k.clone(), d.clone()))
+            })
+            .collect())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.lock().map(|_| ())
     }

@@ -71,7 +71,20 @@ pub struct SessionData {
     /// ending the portal session (logout anywhere) ends it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portal: Option<String>,
+    /// Single sign-on: the site host a hand-off made this session for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// Where the sign-in came from, for the person's list of active sign-ins.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client_ip: String,
+    /// The browser's `User-Agent` at sign-in (cut to [`USER_AGENT_KEPT`] characters).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user_agent: String,
 }
+
+/// How much of a `User-Agent` a session keeps: enough to tell browsers apart, without letting
+/// a client make every session record large.
+pub const USER_AGENT_KEPT: usize = 160;
 
 impl SessionData {
     pub fn is_authenticated(&self) -> bool {
@@ -98,6 +111,8 @@ pub trait SessionStore: Send + Sync {
     -> Result<(), StoreError>;
     /// Answers when the store is reachable (health checks).
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Every stored session of one account, with its key (the person's list of sign-ins).
+    async fn of_account(&self, account_id: &str) -> Result<Vec<(String, SessionData)>, StoreError>;
 }
 
 /// The hashed id a session is stored under (the id itself never reaches the store).
@@ -375,6 +390,36 @@ impl Sessions {
         self.destroy(id).await
     }
 
+    /// The live sessions of one account, with their store keys (see [`store_key`]).
+    pub async fn of_account(
+        &self,
+        account_id: &str,
+        now: u64,
+    ) -> Result<Vec<(String, SessionData)>, StoreError> {
+        let stored = self.checked(self.store.of_account(account_id).await)?;
+        Ok(stored
+            .into_iter()
+            .filter(|(_, d)| {
+                d.account_id == account_id
+                    && matches!(
+                        self.timeouts.liveness(d.created_at, d.last_seen, now),
+                        Liveness::Live { .. }
+                    )
+            })
+            .collect())
+    }
+
+    /// Ends the session stored under `key_hex` (a sign-in ended from the list of sign-ins);
+    /// site sessions linked to it end with it.
+    pub async fn destroy_key(&self, key_hex: &str) -> Result<(), StoreError> {
+        let Some(key) = key_from_hex(key_hex) else {
+            return Ok(());
+        };
+        let r = self.store.delete(key_hex).await;
+        self.evict(&key);
+        self.checked(r)
+    }
+
     /// Ends one session, here and (through the store's invalidation) on every instance.
     pub async fn destroy(&self, id: &str) -> Result<(), StoreError> {
         let key = key_of(id);
@@ -417,6 +462,9 @@ mod tests {
             last_seen: now,
             return_to: None,
             portal: None,
+            site: None,
+            client_ip: String::new(),
+            user_agent: String::new(),
         }
     }
 
@@ -558,6 +606,10 @@ mod tests {
         }
         async fn ping(&self) -> Result<(), StoreError> {
             self.check()
+        }
+        async fn of_account(&self, a: &str) -> Result<Vec<(String, SessionData)>, StoreError> {
+            self.check()?;
+            self.inner.of_account(a).await
         }
     }
 

@@ -153,6 +153,29 @@ impl SessionStore for RedisStore {
         pipe.query_async::<()>(&mut conn).await.map_err(store_err)
     }
 
+    async fn of_account(&self, account_id: &str) -> Result<Vec<(String, SessionData)>, StoreError> {
+        let mut conn = self.connection().await?;
+        let keys: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.account_key(account_id))
+            .query_async(&mut conn)
+            .await
+            .map_err(store_err)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let full: Vec<String> = keys.iter().map(|k| self.session_key(k)).collect();
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&full)
+            .query_async(&mut conn)
+            .await
+            .map_err(store_err)?;
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(k, v)| Some((k, serde_json::from_slice(&v?).ok()?)))
+            .collect())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.connection().await?;
         redis::cmd("PING")
