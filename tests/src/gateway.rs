@@ -41,6 +41,9 @@ pub struct Options {
     pub extra: String,
     /// Listen on this port (when something must know it before the gateway starts).
     pub port: Option<u16>,
+    /// Listen on this address instead of `127.0.0.1` (`[::]`: a dual-stack listener, where
+    /// IPv4 clients arrive as IPv4-mapped IPv6 addresses).
+    pub listen_host: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             captcha: "off",
             extra: String::new(),
             port: None,
+            listen_host: None,
         }
     }
 }
@@ -99,10 +103,11 @@ impl Gateway {
             }
             _ => String::new(),
         };
+        let listen_host = opts.listen_host.unwrap_or("127.0.0.1");
         let listen = match &opts.tls {
-            None => format!("[[listen]]\naddress = \"127.0.0.1:{port}\"\n"),
+            None => format!("[[listen]]\naddress = \"{listen_host}:{port}\"\n"),
             Some((cert, key)) => format!(
-                "[[listen]]\naddress = \"127.0.0.1:{port}\"\ntls = {{ certificate = \"{}\", key = \"{}\" }}\n",
+                "[[listen]]\naddress = \"{listen_host}:{port}\"\ntls = {{ certificate = \"{}\", key = \"{}\" }}\n",
                 cert.display(),
                 key.display()
             ),
