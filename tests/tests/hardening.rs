@@ -1,0 +1,146 @@
+//! Edge cases at the trust boundary, each against the real gateway and the real upstream:
+//! forwarding headers in odd spellings, cookie-name tricks, double-encoded and Windows-alias
+//! paths, raw non-UTF-8 targets, per-address throttle keys, and the Pingora request handling
+//! Menshen relies on (Host, absolute-form targets, framing, `Connection:` nominations).
+//! Requests an HTTP client library would normalise are sent as raw bytes.
+
+use menshen_tests::backends::Sql;
+use menshen_tests::client::{Browser, raw_body, raw_request, raw_status};
+use menshen_tests::gateway::{Gateway, Options, Store};
+use menshen_tests::upstream::{Seen, Upstream};
+
+const STAFF: (&str, &str, &str) = ("teacher", "staff", "correct-horse-42");
+
+async fn start(site_extra: &str) -> (Upstream, Gateway) {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(
+        Options {
+            sql: Sql::Sqlite,
+            store: Store::Memory,
+            site_extra: site_extra.into(),
+            ..Options::default()
+        },
+        up.addr,
+        &[STAFF],
+    )
+    .await;
+    (up, gw)
+}
+
+/// A signed-in browser's session cookie (`menshen=…`, plain-HTTP development names).
+async fn signed_in(gw: &Gateway) -> String {
+    let mut b = Browser::new(&gw.base());
+    assert_eq!(b.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
+    b.session_cookie().cloned().unwrap_or_default()
+}
+
+/// A GET with extra raw header lines; `Connection: close` is added.
+fn get(path: &str, headers: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n{headers}Connection: close\r\n\r\n")
+        .into_bytes()
+}
+
+// --- 9. Pingora request handling Menshen relies on -------------------------------------------
+
+#[tokio::test]
+async fn a_connection_header_cannot_remove_the_identity_menshen_inserts() {
+    let (_up, gw) = start("").await;
+    let session = signed_in(&gw).await;
+    let request = format!(
+        "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nCookie: menshen={session}\r\nConnection: close, X-Menshen-User, x-menshen-roles, X_Menshen_School, X-Menshen-Auth-Method\r\n\r\n"
+    );
+    let answer = raw_request(gw.port, request.as_bytes()).await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+    let seen = Seen::parse(raw_body(&answer));
+    assert_eq!(seen.all("x-menshen-user"), vec!["teacher"]);
+    assert_eq!(seen.all("x-menshen-roles"), vec!["staff"]);
+    assert_eq!(seen.all("x-menshen-school"), vec!["123456"]);
+    assert_eq!(seen.all("x-menshen-auth-method"), vec!["password+otp"]);
+    assert!(
+        seen.all("connection")
+            .iter()
+            .all(|v| !v.to_ascii_lowercase().contains("menshen"))
+    );
+}
+
+#[tokio::test]
+async fn duplicate_hosts_and_disagreeing_absolute_targets_are_refused() {
+    let (up, gw) = start("").await;
+    let port = gw.port;
+    for request in [
+        "GET /public/x HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n".to_owned(),
+        "GET /public/x HTTP/1.1\r\nHost: evil.example\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".to_owned(),
+        "GET /public/x HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".to_owned(),
+        "GET http://evil.example/public/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".to_owned(),
+        format!("GET http://127.0.0.1:{port}/public/x HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"),
+        "GET http://app.test/admin/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".to_owned(),
+    ] {
+        let answer = raw_request(port, request.as_bytes()).await;
+        let status = raw_status(&answer);
+        assert!(status == 400 || status == 421 || status == 0, "{request}: {answer}");
+    }
+    assert_eq!(up.hits(), 0, "{:?}", up.requests());
+    // An absolute-form target that agrees with Host is routed by its path like any other.
+    let request = format!(
+        "GET http://127.0.0.1:{port}/secret HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    );
+    let answer = raw_request(port, request.as_bytes()).await;
+    assert_eq!(raw_status(&answer), 401, "{answer}");
+    assert_eq!(up.hits(), 0);
+    // And one Host, agreeing with nothing else, is served as usual.
+    let answer = raw_request(port, &get("/public/x", "")).await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+    assert_eq!(up.hits(), 1);
+}
+
+/// Smuggling shapes: each is refused, or forwarded as exactly one request the rules saw.
+#[tokio::test]
+async fn request_smuggling_shapes_never_reach_the_app_unchecked() {
+    let (up, gw) = start("").await;
+    // If a shape is read as two requests, the second is answered (or refused) by the rules
+    // like any other: it has no session, so /admin/ must never reach the app.
+    let smuggled = "GET /admin/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let shapes = [
+        // CL.TE and TE.CL
+        format!("POST /public/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"),
+        format!("POST /public/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n{smuggled}"),
+        // Duplicated, disagreeing Content-Length (header lines and a list)
+        format!("POST /public/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nContent-Length: 44\r\n\r\n{smuggled}"),
+        format!("POST /public/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0, 44\r\n\r\n{smuggled}"),
+        // Obfuscated Transfer-Encoding
+        format!("POST /public/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: xchunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n{smuggled}"),
+        format!("POST /public/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n{smuggled}"),
+        format!("POST /public/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n{smuggled}"),
+        // obs-fold: a folded line hiding a header, and a folded Transfer-Encoding
+        "GET /public/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Note: a\r\n X-Menshen-User: admin\r\nConnection: close\r\n\r\n".to_owned(),
+        format!("POST /public/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Note: a\r\n Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n{smuggled}"),
+    ];
+    for shape in &shapes {
+        let before = up.requests().len();
+        let answer = raw_request(gw.port, shape.as_bytes()).await;
+        let status = raw_status(&answer);
+        let after = up.requests();
+        let forwarded = &after[before..];
+        assert!(
+            forwarded.iter().all(|r| r.ends_with(" /public/x")),
+            "{shape:?} sent upstream: {forwarded:?} ({answer})"
+        );
+        assert!(forwarded.len() <= 1, "{shape:?}: {forwarded:?}");
+        if status == 200 {
+            // Forwarded: framed one way only (Pingora drops Content-Length beside chunked).
+            let seen = Seen::parse(raw_body(&answer));
+            assert!(seen.all("x-menshen-user").is_empty(), "{shape:?}: {seen:?}");
+            assert!(
+                seen.all("content-length").is_empty() || seen.all("transfer-encoding").is_empty(),
+                "{shape:?}: {seen:?}"
+            );
+        } else {
+            assert!(status == 400 || status == 0, "{shape:?}: {answer}");
+        }
+    }
+    assert!(
+        up.requests().iter().all(|r| !r.contains("/admin")),
+        "{:?}",
+        up.requests()
+    );
+}
