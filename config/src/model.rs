@@ -145,35 +145,9 @@ pub struct LockoutConfig {
     /// slowed with a 429; 0 turns the throttle off. Default 30.
     pub ip_attempts_per_minute: u32,
     /// Client networks the throttle never applies to (a school's own NAT address, say).
-    pub trusted_networks: Vec<Network>,
-}
-
-/// An IP network in CIDR form, `10.0.0.0/8` or `2001:db8::/32`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Network {
-    pub address: std::net::IpAddr,
-    pub prefix: u8,
-}
-
-impl Network {
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        use std::net::IpAddr;
-        match (self.address, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
+    /// Matched against the canonical client address (an IPv4-mapped IPv6 address counts as
+    /// its IPv4 address).
+    pub trusted_networks: Vec<ipnet::IpNet>,
 }
 
 /// When the login form shows a captcha (驗證碼).

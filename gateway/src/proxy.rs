@@ -168,10 +168,7 @@ impl Gateway {
                 cookies: &cookies,
                 names: ctx.names,
                 lang: ctx.lang,
-                client_ip: session
-                    .client_addr()
-                    .and_then(|a| a.as_inet())
-                    .map(|a| a.ip()),
+                client_ip: client_ip(session),
             };
             // Boxed: the login flows' state is large, and inline it would be part of (and
             // allocated and moved with) every proxied request's future too.
@@ -346,6 +343,15 @@ fn strip_untrusted_forwarding(req: &mut RequestHeader) {
     }
 }
 
+/// The client's address as logs, throttles and the upstream see it: an IPv4 client reaching a
+/// dual-stack listener shows up as `::ffff:a.b.c.d`, and is recorded as `a.b.c.d`.
+fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip().to_canonical())
+}
+
 fn header_str(req: &RequestHeader, name: http::header::HeaderName) -> Option<&str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -463,11 +469,7 @@ impl ProxyHttp for Gateway {
             }
         }
         // Menshen is the edge: what the client claims about forwarding is replaced.
-        if let Some(ip) = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
-        {
+        if let Some(ip) = client_ip(session) {
             upstream.insert_header("X-Forwarded-For", ip.to_string())?;
         }
         upstream.insert_header("X-Forwarded-Proto", if ctx.tls { "https" } else { "http" })?;

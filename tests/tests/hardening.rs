@@ -40,6 +40,48 @@ fn get(path: &str, headers: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+// --- 7. Per-address throttle keys ------------------------------------------------------------
+
+#[tokio::test]
+async fn throttle_keys_use_the_ipv4_address_and_ipv6_64() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(
+        Options {
+            store: Store::SharedRedis,
+            listen_host: Some("[::]"),
+            extra: "[lockout]\nip_attempts_per_minute = 1\ntrusted_networks = [\"127.0.0.0/8\"]\n"
+                .into(),
+            ..Options::default()
+        },
+        up.addr,
+        &[STAFF],
+    )
+    .await;
+    // IPv4 clients reach the dual-stack listener as ::ffff:127.0.0.1; the trusted network
+    // still applies to them, so they are never slowed.
+    for name in ["nobody1", "nobody2", "nobody3"] {
+        let page = Browser::new(&gw.base())
+            .login(name, "x-wrong-password", "/")
+            .await;
+        assert_eq!(page.status, 401, "{}", page.body);
+    }
+    // An IPv6 client is counted by its /64: ::1 is in ::/64.
+    let mut b = Browser::new(&format!("http://[::1]:{}", gw.port));
+    b.host = Some("127.0.0.1".into());
+    let page = b.login("nobody4", "x-wrong-password", "/").await;
+    assert_eq!(page.status, 401, "{}", page.body);
+    let page = b.login("nobody4", "x-wrong-password", "/").await;
+    assert_eq!(page.status, 429, "{}", page.body);
+    let keys = gw.redis.as_ref().map(|r| r.keys()).unwrap_or_default();
+    assert!(keys.iter().any(|k| k.ends_with("ip:::/64")), "{keys:?}");
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.ends_with("ip:::1") || k.contains("ip:::ffff")),
+        "{keys:?}"
+    );
+}
+
 // --- 9. Pingora request handling Menshen relies on -------------------------------------------
 
 #[tokio::test]
