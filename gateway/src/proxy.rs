@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use menshen_pages::{ErrorKind, Lang};
 use menshen_policies::access::{Access, Decision, decide};
 use menshen_policies::path::{normalize, windows_ambiguous};
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
@@ -56,6 +56,8 @@ pub struct Ctx {
     upstream_uri: Option<http::Uri>,
     identity: Option<Arc<SessionData>>,
     outcome: &'static str,
+    /// Our cookies that arrived more than once: whatever the answer, it clears them.
+    clear_cookies: Vec<&'static str>,
 }
 
 /// What `request_filter` decided.
@@ -137,6 +139,7 @@ impl Gateway {
                 .map(|v| v.as_bytes()),
             ctx.names,
         );
+        ctx.clear_cookies = cookies.duplicated(ctx.names);
         let query = req.uri.query().unwrap_or("");
 
         if path.as_str() == "/.menshen" || path.as_str().starts_with("/.menshen/") {
@@ -253,7 +256,7 @@ impl Gateway {
         ctx: &mut Ctx,
     ) -> std::result::Result<Option<Arc<SessionData>>, Reply> {
         let id = match &cookies.session {
-            TokenCookie::Absent => return Ok(None),
+            TokenCookie::Absent | TokenCookie::Duplicated => return Ok(None),
             TokenCookie::Malformed => {
                 ctx.outcome = "bad_request";
                 return Err(Reply::error(
@@ -404,6 +407,7 @@ impl ProxyHttp for Gateway {
             upstream_uri: None,
             identity: None,
             outcome: "menshen",
+            clear_cookies: Vec::new(),
         }
     }
 
@@ -412,7 +416,10 @@ impl ProxyHttp for Gateway {
         ctx.names = if ctx.tls { TLS_NAMES } else { DEV_NAMES };
         match self.route(session, ctx).await {
             Next::Proxy => Ok(false),
-            Next::Answer(reply) => {
+            Next::Answer(mut reply) => {
+                for name in ctx.clear_cookies.iter().rev() {
+                    reply = reply.with_cookie_first(cookies::clear(name, ctx.names));
+                }
                 respond::send(session, reply, ctx.tls).await?;
                 Ok(true)
             }
@@ -475,6 +482,18 @@ impl ProxyHttp for Gateway {
         upstream.insert_header("X-Forwarded-Proto", if ctx.tls { "https" } else { "http" })?;
         if let Some(host) = upstream.headers.get(http::header::HOST).cloned() {
             upstream.insert_header("X-Forwarded-Host", host)?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        for name in &ctx.clear_cookies {
+            upstream.append_header(http::header::SET_COOKIE, cookies::clear(name, ctx.names))?;
         }
         Ok(())
     }

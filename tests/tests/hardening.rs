@@ -40,6 +40,94 @@ fn get(path: &str, headers: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+// --- 2. Cookie names ------------------------------------------------------------------------
+
+/// The `Set-Cookie` lines of a raw answer.
+fn set_cookies(answer: &str) -> Vec<&str> {
+    answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .filter_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        })
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_unicode_spaced_cookie_name_is_not_the_session_cookie() {
+    let (up, gw) = start("").await;
+    let session = signed_in(&gw).await;
+    let hits = up.hits();
+    // U+2000 before the name: a browser holds it as another cookie (a sibling host may set it).
+    for space in ["\u{2000}", "\u{a0}", "\u{3000}"] {
+        let answer = raw_request(
+            gw.port,
+            &get("/x", &format!("Cookie: {space}menshen={session}\r\n")),
+        )
+        .await;
+        assert_eq!(raw_status(&answer), 401, "{space:?}: {answer}");
+    }
+    assert_eq!(up.hits(), hits, "no request went upstream as the user");
+    // Space and tab around the real name are still fine.
+    let answer = raw_request(
+        gw.port,
+        &get("/x", &format!("Cookie: a=1;\t menshen={session} \r\n")),
+    )
+    .await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+}
+
+#[tokio::test]
+async fn a_duplicated_session_cookie_is_cleared_and_does_not_lock_the_user_out() {
+    let (up, gw) = start("").await;
+    let session = signed_in(&gw).await;
+    let planted = "A".repeat(43);
+    let cookie = format!("Cookie: menshen={session}; menshen={planted}\r\n");
+    // A navigation goes to the login page (not a dead-end 400) and the cookie is cleared.
+    let nav = format!(
+        "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\n{cookie}Connection: close\r\n\r\n"
+    );
+    let answer = raw_request(gw.port, nav.as_bytes()).await;
+    assert_eq!(raw_status(&answer), 302, "{answer}");
+    let cleared = set_cookies(&answer);
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.starts_with("menshen=;") && c.contains("Max-Age=0")),
+        "{answer}"
+    );
+    // The login page opens, clearing it first and then setting its own CSRF cookie.
+    let login = format!(
+        "GET /.menshen/login HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\n{cookie}Connection: close\r\n\r\n"
+    );
+    let answer = raw_request(gw.port, login.as_bytes()).await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+    let cookies = set_cookies(&answer);
+    assert!(
+        cookies.first().is_some_and(|c| c.starts_with("menshen=;")),
+        "{answer}"
+    );
+    // A proxied public page carries on, and its answer clears the cookie too.
+    let answer = raw_request(gw.port, &get("/public/x", &cookie)).await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+    assert!(
+        set_cookies(&answer)
+            .iter()
+            .any(|c| c.starts_with("menshen=;")),
+        "{answer}"
+    );
+    let seen = Seen::parse(raw_body(&answer));
+    assert!(
+        seen.all("x-menshen-user").is_empty(),
+        "no identity from a duplicated cookie"
+    );
+    assert!(up.hits() >= 1);
+}
+
 // --- 7. Per-address throttle keys ------------------------------------------------------------
 
 #[tokio::test]
