@@ -127,6 +127,11 @@ pub struct Site {
     /// SNI for the upstream TLS handshake; the gateway uses the first host when absent.
     pub upstream_sni: Option<String>,
     pub rules: AccessRules,
+    /// `allow_double_encoded_separators`: pass paths holding an encoded '%' that encodes a dot,
+    /// slash or backslash (`%252e`, `%252f`, `%255c`). Default false: an upstream that decodes
+    /// twice would serve another path than the rules saw; only an app known to decode once
+    /// and to need such names should turn it on.
+    pub allow_double_encoded_separators: bool,
     /// The global `[headers]` with this site's `[site.headers]` overrides applied.
     pub headers: HeaderNames,
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use menshen_pages::{ErrorKind, Lang};
 use menshen_policies::access::{Access, Decision, decide};
-use menshen_policies::path::{normalize, windows_ambiguous};
+use menshen_policies::path::{double_encoded_separator, normalize, windows_ambiguous};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -124,6 +124,14 @@ impl Gateway {
                 return Next::Answer(Reply::error(ctx.lang, ErrorKind::BadRequest, Some(&detail)));
             }
         };
+        if !site.config.allow_double_encoded_separators && double_encoded_separator(&path) {
+            ctx.outcome = "bad_request";
+            return Next::Answer(Reply::error(
+                ctx.lang,
+                ErrorKind::BadRequest,
+                Some("the path encodes a '%' that encodes a dot, slash or backslash"),
+            ));
+        }
         if site.config.rules.case_insensitive() && windows_ambiguous(&path) {
             ctx.outcome = "bad_request";
             return Next::Answer(Reply::error(

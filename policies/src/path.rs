@@ -131,6 +131,28 @@ fn strict_decode(raw: &str) -> Result<String, PathError> {
     String::from_utf8(out).map_err(|_| PathError::BadEncoding)
 }
 
+/// True when the decoded path still holds a percent-encoded dot, slash or backslash, perhaps
+/// encoded several times over (`%2e`, `%252e`, `%25252F`, `%5C`, any case): the raw request
+/// encoded a '%' that encodes a separator. The rules saw a literal `%2e`; an upstream that
+/// decodes once more (PHP decoding `PATH_INFO`, some rewrite rules) serves `..` or `/`, so
+/// `/public/%252e%252e/admin/` would reach `/admin/`. Refused unless the site allows it.
+pub fn double_encoded_separator(path: &NormalizedPath) -> bool {
+    let bytes = path.as_str().as_bytes();
+    bytes.iter().enumerate().any(|(i, b)| {
+        if *b != b'%' {
+            return false;
+        }
+        let mut rest = &bytes[i + 1..];
+        while let [b'2', b'5', tail @ ..] = rest {
+            rest = tail;
+        }
+        matches!(
+            rest,
+            [b'2', b'e' | b'E' | b'f' | b'F', ..] | [b'5', b'c' | b'C', ..]
+        )
+    })
+}
+
 /// Canonicalise the path part of a request target (no query string).
 ///
 /// Steps, each closing a known way legacy servers see a different path from the one checked:
@@ -458,6 +480,40 @@ mod tests {
         ] {
             let p = normalize(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
             assert!(!windows_ambiguous(&p), "{raw}");
+        }
+    }
+
+    #[test]
+    fn double_encoded_separators_are_flagged() {
+        let flagged = |raw: &str| {
+            let p = normalize(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            double_encoded_separator(&p)
+        };
+        for raw in [
+            "/public/%252e%252e/admin/",
+            "/public/%252E%252E/admin/",
+            "/public/..%252fadmin",
+            "/public/..%252Fadmin",
+            "/public/..%255cadmin",
+            "/public/..%255Cadmin",
+            "/public/%25252e%25252e/admin/",
+            "/public/%2525252f",
+            "/public/%25%32%65",
+        ] {
+            assert!(flagged(raw), "{raw}");
+        }
+        for raw in [
+            "/public/%2e%2e/x",
+            "/a%2fb",
+            "/%2561",
+            "/100%25",
+            "/100%25/x",
+            "/%252",
+            "/%2525",
+            "/%25e2",
+            "/a.b/c",
+        ] {
+            assert!(!flagged(raw), "{raw}");
         }
     }
 

@@ -128,6 +128,35 @@ async fn a_duplicated_session_cookie_is_cleared_and_does_not_lock_the_user_out()
     assert!(up.hits() >= 1);
 }
 
+// --- 3. Double-encoded separators ------------------------------------------------------------
+
+#[tokio::test]
+async fn double_encoded_separators_are_refused_unless_the_site_allows_them() {
+    let (up, gw) = start("").await;
+    for path in [
+        "/public/%252e%252e/admin/",
+        "/public/%252E%252E/admin/",
+        "/public/..%252fadmin/",
+        "/public/..%252Fadmin/",
+        "/public/..%255cadmin/",
+        "/public/..%255Cadmin/",
+        "/public/%25252e%25252e/admin/",
+    ] {
+        let answer = raw_request(gw.port, &get(path, "")).await;
+        assert_eq!(raw_status(&answer), 400, "{path}: {answer}");
+    }
+    assert_eq!(up.hits(), 0, "no double-encoded path reached the app");
+    // A lone encoded '%' is still an ordinary character.
+    let answer = raw_request(gw.port, &get("/public/100%25", "")).await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+
+    let (up, gw) = start("allow_double_encoded_separators = true\n").await;
+    let answer = raw_request(gw.port, &get("/public/a%252fb", "")).await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+    assert_eq!(Seen::parse(raw_body(&answer)).uri, "/public/a%252fb");
+    assert_eq!(up.hits(), 1);
+}
+
 // --- 7. Per-address throttle keys ------------------------------------------------------------
 
 #[tokio::test]

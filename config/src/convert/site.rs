@@ -190,6 +190,10 @@ fn site(cx: &mut Cx<'_>, mut table: Table<'_, '_>, global_headers: &HeaderSet) -
         .and_then(|text| choice(cx, "site.path_case", &text, &["insensitive", "sensitive"]))
         .is_none_or(|word| word == "insensitive");
 
+    let allow_double_encoded_separators = table
+        .bool(cx, "allow_double_encoded_separators")
+        .unwrap_or(false);
+
     let headers = match table.table(cx, "headers") {
         Some(table) => {
             let overrides = read_headers(cx, table);
@@ -239,6 +243,7 @@ fn site(cx: &mut Cx<'_>, mut table: Table<'_, '_>, global_headers: &HeaderSet) -
             upstream_tls,
             upstream_sni,
             rules: AccessRules::new(rules, default_access, case_insensitive),
+            allow_double_encoded_separators,
             headers: headers.names,
         },
         name_span: name.map(|n| n.span),
