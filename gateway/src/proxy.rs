@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use menshen_pages::{ErrorKind, Lang};
 use menshen_policies::access::{Access, Decision, decide};
-use menshen_policies::path::{double_encoded_separator, normalize, windows_ambiguous};
+use menshen_policies::path::{double_encoded_separator, normalize, windows_alias};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -124,21 +124,17 @@ impl Gateway {
                 return Next::Answer(Reply::error(ctx.lang, ErrorKind::BadRequest, Some(&detail)));
             }
         };
-        if !site.config.allow_double_encoded_separators && double_encoded_separator(&path) {
+        let refusal =
+            if !site.config.allow_double_encoded_separators && double_encoded_separator(&path) {
+                Some("the path encodes a '%' that encodes a dot, slash or backslash")
+            } else if site.config.rules.case_insensitive() {
+                windows_alias(&path)
+            } else {
+                None
+            };
+        if let Some(detail) = refusal {
             ctx.outcome = "bad_request";
-            return Next::Answer(Reply::error(
-                ctx.lang,
-                ErrorKind::BadRequest,
-                Some("the path encodes a '%' that encodes a dot, slash or backslash"),
-            ));
-        }
-        if site.config.rules.case_insensitive() && windows_ambiguous(&path) {
-            ctx.outcome = "bad_request";
-            return Next::Answer(Reply::error(
-                ctx.lang,
-                ErrorKind::BadRequest,
-                Some("a path segment ends with a dot or space, or names a stream or short name"),
-            ));
+            return Next::Answer(Reply::error(ctx.lang, ErrorKind::BadRequest, Some(detail)));
         }
         let cookies = cookies::parse(
             req.headers

@@ -157,6 +157,40 @@ async fn double_encoded_separators_are_refused_unless_the_site_allows_them() {
     assert_eq!(up.hits(), 1);
 }
 
+// --- 4. Windows aliases on case-insensitive sites ------------------------------------------
+
+#[tokio::test]
+async fn windows_aliases_are_refused_on_case_insensitive_sites() {
+    // The default `path_case` is "insensitive"; /admin/ needs the "aa" role, staff lack it.
+    let (up, gw) = start("").await;
+    let session = signed_in(&gw).await;
+    let cookie = format!("Cookie: menshen={session}\r\n");
+    let hits = up.hits();
+    for path in [
+        "/admin:$i30:$INDEX_ALLOCATION/",
+        "/admin:$I30:$INDEX_ALLOCATION/users",
+        "/admin%3a$i30%3a$INDEX_ALLOCATION/",
+        "/%EF%BD%81%EF%BD%84%EF%BD%8D%EF%BD%89%EF%BD%8E/",
+        "/public/%EF%BC%8E%EF%BC%8E/admin/",
+        "/public/%EF%BC%8E%EF%BC%8E%EF%BC%8Fadmin/",
+        "/public/%EF%BC%BCadmin/",
+        "/%C5%BFecret/",
+        "/%E2%84%AAey/",
+    ] {
+        let answer = raw_request(gw.port, &get(path, &cookie)).await;
+        assert_eq!(raw_status(&answer), 400, "{path}: {answer}");
+    }
+    assert_eq!(up.hits(), hits, "no alias reached the app");
+    // Chinese path names are not aliases.
+    let answer = raw_request(gw.port, &get("/public/%E5%AD%B8%E7%B1%8D/", &cookie)).await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+
+    // A case-sensitive site is not served the Windows way: a full-width name is just a name.
+    let (_up, gw) = start("path_case = \"sensitive\"\n").await;
+    let answer = raw_request(gw.port, &get("/public/%EF%BD%81/", "")).await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+}
+
 // --- 7. Per-address throttle keys ------------------------------------------------------------
 
 #[tokio::test]
