@@ -191,6 +191,78 @@ async fn windows_aliases_are_refused_on_case_insensitive_sites() {
     assert_eq!(raw_status(&answer), 200, "{answer}");
 }
 
+// --- 5. Raw bytes that are not UTF-8 ---------------------------------------------------------
+
+/// A bare upstream that records each request head as raw bytes and answers 200: the echo
+/// upstream (hyper) refuses non-UTF-8 targets itself, which would hide what Menshen forwards.
+async fn raw_upstream() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let heads: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>> = Default::default();
+    let log = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if let Ok(mut log) = log.lock() {
+                    log.push(head);
+                }
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    (addr, heads)
+}
+
+#[tokio::test]
+async fn a_request_target_that_is_not_utf8_is_refused() {
+    let (addr, heads) = raw_upstream().await;
+    let gw = Gateway::start(Options::default(), addr, &[STAFF]).await;
+    for target in [
+        &b"/public/\xff\xfe"[..],
+        b"/public/\xc0\xae\xc0\xae/admin/",
+        b"/public/a\x80?q=1",
+        b"/public/x?q=\xff",
+        b"http://127.0.0.1/public/\xff",
+        b"HTTP://127.0.0.1/public/x?\xff",
+        b"*\xff",
+    ] {
+        let mut request = b"GET ".to_vec();
+        request.extend_from_slice(target);
+        request.extend_from_slice(b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        let answer = raw_request(gw.port, &request).await;
+        let shown = String::from_utf8_lossy(target);
+        // Pingora 0.9's parser refuses these before Menshen sees them; Menshen refuses them
+        // too (a U+FFFD rendering must never be what the rules check).
+        assert_eq!(raw_status(&answer), 400, "{shown}: {answer}");
+    }
+    let seen = heads.lock().map(|h| h.len()).unwrap_or(usize::MAX);
+    assert_eq!(seen, 0, "no raw bytes reached the app");
+    // Raw UTF-8 is fine.
+    let answer = raw_request(gw.port, &get("/public/學籍", "")).await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+    let seen = heads.lock().map(|h| h.len()).unwrap_or_default();
+    assert_eq!(seen, 1);
+}
+
 // --- 7. Per-address throttle keys ------------------------------------------------------------
 
 #[tokio::test]
