@@ -132,6 +132,10 @@ pub struct Site {
     /// twice would serve another path than the rules saw; only an app known to decode once
     /// and to need such names should turn it on.
     pub allow_double_encoded_separators: bool,
+    /// Forwarding, routing and client-address headers removed from every request, folded
+    /// (lower case, `_` as `-`): `menshen_policies::headers::FORWARDING` less the site's
+    /// `keep_headers`, plus its `strip_headers`.
+    pub untrusted_headers: Vec<String>,
     /// The global `[headers]` with this site's `[site.headers]` overrides applied.
     pub headers: HeaderNames,
 }

@@ -22,26 +22,6 @@ use crate::respond::{self, Reply};
 use crate::sessions::{SessionData, Stage};
 use crate::state::{ACCOUNT_STALE_SECS, AppState, SiteRuntime};
 
-/// Headers only a trusted proxy may set: some legacy frameworks route by `X-Original-URL`
-/// (which would turn an allowed `/public/x` into `/admin`), and forwarded host/address headers
-/// end up in absolute links and address allow-lists. Menshen removes them all; it sets
-/// `X-Forwarded-For`, `-Proto` and `-Host` itself.
-const UNTRUSTED_FORWARDING: &[&str] = &[
-    "x-original-url",
-    "x-rewrite-url",
-    "x-forwarded-host",
-    "x-forwarded-prefix",
-    "x-forwarded-port",
-    "x-forwarded-server",
-    "x-forwarded-scheme",
-    "x-forwarded-ssl",
-    "forwarded",
-    "x-real-ip",
-    "x-client-ip",
-    "true-client-ip",
-    "x-cluster-client-ip",
-];
-
 pub struct Gateway {
     pub state: Arc<AppState>,
 }
@@ -105,9 +85,9 @@ impl Gateway {
         ctx.site = Some(site.clone());
 
         // Whatever happens next, no client-supplied identity header survives, nor any header a
-        // legacy stack would take as routing or origin information from a trusted proxy.
+        // legacy stack would take as routing or origin information from a trusted proxy
+        // (Menshen sets `X-Forwarded-For`, `-Proto` and `-Host` itself).
         site.identity.strip(session.req_header_mut());
-        strip_untrusted_forwarding(session.req_header_mut());
 
         let req = session.req_header();
         if !ctx.tls && !self.state.config.session.insecure_dev_cookie {
@@ -341,20 +321,6 @@ impl Gateway {
                 "Menshen login=\"/.menshen/login\"".into(),
             )
         }
-    }
-}
-
-/// Removes every [`UNTRUSTED_FORWARDING`] header. One pass over the headers present (usually
-/// a handful, none of them these) instead of one lookup per name.
-fn strip_untrusted_forwarding(req: &mut RequestHeader) {
-    let present = |req: &RequestHeader| {
-        req.headers
-            .keys()
-            .find(|k| UNTRUSTED_FORWARDING.contains(&k.as_str()))
-            .cloned()
-    };
-    while let Some(name) = present(req) {
-        req.remove_header(&name);
     }
 }
 

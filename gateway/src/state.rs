@@ -43,7 +43,7 @@ pub struct SiteRuntime {
 
 impl SiteRuntime {
     pub fn new(config: Site) -> anyhow::Result<Self> {
-        let identity = IdentityHeaders::new(&config.headers)?;
+        let identity = IdentityHeaders::new(&config.headers, &config.untrusted_headers)?;
         let counters = OUTCOMES
             .iter()
             .map(|o| crate::metrics::REQUESTS.with_label_values(&[config.name.as_str(), o]))

@@ -40,6 +40,70 @@ fn get(path: &str, headers: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+// --- 1. Forwarding and client-address headers, in every spelling ---------------------------
+
+#[tokio::test]
+async fn forwarding_headers_are_removed_in_every_spelling_and_per_site_lists_apply() {
+    let (_up, gw) =
+        start("strip_headers = [\"X-Legacy-Client\"]\nkeep_headers = [\"X-Forwarded-Prefix\"]\n")
+            .await;
+    let spoofs = [
+        "X_Original_URL: /admin/",
+        "x-original_url: /admin/",
+        "X-Rewrite_URL: /admin/",
+        "X_Forwarded_Host: evil.example",
+        "X_Forwarded_For: 10.9.9.9",
+        "X-Forwarded_Proto: https",
+        "Client-IP: 10.0.0.1",
+        "CLIENT_IP: 10.0.0.2",
+        "X-Originating-IP: 10.0.0.3",
+        "X-Remote-IP: 10.0.0.4",
+        "X_Remote_Addr: 10.0.0.5",
+        "X-ProxyUser-Ip: 10.0.0.6",
+        "Fastly-Client-IP: 10.0.0.7",
+        "CF-Connecting-IP: 10.0.0.8",
+        "True_Client_IP: 10.0.0.9",
+        "X-Host: evil.example",
+        "X-HTTP-Host-Override: evil.example",
+        "X-Forwarded-Uri: /admin/",
+        "X-Original-URI: /admin/",
+        "X-Original-Host: evil.example",
+        "X-Forwarded-Client-Cert: Hash=1;Subject=\"CN=admin\"",
+        "X_Legacy_Client: 10.0.0.10",
+        "X-Forwarded-Prefix: /app",
+        "X-Other: kept",
+    ];
+    let headers: String = spoofs.iter().map(|h| format!("{h}\r\n")).collect();
+    let answer = raw_request(gw.port, &get("/public/x", &headers)).await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+    let seen = Seen::parse(raw_body(&answer));
+    let folded: Vec<String> = seen
+        .headers
+        .iter()
+        .map(|(k, _)| k.to_ascii_lowercase().replace('_', "-"))
+        .collect();
+    for spoof in &spoofs[..spoofs.len() - 2] {
+        let name = spoof.split(':').next().unwrap_or("");
+        let name = name.to_ascii_lowercase().replace('_', "-");
+        let ours = ["x-forwarded-host", "x-forwarded-for", "x-forwarded-proto"];
+        if ours.contains(&name.as_str()) {
+            continue;
+        }
+        assert!(!folded.contains(&name), "{spoof} reached the app: {seen:?}");
+    }
+    // Menshen's own forwarding headers, once each, whatever the client sent.
+    assert_eq!(seen.all("x-forwarded-for"), vec!["127.0.0.1"]);
+    assert_eq!(seen.all("x-forwarded-proto"), vec!["http"]);
+    assert_eq!(seen.all("x-forwarded-host"), vec!["127.0.0.1"]);
+    assert!(
+        seen.headers.iter().all(|(k, _)| !k.contains('_')),
+        "{seen:?}"
+    );
+    // The site keeps X-Forwarded-Prefix (its own proxy sets it); others pass untouched.
+    assert_eq!(seen.all("x-forwarded-prefix"), vec!["/app"]);
+    assert_eq!(seen.all("x-other"), vec!["kept"]);
+}
+
 // --- 2. Cookie names ------------------------------------------------------------------------
 
 /// The `Set-Cookie` lines of a raw answer.

@@ -7,7 +7,7 @@ use std::ops::Range;
 use menshen_policies::access::{Access, AccessRules, Rule};
 
 use super::choice;
-use super::headers::{HeaderSet, read_headers};
+use super::headers::{HeaderSet, read_headers, untrusted_headers};
 use crate::host;
 use crate::model::Site;
 use crate::reader::{Cx, Table, Text};
@@ -193,6 +193,7 @@ fn site(cx: &mut Cx<'_>, mut table: Table<'_, '_>, global_headers: &HeaderSet) -
     let allow_double_encoded_separators = table
         .bool(cx, "allow_double_encoded_separators")
         .unwrap_or(false);
+    let untrusted_headers = untrusted_headers(cx, &mut table);
 
     let headers = match table.table(cx, "headers") {
         Some(table) => {
@@ -244,6 +245,7 @@ fn site(cx: &mut Cx<'_>, mut table: Table<'_, '_>, global_headers: &HeaderSet) -
             upstream_sni,
             rules: AccessRules::new(rules, default_access, case_insensitive),
             allow_double_encoded_separators,
+            untrusted_headers,
             headers: headers.names,
         },
         name_span: name.map(|n| n.span),
