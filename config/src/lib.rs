@@ -32,8 +32,8 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     CaptchaMode, CertificateConfig, Config, CrlSource, HeaderNames, Listener, LockoutConfig,
-    LoginConfig, Network, OcspMode, OidcProvider, OtpConfig, Portal, SessionConfig, Site,
-    StoreConfig, TlsFiles,
+    LoginConfig, OcspMode, OidcProvider, OtpConfig, Portal, SessionConfig, Site, StoreConfig,
+    TlsFiles,
 };
 
 use crate::env::Lookup;

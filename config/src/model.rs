@@ -136,6 +136,15 @@ pub struct Site {
     /// SNI for the upstream TLS handshake; the gateway uses the first host when absent.
     pub upstream_sni: Option<String>,
     pub rules: AccessRules,
+    /// `allow_double_encoded_separators`: pass paths holding an encoded '%' that encodes a dot,
+    /// slash or backslash (`%252e`, `%252f`, `%255c`). Default false: an upstream that decodes
+    /// twice would serve another path than the rules saw; only an app known to decode once
+    /// and to need such names should turn it on.
+    pub allow_double_encoded_separators: bool,
+    /// Forwarding, routing and client-address headers removed from every request, folded
+    /// (lower case, `_` as `-`): `menshen_policies::headers::FORWARDING` less the site's
+    /// `keep_headers`, plus its `strip_headers`.
+    pub untrusted_headers: Vec<String>,
     /// The global `[headers]` with this site's `[site.headers]` overrides applied.
     pub headers: HeaderNames,
 }
@@ -154,35 +163,9 @@ pub struct LockoutConfig {
     /// slowed with a 429; 0 turns the throttle off. Default 30.
     pub ip_attempts_per_minute: u32,
     /// Client networks the throttle never applies to (a school's own NAT address, say).
-    pub trusted_networks: Vec<Network>,
-}
-
-/// An IP network in CIDR form, `10.0.0.0/8` or `2001:db8::/32`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Network {
-    pub address: std::net::IpAddr,
-    pub prefix: u8,
-}
-
-impl Network {
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        use std::net::IpAddr;
-        match (self.address, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
+    /// Matched against the canonical client address (an IPv4-mapped IPv6 address counts as
+    /// its IPv4 address).
+    pub trusted_networks: Vec<ipnet::IpNet>,
 }
 
 /// When the login form shows a captcha (驗證碼).

@@ -711,7 +711,11 @@ roles = \"x-menshen-school\"
         all[0].1
     );
     assert_eq!(all[1].0, 9);
-    assert!(all[1].1.contains("cannot carry identity"), "{}", all[1].1);
+    assert!(
+        all[1].1.contains("managed by HTTP or the gateway"),
+        "{}",
+        all[1].1
+    );
     assert_eq!(all[2].0, 11);
     assert!(
         all[2].1.contains("`roles` and `school` must differ"),
@@ -995,6 +999,38 @@ fn portal_host_is_read_and_canonicalised() {
 }
 
 #[test]
+fn forwarding_headers_can_be_added_and_kept_per_site() {
+    let config = valid(BASE);
+    let site = &config.sites[0];
+    assert!(!site.allow_double_encoded_separators);
+    assert_eq!(
+        site.untrusted_headers,
+        menshen_policies::headers::FORWARDING
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect::<Vec<_>>()
+    );
+    let config = valid(&with_base(
+        "\
+allow_double_encoded_separators = true
+strip_headers = [\"X_Legacy_Client\", \"x-real-ip\"]
+keep_headers = [\"X-Forwarded-Prefix\", \"x_original_host\"]
+",
+    ));
+    let site = &config.sites[0];
+    assert!(site.allow_double_encoded_separators);
+    let has = |n: &str| site.untrusted_headers.iter().any(|h| h == n);
+    assert!(has("x-legacy-client"));
+    assert!(has("x-real-ip"));
+    assert!(!has("x-forwarded-prefix"));
+    assert!(!has("x-original-host"));
+    assert_eq!(
+        site.untrusted_headers.len(),
+        menshen_policies::headers::FORWARDING.len() - 1
+    );
+}
+
+#[test]
 fn portal_needs_a_host_of_its_own() {
     assert_eq!(
         one_error(&with_base(
@@ -1051,4 +1087,25 @@ fn portal_must_be_served_over_tls_outside_development() {
         message.contains("needs a [[listen]] with `tls`"),
         "{message}"
     );
+}
+
+#[test]
+fn forwarding_header_lists_are_checked() {
+    let all = errors(&with_base(
+        "\
+keep_headers = [\"X-Forwarded-For\", \"X-Not-On-The-List\", \"Client-IP\"]
+strip_headers = [\"bad name\", \"Host\", \"client_ip\"]
+",
+    ));
+    assert_eq!(all.len(), 5, "{all:#?}");
+    assert!(all[0].1.contains("set by Menshen itself"), "{}", all[0].1);
+    assert!(all[1].1.contains("nothing to keep"), "{}", all[1].1);
+    assert!(
+        all[2].1.contains("not a valid HTTP header name"),
+        "{}",
+        all[2].1
+    );
+    assert!(all[3].1.contains("managed by HTTP"), "{}", all[3].1);
+    assert!(all[4].1.contains("also in `keep_headers`"), "{}", all[4].1);
+    assert!(all.iter().all(|(line, _)| *line == 7 || *line == 8));
 }

@@ -41,6 +41,10 @@ pub enum TokenCookie {
     Valid(String),
     /// Present but not a token we could have issued: never looked up in a store.
     Malformed,
+    /// Sent more than once. Which copy is ours cannot be told (one may be planted), so none is
+    /// used; the request goes on as if the cookie were absent and the reply clears it, so a
+    /// planted copy cannot keep its owner out.
+    Duplicated,
 }
 
 impl TokenCookie {
@@ -62,53 +66,88 @@ pub struct RequestCookies {
     pub lang: Option<String>,
 }
 
-/// Reads our cookies from every `Cookie` header value. Repeated session cookies (a planted
-/// duplicate) make the session cookie malformed rather than picking one.
+impl RequestCookies {
+    /// The names of our cookies that arrived more than once: the reply clears them.
+    pub fn duplicated(&self, names: CookieNames) -> Vec<&'static str> {
+        [
+            (&self.session, names.session),
+            (&self.csrf, names.csrf),
+            (&self.oidc, names.oidc),
+        ]
+        .into_iter()
+        .filter(|(cookie, _)| **cookie == TokenCookie::Duplicated)
+        .map(|(_, name)| name)
+        .collect()
+    }
+}
+
+/// Splits one `Cookie` header value into (name, value) pairs the way browsers write them.
+///
+/// Only space and tab around names and values are trimmed (RFC 6265 §5.2): a name with any
+/// other leading character, Unicode white space included, is another cookie, which a browser
+/// would not hold to the `__Host-` rules, so it must not be read as ours. Pairs whose name is
+/// not visible ASCII are skipped altogether.
+fn pairs(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    raw.split(|b| *b == b';').filter_map(|pair| {
+        let at = pair.iter().position(|b| *b == b'=')?;
+        let (name, value) = (trim(&pair[..at]), trim(&pair[at + 1..]));
+        let visible = !name.is_empty() && name.iter().all(|b| b.is_ascii_graphic());
+        visible.then_some((name, value))
+    })
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !blank(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+/// Reads our cookies from every `Cookie` header value. A repeated token cookie is
+/// [`TokenCookie::Duplicated`] rather than either copy.
 pub fn parse<'a>(headers: impl Iterator<Item = &'a [u8]>, names: CookieNames) -> RequestCookies {
     let mut out = RequestCookies::default();
     for raw in headers {
-        let text = String::from_utf8_lossy(raw);
-        for pair in text.split(';') {
-            let Some((name, value)) = pair.split_once('=') else {
-                continue;
-            };
-            let (name, value) = (name.trim(), value.trim());
-            if name == names.session {
+        for (name, value) in pairs(raw) {
+            if name == names.session.as_bytes() {
                 out.session = classify(&out.session, value);
-            } else if name == names.csrf {
+            } else if name == names.csrf.as_bytes() {
                 out.csrf = classify(&out.csrf, value);
-            } else if name == names.oidc {
+            } else if name == names.oidc.as_bytes() {
                 out.oidc = classify(&out.oidc, value);
-            } else if name == LANG_COOKIE && value.len() <= 8 {
-                out.lang = Some(value.to_string());
+            } else if name == LANG_COOKIE.as_bytes() && value.len() <= 8 {
+                out.lang = std::str::from_utf8(value).ok().map(str::to_owned);
             }
         }
     }
     out
 }
 
-fn classify(previous: &TokenCookie, value: &str) -> TokenCookie {
+fn classify(previous: &TokenCookie, value: &[u8]) -> TokenCookie {
     match previous {
-        TokenCookie::Absent if random::is_token(value) => TokenCookie::Valid(value.to_string()),
-        _ => TokenCookie::Malformed,
+        TokenCookie::Absent => match std::str::from_utf8(value) {
+            Ok(v) if random::is_token(v) => TokenCookie::Valid(v.to_owned()),
+            _ => TokenCookie::Malformed,
+        },
+        _ => TokenCookie::Duplicated,
     }
 }
 
 /// The `Cookie` header for the upstream: the legacy app never sees Menshen's own cookies.
-/// Returns `None` when nothing is left.
+/// Names are read exactly as [`parse`] reads them. Returns `None` when nothing is left.
 pub fn without_ours(value: &[u8], names: CookieNames) -> Option<String> {
-    let text = String::from_utf8_lossy(value);
-    let kept: Vec<&str> = text
-        .split(';')
-        .map(str::trim)
+    let ours = [names.session, names.csrf, names.oidc, LANG_COOKIE];
+    let kept: Vec<String> = value
+        .split(|b| *b == b';')
+        .map(trim)
         .filter(|pair| {
-            let name = pair.split('=').next().unwrap_or("").trim();
-            !pair.is_empty()
-                && name != names.session
-                && name != names.csrf
-                && name != names.oidc
-                && name != LANG_COOKIE
+            let name = trim(pair.split(|b| *b == b'=').next().unwrap_or_default());
+            !pair.is_empty() && !ours.iter().any(|n| n.as_bytes() == name)
         })
+        .map(|pair| String::from_utf8_lossy(pair).into_owned())
         .collect();
     (!kept.is_empty()).then(|| kept.join("; "))
 }
@@ -150,15 +189,66 @@ mod tests {
     }
 
     #[test]
-    fn malformed_and_duplicated_session_cookies_are_malformed() {
+    fn malformed_and_duplicated_session_cookies_are_not_valid() {
         let c = parse(std::iter::once(&b"menshen=abc"[..]), DEV_NAMES);
         assert_eq!(c.session, TokenCookie::Malformed);
         let t = random::token();
         let twice = format!("menshen={t}; menshen={t}");
         let c = parse(std::iter::once(twice.as_bytes()), DEV_NAMES);
-        assert_eq!(c.session, TokenCookie::Malformed);
+        assert_eq!(c.session, TokenCookie::Duplicated);
         let c = parse(std::iter::once(&b"\xff\xfe=; menshen"[..]), DEV_NAMES);
         assert_eq!(c.session, TokenCookie::Absent);
+    }
+
+    #[test]
+    fn duplicated_token_cookies_are_named_for_clearing() {
+        let (a, b) = (random::token(), random::token());
+        let header =
+            format!("__Host-menshen={a}; x=1; __Host-menshen={b}; __Host-menshen-csrf={a}");
+        let c = parse(std::iter::once(header.as_bytes()), TLS_NAMES);
+        assert_eq!(c.session, TokenCookie::Duplicated);
+        assert_eq!(c.session.value(), None);
+        assert_eq!(c.csrf, TokenCookie::Valid(a.clone()));
+        assert_eq!(c.duplicated(TLS_NAMES), vec!["__Host-menshen"]);
+        // Across two Cookie headers, and when the first copy is garbage, too.
+        let second = format!("__Host-menshen={b}");
+        let c = parse(
+            [&b"__Host-menshen=x"[..], second.as_bytes()].into_iter(),
+            TLS_NAMES,
+        );
+        assert_eq!(c.duplicated(TLS_NAMES), vec!["__Host-menshen"]);
+    }
+
+    #[test]
+    fn only_space_and_tab_are_trimmed_and_names_are_ascii() {
+        let t = random::token();
+        // U+2000 (en quad), U+00A0, U+3000 and U+FEFF before a name make another cookie,
+        // which a browser does not hold to the __Host- rules.
+        for space in [
+            "\u{2000}", "\u{a0}", "\u{3000}", "\u{feff}", "\u{85}", "\u{b}", "\u{c}",
+        ] {
+            let header = format!("{space}__Host-menshen-csrf={t}; {space}__Host-menshen={t}");
+            let c = parse(std::iter::once(header.as_bytes()), TLS_NAMES);
+            assert_eq!(c, RequestCookies::default(), "{space:?}");
+            let header = format!("__Host-menshen{space}={t}");
+            let c = parse(std::iter::once(header.as_bytes()), TLS_NAMES);
+            assert_eq!(c.session, TokenCookie::Absent, "{space:?}");
+        }
+        let header = format!(" \t__Host-menshen\t = {t} \t; __Host-menshen-csrf={t}");
+        let c = parse(std::iter::once(header.as_bytes()), TLS_NAMES);
+        assert_eq!(c.session, TokenCookie::Valid(t.clone()));
+        assert_eq!(c.csrf, TokenCookie::Valid(t.clone()));
+        // A Unicode-spaced lookalike is not ours, so the upstream keeps it as it came.
+        let header = format!("\u{2000}menshen={t}; a=1");
+        assert_eq!(
+            without_ours(header.as_bytes(), DEV_NAMES).as_deref(),
+            Some(header.as_str())
+        );
+        let header = format!("\tmenshen={t}; a=1");
+        assert_eq!(
+            without_ours(header.as_bytes(), DEV_NAMES).as_deref(),
+            Some("a=1")
+        );
     }
 
     #[test]

@@ -1,19 +1,21 @@
 //! Identity headers: never trusted from the client, always set from the verified session.
 //!
-//! Every incoming header in the `X-Menshen-` namespace, and every header named like one of the
-//! site's configured identity headers, is removed, whatever its case and with `_` standing for
-//! `-` (some upstream stacks such as CGI and PHP treat the two alike). Then the verified values
-//! are inserted, just before the request goes upstream.
+//! Every incoming header in the `X-Menshen-` namespace, every header named like one of the
+//! site's configured identity headers, and every forwarding header the site does not trust
+//! from clients (`menshen_policies::headers`) is removed, whatever its case and with `_`
+//! standing for `-` (CGI, PHP and IIS treat the two alike). Then the verified values are
+//! inserted, just before the request goes upstream.
 
 use http::HeaderName;
 use menshen_config::HeaderNames;
+use menshen_policies::headers::HeaderMatcher;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use pingora::http::RequestHeader;
 
 use crate::sessions::SessionData;
 
 /// The namespace every identity header lives in by default.
-const NAMESPACE: &[u8] = b"x-menshen-";
+const NAMESPACE: &str = "x-menshen-";
 
 /// Characters left as they are in percent-encoded header values.
 const HEADER_VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -31,12 +33,14 @@ pub struct IdentityHeaders {
     roles: HeaderName,
     school: HeaderName,
     auth_method: HeaderName,
-    /// Normalised (lowercase, `_` → `-`) names to strip besides the namespace.
-    extra_strip: Vec<Vec<u8>>,
+    /// What a client may not send: the namespace, the identity names and `untrusted`
+    /// forwarding headers, in one matcher so a request's headers are looked at once.
+    strip: HeaderMatcher,
 }
 
 impl IdentityHeaders {
-    pub fn new(names: &HeaderNames) -> anyhow::Result<Self> {
+    /// `untrusted`: the site's forwarding headers to remove too (`Site::untrusted_headers`).
+    pub fn new(names: &HeaderNames, untrusted: &[String]) -> anyhow::Result<Self> {
         let parse = |n: &str| HeaderName::from_bytes(n.as_bytes());
         let all = [
             &names.user,
@@ -51,27 +55,22 @@ impl IdentityHeaders {
             roles: parse(&names.roles)?,
             school: parse(&names.school)?,
             auth_method: parse(&names.auth_method)?,
-            extra_strip: all
-                .iter()
-                .map(|n| normalise(n.as_bytes()))
-                .filter(|n| !n.starts_with(NAMESPACE))
-                .collect(),
+            strip: HeaderMatcher::new(
+                all.iter()
+                    .map(|n| n.as_str())
+                    .chain(untrusted.iter().map(String::as_str)),
+                [NAMESPACE],
+            ),
         })
     }
 
-    fn must_strip(&self, name: &[u8]) -> bool {
-        if has_prefix_folded(name, NAMESPACE) {
-            return true;
-        }
-        self.extra_strip.iter().any(|s| eq_folded(name, s))
-    }
-
-    /// Removes every client-supplied identity header (all copies, any spelling).
+    /// Removes every client-supplied identity or untrusted forwarding header (all copies, any
+    /// spelling), in one pass over the headers present.
     pub fn strip(&self, req: &mut RequestHeader) {
         let doomed: Vec<HeaderName> = req
             .headers
             .keys()
-            .filter(|k| self.must_strip(k.as_str().as_bytes()))
+            .filter(|k| self.strip.matches(k.as_str().as_bytes()))
             .cloned()
             .collect();
         for name in doomed {
@@ -104,25 +103,6 @@ pub fn encode(value: &str) -> String {
     utf8_percent_encode(value, HEADER_VALUE).to_string()
 }
 
-fn fold(b: u8) -> u8 {
-    match b {
-        b'_' => b'-',
-        _ => b.to_ascii_lowercase(),
-    }
-}
-
-fn normalise(name: &[u8]) -> Vec<u8> {
-    name.iter().map(|b| fold(*b)).collect()
-}
-
-fn has_prefix_folded(name: &[u8], prefix: &[u8]) -> bool {
-    name.len() >= prefix.len() && name.iter().zip(prefix).all(|(a, b)| fold(*a) == *b)
-}
-
-fn eq_folded(name: &[u8], normalised: &[u8]) -> bool {
-    name.len() == normalised.len() && has_prefix_folded(name, normalised)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,7 +119,8 @@ mod tests {
 
     #[test]
     fn strips_every_spelling() -> anyhow::Result<()> {
-        let ids = IdentityHeaders::new(&names())?;
+        let untrusted = vec!["x-original-url".to_owned(), "client-ip".to_owned()];
+        let ids = IdentityHeaders::new(&names(), &untrusted)?;
         let mut req = RequestHeader::build("GET", b"/", None)?;
         for n in [
             "X-Menshen-User",
@@ -148,14 +129,20 @@ mod tests {
             "x_menshen-school",
             "X-Remote-User",
             "x_remote_user",
+            "X_Original_URL",
+            "x-original-url",
+            "Client_IP",
             "X-Other",
+            "X-Real-IP",
         ] {
             req.append_header(n.to_string(), "spoof")?;
         }
         req.append_header("X-Menshen-User", "again")?;
         ids.strip(&mut req);
-        let left: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
-        assert_eq!(left, vec!["x-other"]);
+        let mut left: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        // X-Real-IP is not in this site's `untrusted` list.
+        assert_eq!(left, vec!["x-other", "x-real-ip"]);
         Ok(())
     }
 

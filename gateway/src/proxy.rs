@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use menshen_pages::{ErrorKind, Lang};
 use menshen_policies::access::{Access, Decision, decide};
-use menshen_policies::path::{normalize, windows_ambiguous};
-use pingora::http::RequestHeader;
+use menshen_policies::path::{double_encoded_separator, normalize, windows_alias};
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
@@ -22,26 +22,6 @@ use crate::respond::{self, Reply};
 use crate::sessions::{SessionData, Stage};
 use crate::sso;
 use crate::state::{ACCOUNT_STALE_SECS, AppState, SiteRuntime};
-
-/// Headers only a trusted proxy may set: some legacy frameworks route by `X-Original-URL`
-/// (which would turn an allowed `/public/x` into `/admin`), and forwarded host/address headers
-/// end up in absolute links and address allow-lists. Menshen removes them all; it sets
-/// `X-Forwarded-For`, `-Proto` and `-Host` itself.
-const UNTRUSTED_FORWARDING: &[&str] = &[
-    "x-original-url",
-    "x-rewrite-url",
-    "x-forwarded-host",
-    "x-forwarded-prefix",
-    "x-forwarded-port",
-    "x-forwarded-server",
-    "x-forwarded-scheme",
-    "x-forwarded-ssl",
-    "forwarded",
-    "x-real-ip",
-    "x-client-ip",
-    "true-client-ip",
-    "x-cluster-client-ip",
-];
 
 pub struct Gateway {
     pub state: Arc<AppState>,
@@ -57,6 +37,8 @@ pub struct Ctx {
     upstream_uri: Option<http::Uri>,
     identity: Option<Arc<SessionData>>,
     outcome: &'static str,
+    /// Our cookies that arrived more than once: whatever the answer, it clears them.
+    clear_cookies: Vec<&'static str>,
 }
 
 /// What `request_filter` decided.
@@ -104,9 +86,9 @@ impl Gateway {
         ctx.site = Some(site.clone());
 
         // Whatever happens next, no client-supplied identity header survives, nor any header a
-        // legacy stack would take as routing or origin information from a trusted proxy.
+        // legacy stack would take as routing or origin information from a trusted proxy
+        // (Menshen sets `X-Forwarded-For`, `-Proto` and `-Host` itself).
         site.identity.strip(session.req_header_mut());
-        strip_untrusted_forwarding(session.req_header_mut());
 
         let req = session.req_header();
         if !ctx.tls && !self.state.config.session.insecure_dev_cookie {
@@ -114,6 +96,14 @@ impl Gateway {
             let host = host_without_port(req);
             let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
             return Next::Answer(Reply::redirect(301, &format!("https://{host}{target}")));
+        }
+        if !target_is_utf8(req) {
+            ctx.outcome = "bad_request";
+            return Next::Answer(Reply::error(
+                ctx.lang,
+                ErrorKind::BadRequest,
+                Some("the request target is not valid UTF-8"),
+            ));
         }
         let path = match normalize(req.uri.path()) {
             Ok(p) => p,
@@ -123,13 +113,17 @@ impl Gateway {
                 return Next::Answer(Reply::error(ctx.lang, ErrorKind::BadRequest, Some(&detail)));
             }
         };
-        if site.config.rules.case_insensitive() && windows_ambiguous(&path) {
+        let refusal =
+            if !site.config.allow_double_encoded_separators && double_encoded_separator(&path) {
+                Some("the path encodes a '%' that encodes a dot, slash or backslash")
+            } else if site.config.rules.case_insensitive() {
+                windows_alias(&path)
+            } else {
+                None
+            };
+        if let Some(detail) = refusal {
             ctx.outcome = "bad_request";
-            return Next::Answer(Reply::error(
-                ctx.lang,
-                ErrorKind::BadRequest,
-                Some("a path segment ends with a dot or space, or names a stream or short name"),
-            ));
+            return Next::Answer(Reply::error(ctx.lang, ErrorKind::BadRequest, Some(detail)));
         }
         let cookies = cookies::parse(
             req.headers
@@ -138,6 +132,7 @@ impl Gateway {
                 .map(|v| v.as_bytes()),
             ctx.names,
         );
+        ctx.clear_cookies = cookies.duplicated(ctx.names);
         let query = req.uri.query().unwrap_or("");
 
         if path.as_str() == "/.menshen" || path.as_str().starts_with("/.menshen/") {
@@ -174,10 +169,7 @@ impl Gateway {
                 cookies: &cookies,
                 names: ctx.names,
                 lang: ctx.lang,
-                client_ip: session
-                    .client_addr()
-                    .and_then(|a| a.as_inet())
-                    .map(|a| a.ip()),
+                client_ip: client_ip(session),
             };
             // Boxed: the login flows' state is large, and inline it would be part of (and
             // allocated and moved with) every proxied request's future too.
@@ -271,7 +263,7 @@ impl Gateway {
         ctx: &mut Ctx,
     ) -> std::result::Result<Option<Arc<SessionData>>, Reply> {
         let id = match &cookies.session {
-            TokenCookie::Absent => return Ok(None),
+            TokenCookie::Absent | TokenCookie::Duplicated => return Ok(None),
             TokenCookie::Malformed => {
                 ctx.outcome = "bad_request";
                 return Err(Reply::error(
@@ -355,18 +347,21 @@ impl Gateway {
     }
 }
 
-/// Removes every [`UNTRUSTED_FORWARDING`] header. One pass over the headers present (usually
-/// a handful, none of them these) instead of one lookup per name.
-fn strip_untrusted_forwarding(req: &mut RequestHeader) {
-    let present = |req: &RequestHeader| {
-        req.headers
-            .keys()
-            .find(|k| UNTRUSTED_FORWARDING.contains(&k.as_str()))
-            .cloned()
-    };
-    while let Some(name) = present(req) {
-        req.remove_header(&name);
-    }
+/// The rules must see the bytes the upstream gets: a target that is not UTF-8 reaches them as
+/// a U+FFFD rendering while the raw bytes would go upstream, so it is refused. (Pingora 0.9's
+/// HTTP/1 parser refuses such targets already; this keeps the rule ours whatever the parser or
+/// protocol.)
+fn target_is_utf8(req: &RequestHeader) -> bool {
+    req.raw_path_is_utf8()
+}
+
+/// The client's address as logs, throttles and the upstream see it: an IPv4 client reaching a
+/// dual-stack listener shows up as `::ffff:a.b.c.d`, and is recorded as `a.b.c.d`.
+fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip().to_canonical())
 }
 
 /// Whether a request comes from a page of the origin it is sent to, as far as the browser
@@ -448,6 +443,7 @@ impl ProxyHttp for Gateway {
             upstream_uri: None,
             identity: None,
             outcome: "menshen",
+            clear_cookies: Vec::new(),
         }
     }
 
@@ -456,7 +452,10 @@ impl ProxyHttp for Gateway {
         ctx.names = if ctx.tls { TLS_NAMES } else { DEV_NAMES };
         match self.route(session, ctx).await {
             Next::Proxy => Ok(false),
-            Next::Answer(reply) => {
+            Next::Answer(mut reply) => {
+                for name in ctx.clear_cookies.iter().rev() {
+                    reply = reply.with_cookie_first(cookies::clear(name, ctx.names));
+                }
                 respond::send(session, reply, ctx.tls, &self.state.csp).await?;
                 Ok(true)
             }
@@ -513,16 +512,24 @@ impl ProxyHttp for Gateway {
             }
         }
         // Menshen is the edge: what the client claims about forwarding is replaced.
-        if let Some(ip) = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
-        {
+        if let Some(ip) = client_ip(session) {
             upstream.insert_header("X-Forwarded-For", ip.to_string())?;
         }
         upstream.insert_header("X-Forwarded-Proto", if ctx.tls { "https" } else { "http" })?;
         if let Some(host) = upstream.headers.get(http::header::HOST).cloned() {
             upstream.insert_header("X-Forwarded-Host", host)?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        for name in &ctx.clear_cookies {
+            upstream.append_header(http::header::SET_COOKIE, cookies::clear(name, ctx.names))?;
         }
         Ok(())
     }
@@ -569,5 +576,28 @@ impl ProxyHttp for Gateway {
         if let Some(site) = &ctx.site {
             site.count(ctx.outcome);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_that_are_not_utf8_are_told_apart() -> Result<()> {
+        for raw in [
+            &b"/public/\xff"[..],
+            b"/a\xc0\xae",
+            b"/x?q=\xfe",
+            b"http://h/a\x80",
+        ] {
+            let req = RequestHeader::build("GET", raw, None)?;
+            assert!(!target_is_utf8(&req), "{}", String::from_utf8_lossy(raw));
+        }
+        for raw in [&b"/public/x"[..], "/學籍?q=é".as_bytes(), b"http://h/a"] {
+            let req = RequestHeader::build("GET", raw, None)?;
+            assert!(target_is_utf8(&req), "{}", String::from_utf8_lossy(raw));
+        }
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipnet::Ipv6Net;
 use menshen_config::LockoutConfig;
 use menshen_policies::lockout::{LockState, LockoutPolicy, Suspension, state};
 use sha2::{Digest, Sha256};
@@ -199,20 +200,20 @@ impl Regulation {
         self.volatile.delete(&[c1, l1, c2, l2]).await
     }
 
-    fn throttled_address(&self, ip: Option<IpAddr>) -> Option<IpAddr> {
-        let ip = ip?;
-        let trusted = self.config.trusted_networks.iter().any(|n| n.contains(ip));
-        (!trusted && self.config.ip_attempts_per_minute > 0).then_some(ip)
+    fn throttled_address(&self, ip: Option<IpAddr>) -> Option<String> {
+        let ip = ip?.to_canonical();
+        let trusted = self.config.trusted_networks.iter().any(|n| n.contains(&ip));
+        (!trusted && self.config.ip_attempts_per_minute > 0).then(|| address_key(ip))
     }
 
     /// Counts one login attempt from `ip`; false when the address is over its limit.
     pub async fn admit(&self, ip: Option<IpAddr>) -> Result<bool, StoreError> {
-        let Some(ip) = self.throttled_address(ip) else {
+        let Some(key) = self.throttled_address(ip) else {
             return Ok(true);
         };
         let n = self
             .volatile
-            .hit(&format!("ip:{ip}"), Duration::from_secs(60))
+            .hit(&format!("ip:{key}"), Duration::from_secs(60))
             .await?;
         Ok(n <= u64::from(self.config.ip_attempts_per_minute))
     }
@@ -221,7 +222,7 @@ impl Regulation {
     pub async fn note_address_failure(&self, ip: Option<IpAddr>) -> Result<(), StoreError> {
         if let Some(ip) = ip {
             self.volatile
-                .hit(&format!("ipf:{ip}"), ADDRESS_FAILURE_MEMORY)
+                .hit(&format!("ipf:{}", address_key(ip)), ADDRESS_FAILURE_MEMORY)
                 .await?;
         }
         Ok(())
@@ -229,9 +230,27 @@ impl Regulation {
 
     pub async fn address_has_failed(&self, ip: Option<IpAddr>) -> Result<bool, StoreError> {
         match ip {
-            Some(ip) => Ok(self.volatile.get(&format!("ipf:{ip}")).await?.is_some()),
+            Some(ip) => Ok(self
+                .volatile
+                .get(&format!("ipf:{}", address_key(ip)))
+                .await?
+                .is_some()),
             None => Ok(true),
         }
+    }
+}
+
+/// The client a per-address counter belongs to. An IPv4-mapped IPv6 address (a dual-stack
+/// listener's view of an IPv4 client) is its IPv4 address, so one client has one counter
+/// whichever listener it used. An IPv6 client is its /64: that is the smallest block a
+/// provider hands one subscriber, and one host can pick any address in it, so counting single
+/// addresses would give one attacker 2^64 fresh budgets.
+pub fn address_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => Ipv6Net::new(v6, 64)
+            .map(|net| net.trunc().to_string())
+            .unwrap_or_else(|_| v6.to_string()),
     }
 }
 
@@ -246,6 +265,7 @@ pub fn taipei_clock(unix_secs: u64) -> String {
 mod tests {
     use super::*;
     use crate::volatile::memory::MemoryVolatile;
+    use ipnet::IpNet;
 
     fn regulation() -> Regulation {
         Regulation::new(
@@ -255,10 +275,7 @@ mod tests {
                 otp_failures: 3,
                 duration: Duration::from_secs(900),
                 ip_attempts_per_minute: 2,
-                trusted_networks: vec![menshen_config::Network {
-                    address: IpAddr::from([10, 0, 0, 0]),
-                    prefix: 8,
-                }],
+                trusted_networks: "10.0.0.0/8".parse::<IpNet>().into_iter().collect(),
             },
         )
     }
@@ -363,6 +380,48 @@ mod tests {
             assert!(r.admit(inside).await?);
         }
         Ok(())
+    }
+
+    #[tokio::test]
+    async fn one_ipv6_64_shares_one_budget() -> Result<(), StoreError> {
+        let r = regulation();
+        let ip = |t: &str| t.parse::<IpAddr>().ok();
+        assert!(r.admit(ip("2001:db8:1:2::1")).await?);
+        assert!(r.admit(ip("2001:db8:1:2:ffff:1:2:3")).await?);
+        // A third address in the same /64 is the same client, over its budget of two.
+        assert!(!r.admit(ip("2001:db8:1:2:abcd::9")).await?);
+        // The next /64 is someone else.
+        assert!(r.admit(ip("2001:db8:1:3::1")).await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn mapped_ipv4_is_the_ipv4_client() -> Result<(), StoreError> {
+        let r = regulation();
+        let ip = |t: &str| t.parse::<IpAddr>().ok();
+        assert!(r.admit(ip("192.0.2.1")).await?);
+        assert!(r.admit(ip("::ffff:192.0.2.1")).await?);
+        assert!(!r.admit(ip("192.0.2.1")).await?);
+        // Trusted networks apply to the mapped spelling too.
+        for _ in 0..5 {
+            assert!(r.admit(ip("::ffff:10.1.2.3")).await?);
+        }
+        // A failure noted under one spelling is found under the other (captcha after_failure).
+        r.note_address_failure(ip("::ffff:192.0.2.9")).await?;
+        assert!(r.address_has_failed(ip("192.0.2.9")).await?);
+        r.note_address_failure(ip("2001:db8::1")).await?;
+        assert!(r.address_has_failed(ip("2001:db8::2")).await?);
+        assert!(!r.address_has_failed(ip("2001:db8:0:1::1")).await?);
+        Ok(())
+    }
+
+    #[test]
+    fn address_keys() {
+        let key = |t: &str| t.parse::<IpAddr>().map(address_key).unwrap_or_default();
+        assert_eq!(key("192.0.2.1"), "192.0.2.1");
+        assert_eq!(key("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(key("::1"), "::/64");
     }
 
     #[test]

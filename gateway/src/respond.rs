@@ -114,6 +114,13 @@ impl Reply {
     pub fn with_cookie(self, set_cookie: String) -> Self {
         self.with_header("Set-Cookie", set_cookie)
     }
+
+    /// Puts a `Set-Cookie` before every other one, so a cookie this reply also sets anew (a
+    /// fresh CSRF token) is set after the clearing, not cleared by it.
+    pub fn with_cookie_first(mut self, set_cookie: String) -> Self {
+        self.headers.insert(0, ("Set-Cookie", set_cookie));
+        self
+    }
 }
 
 /// Writes `reply` to the client, keeping the connection open (unlike Pingora's

@@ -45,7 +45,7 @@ pub struct SiteRuntime {
 
 impl SiteRuntime {
     pub fn new(config: Site) -> anyhow::Result<Self> {
-        let identity = IdentityHeaders::new(&config.headers)?;
+        let identity = IdentityHeaders::new(&config.headers, &config.untrusted_headers)?;
         let counters = OUTCOMES
             .iter()
             .map(|o| crate::metrics::REQUESTS.with_label_values(&[config.name.as_str(), o]))
@@ -74,6 +74,11 @@ impl SiteRuntime {
                 false,
             ),
             headers: menshen_config::HeaderNames::default(),
+            untrusted_headers: menshen_policies::headers::FORWARDING
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect(),
+            allow_double_encoded_separators: false,
         };
         Ok(SiteRuntime {
             portal: true,

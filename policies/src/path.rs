@@ -3,6 +3,7 @@
 use std::fmt;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use unicode_normalization::UnicodeNormalization;
 
 /// Longest raw path accepted; legacy servers choke on (or truncate) longer ones, and no real page
 /// of theirs needs it.
@@ -131,6 +132,68 @@ fn strict_decode(raw: &str) -> Result<String, PathError> {
     String::from_utf8(out).map_err(|_| PathError::BadEncoding)
 }
 
+/// Why a path would name something else on a Windows/IIS server than the rules see, if it
+/// would. Such requests are refused on sites served the Windows way (`path_case =
+/// "insensitive"`) rather than guessed at:
+/// - a segment ending in a dot or space (`/admin./x` is `/admin/x` there);
+/// - a colon anywhere in a segment: NTFS reads `name:stream:$TYPE`, so `/admin::$DATA` and
+///   `/admin:$i30:$INDEX_ALLOCATION/` open `/admin` (IIS itself refuses ':' by default);
+/// - an 8.3 short name (`/ADMIN~1/x`);
+/// - a non-ASCII character that case-folds or NFKC-normalises to ASCII: full-width `．／＼`,
+///   `ſ` (upper case `S`), the Kelvin sign `K` (lower case `k`), `ﬀ`. Windows compares names
+///   with its own upper-case table, and "best fit" code-page conversions map such characters
+///   to their ASCII look-alikes, so `/ａｄｍｉｎ/` or `/ſecret/` would reach `/admin/` or
+///   `/secret/` while the rules saw another name.
+pub fn windows_alias(path: &NormalizedPath) -> Option<&'static str> {
+    path.as_str().split('/').find_map(|segment| {
+        if segment.ends_with('.') || segment.ends_with(' ') {
+            Some("a path segment ends with a dot or space")
+        } else if segment.contains(':') {
+            Some("a path segment names an NTFS stream (':')")
+        } else if segment
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0] == b'~' && w[1].is_ascii_digit())
+        {
+            Some("a path segment looks like an 8.3 short name")
+        } else if segment.chars().any(folds_to_ascii) {
+            Some("a path segment has a character Windows reads as a plain ASCII one")
+        } else {
+            None
+        }
+    })
+}
+
+/// True for a non-ASCII character whose lower case, upper case or NFKC form contains ASCII.
+fn folds_to_ascii(c: char) -> bool {
+    !c.is_ascii()
+        && (c.to_lowercase().any(|f| f.is_ascii())
+            || c.to_uppercase().any(|f| f.is_ascii())
+            || std::iter::once(c).nfkc().any(|f| f.is_ascii()))
+}
+
+/// True when the decoded path still holds a percent-encoded dot, slash or backslash, perhaps
+/// encoded several times over (`%2e`, `%252e`, `%25252F`, `%5C`, any case): the raw request
+/// encoded a '%' that encodes a separator. The rules saw a literal `%2e`; an upstream that
+/// decodes once more (PHP decoding `PATH_INFO`, some rewrite rules) serves `..` or `/`, so
+/// `/public/%252e%252e/admin/` would reach `/admin/`. Refused unless the site allows it.
+pub fn double_encoded_separator(path: &NormalizedPath) -> bool {
+    let bytes = path.as_str().as_bytes();
+    bytes.iter().enumerate().any(|(i, b)| {
+        if *b != b'%' {
+            return false;
+        }
+        let mut rest = &bytes[i + 1..];
+        while let [b'2', b'5', tail @ ..] = rest {
+            rest = tail;
+        }
+        matches!(
+            rest,
+            [b'2', b'e' | b'E' | b'f' | b'F', ..] | [b'5', b'c' | b'C', ..]
+        )
+    })
+}
+
 /// Canonicalise the path part of a request target (no query string).
 ///
 /// Steps, each closing a known way legacy servers see a different path from the one checked:
@@ -141,22 +204,6 @@ fn strict_decode(raw: &str) -> Result<String, PathError> {
 /// ";params" are stripped from every segment (Tomcat serves /admin;x=1 as /admin); repeated '/'
 /// collapse; "." segments are dropped; ".." pops a segment, never above the root; a trailing '/'
 /// is kept when the input ended with '/' or with a "." or ".." segment.
-/// True when a path has a segment that Windows/IIS would read as another name than the
-/// rules see: a trailing dot or space (`/admin./x` is `/admin/x` there), an alternate data
-/// stream (`/admin::$DATA`), or an 8.3 short name (`/ADMIN~1/x`). For sites served the
-/// Windows way such requests are refused rather than guessed at.
-pub fn windows_ambiguous(path: &NormalizedPath) -> bool {
-    path.as_str().split('/').any(|segment| {
-        segment.ends_with('.')
-            || segment.ends_with(' ')
-            || segment.contains("::")
-            || segment
-                .as_bytes()
-                .windows(2)
-                .any(|w| w[0] == b'~' && w[1].is_ascii_digit())
-    })
-}
-
 pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
@@ -437,6 +484,11 @@ mod tests {
         assert!(!PathError::TooLong.to_string().is_empty());
     }
 
+    fn alias(raw: &str) -> Option<&'static str> {
+        let p = normalize(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+        windows_alias(&p)
+    }
+
     #[test]
     fn windows_equivalent_names_are_flagged() {
         for raw in [
@@ -445,9 +497,24 @@ mod tests {
             "/admin::$DATA",
             "/ADMIN~1/x",
             "/a/b..",
+            // Single-colon streams: the directory index of /admin, a named stream.
+            "/admin:$i30:$INDEX_ALLOCATION/",
+            "/admin:$I30:$INDEX_ALLOCATION/users",
+            "/admin%3a$i30%3a$INDEX_ALLOCATION/",
+            "/secret.aspx:stream",
+            // Full-width dot, slash, backslash and letters; long s; Kelvin sign; ligature;
+            // one-dot leader; dotless i (upper case I).
+            "/public/%EF%BC%8E%EF%BC%8E/admin/",
+            "/public/．．／admin/",
+            "/public/＼admin",
+            "/ａｄｍｉｎ/",
+            "/\u{17f}ecret/",
+            "/\u{212a}ey/",
+            "/\u{fb00}/",
+            "/a\u{2024}/",
+            "/adm\u{131}n/",
         ] {
-            let p = normalize(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
-            assert!(windows_ambiguous(&p), "{raw}");
+            assert!(alias(raw).is_some(), "{raw}");
         }
         for raw in [
             "/admin/x",
@@ -455,9 +522,46 @@ mod tests {
             "/a~b/c",
             "/report 2024/x.pdf",
             "/",
+            "/學籍/成績.aspx",
+            "/%E5%AD%B8%E7%B1%8D/",
+            "/caf%C3%A9/",
+            "/Ελληνικά/",
         ] {
+            assert_eq!(alias(raw), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn double_encoded_separators_are_flagged() {
+        let flagged = |raw: &str| {
             let p = normalize(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
-            assert!(!windows_ambiguous(&p), "{raw}");
+            double_encoded_separator(&p)
+        };
+        for raw in [
+            "/public/%252e%252e/admin/",
+            "/public/%252E%252E/admin/",
+            "/public/..%252fadmin",
+            "/public/..%252Fadmin",
+            "/public/..%255cadmin",
+            "/public/..%255Cadmin",
+            "/public/%25252e%25252e/admin/",
+            "/public/%2525252f",
+            "/public/%25%32%65",
+        ] {
+            assert!(flagged(raw), "{raw}");
+        }
+        for raw in [
+            "/public/%2e%2e/x",
+            "/a%2fb",
+            "/%2561",
+            "/100%25",
+            "/100%25/x",
+            "/%252",
+            "/%2525",
+            "/%25e2",
+            "/a.b/c",
+        ] {
+            assert!(!flagged(raw), "{raw}");
         }
     }
 

@@ -45,6 +45,34 @@ impl Page {
     }
 }
 
+/// Sends `request` as raw bytes over a new connection (for requests an HTTP client library
+/// would refuse or normalise) and returns everything the gateway answered until it closed
+/// the connection or 10 s passed. Send `Connection: close` to get a prompt end.
+pub async fn raw_request(port: u16, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.write_all(request).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of the first response in a raw answer (0 when there is none).
+pub fn raw_status(answer: &str) -> u16 {
+    answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The body of the first response in a raw answer.
+pub fn raw_body(answer: &str) -> &str {
+    answer.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
 /// The Prometheus text a gateway serves on its metrics listener at `port`.
 pub async fn scrape_metrics(port: u16) -> String {
     client_builder()

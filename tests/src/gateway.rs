@@ -43,6 +43,9 @@ pub struct Options {
     pub port: Option<u16>,
     /// TOML appended after the site (more `[[site]]` tables, `[portal]`).
     pub extra_sites: String,
+    /// Listen on this address instead of `127.0.0.1` (`[::]`: a dual-stack listener, where
+    /// IPv4 clients arrive as IPv4-mapped IPv6 addresses).
+    pub listen_host: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -61,6 +64,7 @@ impl Default for Options {
             extra: String::new(),
             port: None,
             extra_sites: String::new(),
+            listen_host: None,
         }
     }
 }
@@ -102,10 +106,11 @@ impl Gateway {
             }
             _ => String::new(),
         };
+        let listen_host = opts.listen_host.unwrap_or("127.0.0.1");
         let listen = match &opts.tls {
-            None => format!("[[listen]]\naddress = \"127.0.0.1:{port}\"\n"),
+            None => format!("[[listen]]\naddress = \"{listen_host}:{port}\"\n"),
             Some((cert, key)) => format!(
-                "[[listen]]\naddress = \"127.0.0.1:{port}\"\ntls = {{ certificate = \"{}\", key = \"{}\" }}\n",
+                "[[listen]]\naddress = \"{listen_host}:{port}\"\ntls = {{ certificate = \"{}\", key = \"{}\" }}\n",
                 cert.display(),
                 key.display()
             ),

@@ -18,6 +18,8 @@ use tokio::task::{AbortHandle, JoinHandle};
 pub struct Upstream {
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    /// "METHOD URI" of every request received, in order.
+    requests: Arc<Mutex<Vec<String>>>,
     task: JoinHandle<()>,
     /// Open connections, aborted by `stop` so pooled keep-alive connections die too.
     connections: Arc<Mutex<Vec<AbortHandle>>>,
@@ -31,6 +33,8 @@ impl Upstream {
         let addr = listener.local_addr().expect("upstream addr");
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = hits.clone();
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = requests.clone();
         let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
         let open = connections.clone();
         let task = tokio::spawn(async move {
@@ -39,9 +43,13 @@ impl Upstream {
                     continue;
                 };
                 let counter = counter.clone();
+                let log = log.clone();
                 let conn = tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         counter.fetch_add(1, Ordering::SeqCst);
+                        if let Ok(mut log) = log.lock() {
+                            log.push(format!("{} {}", req.method(), req.uri()));
+                        }
                         async move { Ok::<_, Infallible>(echo(req)) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -56,6 +64,7 @@ impl Upstream {
         Upstream {
             addr,
             hits,
+            requests,
             task,
             connections,
         }
@@ -64,6 +73,11 @@ impl Upstream {
     /// Requests received so far.
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// "METHOD URI" of every request received so far, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// Stops listening (the port then refuses connections).

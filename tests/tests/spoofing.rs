@@ -24,16 +24,9 @@ async fn start(site_extra: &str) -> (Upstream, Gateway) {
     (up, gw)
 }
 
-/// Sends a request with raw header lines (reqwest would normalise names), returns the body.
+/// Sends a request with raw header lines (reqwest would normalise names), returns the answer.
 async fn raw_request(port: u16, head: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    s.write_all(head.as_bytes()).await.expect("write");
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
+    menshen_tests::client::raw_request(port, head.as_bytes()).await
 }
 
 const SPOOFS: &[(&str, &str)] = &[

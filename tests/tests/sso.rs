@@ -514,7 +514,10 @@ async fn the_account_page_lists_sign_ins_and_ends_them() {
         .location()
         .expect("hand-off")
         .to_string();
-    assert_eq!(redeem(&mut app, &handoff, "app.test", port).await.status, 302);
+    assert_eq!(
+        redeem(&mut app, &handoff, "app.test", port).await.status,
+        302
+    );
     assert_eq!(app.get("/x").await.status, 200);
 
     // Device B: another browser signs in on the portal (a fresh OTP step).
@@ -528,7 +531,11 @@ async fn the_account_page_lists_sign_ins_and_ends_them() {
     // A's list: two sign-ins, A first with the registry among its systems, B with a button.
     let page = portal.get("/.menshen/account?tab=activity").await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let table = page.body.split("<table id=\"sign-ins-table\"").nth(1).expect("the list");
+    let table = page
+        .body
+        .split("<table id=\"sign-ins-table\"")
+        .nth(1)
+        .expect("the list");
     let table = table.split("</table>").next().unwrap_or("");
     assert_eq!(table.matches("class=\"sign-in-row").count(), 2, "{table}");
     let first = table.split("class=\"sign-in-row").nth(1).unwrap_or("");
@@ -542,15 +549,24 @@ async fn the_account_page_lists_sign_ins_and_ends_them() {
 
     // 登出此裝置 ends B only, and needs the form's token.
     let refused = portal
-        .post_form(&format!("/.menshen/account/sessions/{handle}/end"), &[("csrf", "x")])
+        .post_form(
+            &format!("/.menshen/account/sessions/{handle}/end"),
+            &[("csrf", "x")],
+        )
         .await;
     assert_eq!(refused.status, 403);
     assert_eq!(other.get("/.menshen/").await.status, 200);
     let page = portal
-        .post_form(&format!("/.menshen/account/sessions/{handle}/end"), &[("csrf", &csrf)])
+        .post_form(
+            &format!("/.menshen/account/sessions/{handle}/end"),
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(page.status, 303, "{}", page.body);
-    assert_eq!(page.location(), Some("/.menshen/account?tab=activity&msg=device"));
+    assert_eq!(
+        page.location(),
+        Some("/.menshen/account?tab=activity&msg=device")
+    );
     assert_eq!(other.get("/.menshen/").await.status, 302, "B is signed out");
     assert_eq!(portal.get("/.menshen/").await.status, 200, "A is not");
     assert_eq!(app.get("/x").await.status, 200);

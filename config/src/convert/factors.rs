@@ -3,7 +3,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::model::{CaptchaMode, LockoutConfig, Network, OtpConfig};
+use ipnet::IpNet;
+
+use crate::model::{CaptchaMode, LockoutConfig, OtpConfig};
 use crate::reader::{Cx, Table};
 
 const DEFAULT_FAILURES: u32 = 3;
@@ -52,15 +54,23 @@ pub(super) fn lockout(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> LockoutConfi
     lockout
 }
 
-/// `ADDRESS/PREFIX`, or a bare address (a network of one).
-fn parse_network(text: &str) -> Option<Network> {
-    let (address, prefix) = match text.split_once('/') {
-        Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
-        None => (text.parse::<IpAddr>().ok()?, None),
+/// `ADDRESS/PREFIX`, or a bare address (a network of one). An IPv4-mapped IPv6 network
+/// (`::ffff:10.0.0.0/104`) is stored as the IPv4 one, since client addresses are matched in
+/// their canonical form.
+fn parse_network(text: &str) -> Option<IpNet> {
+    let net = match text.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => IpNet::from(text.parse::<IpAddr>().ok()?),
     };
-    let max = if address.is_ipv4() { 32 } else { 128 };
-    let prefix = prefix.unwrap_or(max);
-    (prefix <= max).then_some(Network { address, prefix })
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .ok()
+                .map(IpNet::V4),
+            None => Some(net),
+        },
+        _ => Some(net),
+    }
 }
 
 pub(super) fn captcha(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> CaptchaMode {
@@ -122,17 +132,19 @@ mod tests {
 
     #[test]
     fn networks_parse_and_match() {
-        let n = parse_network("10.1.0.0/16").unwrap_or(Network {
-            address: IpAddr::from([0, 0, 0, 0]),
-            prefix: 32,
-        });
-        assert!(n.contains("10.1.2.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))));
-        assert!(!n.contains("10.2.0.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))));
+        let ip = |t: &str| t.parse::<IpAddr>().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let n = parse_network("10.1.0.0/16");
+        assert!(n.is_some_and(|n| n.contains(&ip("10.1.2.3"))));
+        assert!(n.is_some_and(|n| !n.contains(&ip("10.2.0.1"))));
         assert!(parse_network("10.0.0.0/33").is_none());
         assert!(parse_network("nonsense").is_none());
-        let one = parse_network("192.0.2.7");
-        assert_eq!(one.map(|n| n.prefix), Some(32));
-        let all = parse_network("0.0.0.0/0");
-        assert!(all.is_some_and(|n| n.contains("8.8.8.8".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])))));
+        assert_eq!(parse_network("192.0.2.7").map(|n| n.prefix_len()), Some(32));
+        assert!(parse_network("0.0.0.0/0").is_some_and(|n| n.contains(&ip("8.8.8.8"))));
+        assert!(parse_network("2001:db8::/32").is_some_and(|n| n.contains(&ip("2001:db8:1::9"))));
+        // Written the mapped way, matched the canonical way.
+        assert_eq!(
+            parse_network("::ffff:10.0.0.0/104").map(|n| n.to_string()),
+            Some("10.0.0.0/8".to_owned())
+        );
     }
 }

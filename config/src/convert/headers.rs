@@ -2,6 +2,8 @@
 
 use std::ops::Range;
 
+use menshen_policies::headers::{FORWARDING, SET_BY_MENSHEN, folded};
+
 use crate::model::HeaderNames;
 use crate::reader::{Cx, Table, Text};
 
@@ -104,6 +106,61 @@ pub(super) struct HeaderOverrides {
     table: Range<usize>,
 }
 
+/// `strip_headers` and `keep_headers` of a site: the forwarding headers removed from its
+/// requests, as folded names (see `menshen_policies::headers`).
+pub(super) fn untrusted_headers(cx: &mut Cx<'_>, table: &mut Table<'_, '_>) -> Vec<String> {
+    let mut list: Vec<String> = FORWARDING.iter().map(|n| (*n).to_owned()).collect();
+    let mut kept: Vec<String> = Vec::new();
+    if let Some(keep) = table.strings(cx, "keep_headers") {
+        for text in keep.value {
+            let name = folded(&text.value);
+            if SET_BY_MENSHEN.contains(&name.as_str()) {
+                cx.error(
+                    &text.span,
+                    format!(
+                        "`site.keep_headers`: {} is set by Menshen itself on every request",
+                        text.shown()
+                    ),
+                );
+            } else if !FORWARDING.contains(&name.as_str()) {
+                cx.error(
+                    &text.span,
+                    format!(
+                        "`site.keep_headers`: {} is not one of the forwarding headers Menshen \
+                         removes (see the README), so there is nothing to keep",
+                        text.shown()
+                    ),
+                );
+            } else {
+                list.retain(|n| *n != name);
+                kept.push(name);
+            }
+        }
+    }
+    if let Some(strip) = table.strings(cx, "strip_headers") {
+        for text in strip.value {
+            let name = folded(&text.value);
+            if let Some(problem) = header_problem(&text.value) {
+                cx.error(
+                    &text.span,
+                    format!("`site.strip_headers`: {} {problem}", text.shown()),
+                );
+            } else if kept.contains(&name) {
+                cx.error(
+                    &text.span,
+                    format!(
+                        "`site.strip_headers`: {} is also in `keep_headers`",
+                        text.shown()
+                    ),
+                );
+            } else if !list.contains(&name) {
+                list.push(name);
+            }
+        }
+    }
+    list
+}
+
 pub(super) fn read_headers(cx: &mut Cx<'_>, mut table: Table<'_, '_>) -> HeaderOverrides {
     let values = HEADER_FIELDS.map(|key| {
         table.string(cx, key).filter(|text| {
@@ -125,7 +182,7 @@ pub(super) fn read_headers(cx: &mut Cx<'_>, mut table: Table<'_, '_>) -> HeaderO
     }
 }
 
-fn header_problem(name: &str) -> Option<&'static str> {
+pub(super) fn header_problem(name: &str) -> Option<&'static str> {
     // RFC 9110 `token`: the only characters a header field name may contain.
     let token = !name.is_empty()
         && name
@@ -134,7 +191,7 @@ fn header_problem(name: &str) -> Option<&'static str> {
     if !token {
         Some("is not a valid HTTP header name")
     } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-        Some("is managed by HTTP or the gateway and cannot carry identity")
+        Some("is managed by HTTP or the gateway")
     } else {
         None
     }

@@ -7,7 +7,7 @@ use std::ops::Range;
 use menshen_policies::access::{Access, AccessRules, Rule};
 
 use super::choice;
-use super::headers::{HeaderSet, read_headers};
+use super::headers::{HeaderSet, read_headers, untrusted_headers};
 use crate::host;
 use crate::model::Site;
 use crate::reader::{Cx, Table, Text};
@@ -190,6 +190,11 @@ fn site(cx: &mut Cx<'_>, mut table: Table<'_, '_>, global_headers: &HeaderSet) -
         .and_then(|text| choice(cx, "site.path_case", &text, &["insensitive", "sensitive"]))
         .is_none_or(|word| word == "insensitive");
 
+    let allow_double_encoded_separators = table
+        .bool(cx, "allow_double_encoded_separators")
+        .unwrap_or(false);
+    let untrusted_headers = untrusted_headers(cx, &mut table);
+
     let headers = match table.table(cx, "headers") {
         Some(table) => {
             let overrides = read_headers(cx, table);
@@ -239,6 +244,8 @@ fn site(cx: &mut Cx<'_>, mut table: Table<'_, '_>, global_headers: &HeaderSet) -
             upstream_tls,
             upstream_sni,
             rules: AccessRules::new(rules, default_access, case_insensitive),
+            allow_double_encoded_separators,
+            untrusted_headers,
             headers: headers.names,
         },
         name_span: name.map(|n| n.span),
