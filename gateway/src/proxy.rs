@@ -339,10 +339,18 @@ impl Gateway {
             Reply::redirect(302, &location)
         } else {
             ctx.outcome = "unauthorized";
-            Reply::text(401, "authentication required: sign in at /.menshen/login\n").with_header(
-                "WWW-Authenticate",
-                "Menshen login=\"/.menshen/login\"".into(),
+            let login = match &self.state.portal {
+                Some(portal) => format!(
+                    "{}/.menshen/login",
+                    portal.origin(ctx.tls, &host_header(req))
+                ),
+                None => "/.menshen/login".to_string(),
+            };
+            Reply::text(
+                401,
+                &format!("authentication required: sign in at {login}\n"),
             )
+            .with_header("WWW-Authenticate", format!("Menshen login=\"{login}\""))
         }
     }
 }

@@ -386,6 +386,22 @@ async fn the_portal_refuses_return_targets_off_its_own_hosts() {
         "reserved paths are not return targets either"
     );
 
+    // An API call without a session is told where to sign in: the portal.
+    let mut api = browser_on(&gw.base(), "app.test", port);
+    let page = api
+        .request(
+            reqwest::Method::GET,
+            "/x",
+            &[("Accept", "application/json")],
+            None,
+        )
+        .await;
+    assert_eq!(page.status, 401);
+    assert_eq!(
+        page.header("www-authenticate"),
+        Some(format!("Menshen login=\"http://login.test:{port}/.menshen/login\"").as_str())
+    );
+
     // The portal proxies nothing.
     assert_eq!(portal.get("/").await.location(), Some("/.menshen/"));
     assert_eq!(portal.get("/students").await.status, 404);
