@@ -100,6 +100,9 @@ mod tests {
         assert!(html.contains("本次登入的所有系統都需要重新登入"));
         assert!(html.contains("method=\"post\" action=\"/.menshen/logout\""));
         assert!(html.contains(">登出所有系統</button>"));
+        assert!(html.contains(
+            "<a id=\"logout-cancel\" class=\"button button-secondary\" href=\"/\">前往系統</a>"
+        ));
         let en = render_signed_in(&SignedInPage {
             confirm_logout: true,
             ..page(Lang::En)

@@ -283,3 +283,46 @@ async fn metrics_are_served_on_their_own_listener_only() {
     // The public listener does not serve metrics: /metrics there is just a protected path.
     assert_eq!(b.get("/metrics").await.status, 302);
 }
+
+#[test]
+fn check_config_wants_the_portal_named_by_the_tls_certificate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec![
+        "registry.school.example".to_string(),
+        "*.sso.school.example".to_string(),
+    ])
+    .expect("params");
+    let cert = params.self_signed(&key).expect("cert");
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.pem()).expect("write");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write");
+    let config = |portal: &str| {
+        format!(
+            "[[listen]]\naddress = \"127.0.0.1:8443\"\ntls = {{ certificate = \"{}\", key = \"{}\" }}\n\
+             [otp]\nkeys = \"k:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n\
+             [[site]]\nname = \"registry\"\nhosts = [\"registry.school.example\"]\nupstreams = [\"127.0.0.1:1\"]\n\
+             [portal]\nhost = \"{portal}\"\n",
+            cert_path.display(),
+            key_path.display()
+        )
+    };
+    let path = dir.path().join("menshen.toml");
+    std::fs::write(&path, config("login.school.example")).expect("write");
+    let out = cli_with_stdin(&["check-config", path.to_str().unwrap_or("")], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:11:", path.display()))
+            && err.contains("is not named by the TLS certificate"),
+        "{err}"
+    );
+    std::fs::write(&path, config("login.sso.school.example")).expect("write");
+    let out = cli_with_stdin(&["check-config", path.to_str().unwrap_or("")], None);
+    assert!(
+        out.status.success(),
+        "a wildcard name covers the portal: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

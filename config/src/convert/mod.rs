@@ -57,11 +57,17 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
         None => HeaderSet::defaults(),
     };
     let sites = site::sites(&mut root, cx, &headers);
+    let certificates: Vec<&std::path::Path> = listeners
+        .iter()
+        .filter_map(|l| l.value.tls.as_ref())
+        .map(|t| t.certificate.as_path())
+        .collect();
     let portal = portal::portal(
         &mut root,
         cx,
         &sites,
         tls_configured || session.insecure_dev_cookie,
+        &certificates,
     );
     root.finish(cx);
 
