@@ -86,6 +86,25 @@ async fn sign_in_at_portal(gw: &Gateway, login_url: &str) -> (Browser, Page) {
     (portal, done)
 }
 
+/// Asserts the hand-off counters the gateway's metrics show.
+async fn assert_handoffs(gw: &Gateway, expected: &[(&str, u64)]) {
+    let metrics = scrape_metrics(gw.metrics_port.expect("metrics")).await;
+    for (result, n) in expected {
+        let line = format!("menshen_handoffs_total{{result=\"{result}\"}} {n}");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+}
+
+/// A browser on the `app` site sent to the portal, signed in there: the app's browser, the
+/// portal's, and where the OTP step sent the portal browser (its hand-off).
+async fn signed_in_from_app(gw: &Gateway) -> (Browser, Browser, String) {
+    let mut app = browser_on(&gw.base(), "app.test", gw.port);
+    let login_url = app.get("/x").await.location().expect("login").to_string();
+    let (portal, done) = sign_in_at_portal(gw, &login_url).await;
+    let landing = done.location().expect("landing").to_string();
+    (app, portal, landing)
+}
+
 /// Follows the portal's hand-off redirect on `site` and returns the site's page it leads to.
 async fn redeem(site: &mut Browser, handoff_url: &str, host: &str, port: u16) -> Page {
     site.get(&path_on(handoff_url, host, port)).await
@@ -243,21 +262,14 @@ async fn one_sign_in_reaches_both_sites_and_one_logout_ends_both() {
         "1"
     );
 
-    let metrics = scrape_metrics(gw.metrics_port.expect("metrics")).await;
-    for (result, n) in [("issued", 2), ("redeemed", 2), ("replayed", 1)] {
-        let line = format!("menshen_handoffs_total{{result=\"{result}\"}} {n}");
-        assert!(metrics.contains(&line), "{line} in\n{metrics}");
-    }
+    assert_handoffs(&gw, &[("issued", 2), ("redeemed", 2), ("replayed", 1)]).await;
 }
 
 #[tokio::test]
 async fn codes_are_bound_to_their_host_their_time_and_their_portal_session() {
     let (_up, gw) = start(Sql::Sqlite, Store::SharedRedis).await;
     let port = gw.port;
-    let mut app = browser_on(&gw.base(), "app.test", port);
-    let login_url = app.get("/x").await.location().expect("login").to_string();
-    let (mut portal, done) = sign_in_at_portal(&gw, &login_url).await;
-    let landing = done.location().expect("landing").to_string();
+    let (mut app, mut portal, landing) = signed_in_from_app(&gw).await;
 
     // A code for app.test presented on hr.test: refused, and used up for app.test as well.
     let handoff = portal
@@ -330,25 +342,23 @@ async fn codes_are_bound_to_their_host_their_time_and_their_portal_session() {
     assert!(app.session_cookie().is_none());
     assert_eq!(app.get("/x").await.status, 302);
 
-    let metrics = scrape_metrics(gw.metrics_port.expect("metrics")).await;
-    for (result, n) in [
-        ("wrong_host", 1),
-        ("replayed", 1),
-        ("expired", 1),
-        ("session_ended", 1),
-    ] {
-        let line = format!("menshen_handoffs_total{{result=\"{result}\"}} {n}");
-        assert!(metrics.contains(&line), "{line} in\n{metrics}");
-    }
+    assert_handoffs(
+        &gw,
+        &[
+            ("wrong_host", 1),
+            ("replayed", 1),
+            ("expired", 1),
+            ("session_ended", 1),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn the_portal_refuses_return_targets_off_its_own_hosts() {
     let (_up, gw) = start(Sql::Sqlite, Store::Memory).await;
     let port = gw.port;
-    let mut app = browser_on(&gw.base(), "app.test", port);
-    let login_url = app.get("/x").await.location().expect("login").to_string();
-    let (mut portal, _) = sign_in_at_portal(&gw, &login_url).await;
+    let (_, mut portal, _) = signed_in_from_app(&gw).await;
     let refused = [
         "http://evil.test/".to_string(),
         format!("http://evil.test:{port}/"),
@@ -411,9 +421,7 @@ async fn the_portal_refuses_return_targets_off_its_own_hosts() {
 async fn cross_site_forms_are_refused_on_the_portal() {
     let (_up, gw) = start(Sql::Sqlite, Store::Memory).await;
     let port = gw.port;
-    let mut app = browser_on(&gw.base(), "app.test", port);
-    let login_url = app.get("/x").await.location().expect("login").to_string();
-    let (mut portal, _) = sign_in_at_portal(&gw, &login_url).await;
+    let (_, mut portal, _) = signed_in_from_app(&gw).await;
     let csrf = portal.get("/.menshen/logout").await.csrf();
     let body = menshen_tests::client::form(&[("csrf", &csrf)]);
     let own = format!("http://login.test:{port}");
