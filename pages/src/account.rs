@@ -55,7 +55,8 @@ pub struct SignInRow<'a> {
     pub started: &'a str,
     pub last_used: &'a str,
     pub client_ip: &'a str,
-    pub user_agent: &'a str,
+    /// The browser, summarised when the sign-in began ([`browser_summary`]).
+    pub device: &'a str,
     /// The systems reached with it, joined for display (single sign-on); may be empty.
     pub systems: &'a str,
     /// The sign-in this page is shown in.
@@ -220,10 +221,9 @@ struct ActivityView<'a> {
     agent_full: &'a str,
 }
 
-/// One active sign-in, in words.
+/// One active sign-in, with its form's action.
 struct SignInView<'a> {
     row: &'a SignInRow<'a>,
-    agent_short: String,
     end_action: String,
 }
 
@@ -321,7 +321,6 @@ pub fn render_account(page: &AccountPage) -> String {
             .iter()
             .map(|row| SignInView {
                 row,
-                agent_short: browser_summary(row.user_agent),
                 end_action: format!(
                     "/.menshen/account/sessions/{}/end",
                     utf8_percent_encode(row.handle, PATH_SEGMENT)
@@ -437,7 +436,7 @@ fn outcome_class(event: &str, outcome: &str) -> &'static str {
 
 /// A short description of a `User-Agent` ("Chrome 140 · Windows"); unknown agents are cut to
 /// 48 characters. The full value is kept in the cell's `title`.
-fn browser_summary(user_agent: &str) -> String {
+pub fn browser_summary(user_agent: &str) -> String {
     let ua = user_agent.trim();
     let version = |marker: &str| -> Option<String> {
         let start = ua.find(marker)? + marker.len();
@@ -577,7 +576,7 @@ mod tests {
                 started: "2026-12-02 08:00",
                 last_used: "2026-12-02 09:10",
                 client_ip: "203.0.113.7",
-                user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36",
+                device: "Chrome 140 · Windows",
                 systems: "registry.school.example, hr.school.example",
                 current: true,
             },
@@ -586,7 +585,7 @@ mod tests {
                 started: "2026-12-01 13:00",
                 last_used: "2026-12-01 13:05",
                 client_ip: "198.51.100.2",
-                user_agent: "",
+                device: "",
                 systems: "",
                 current: false,
             },

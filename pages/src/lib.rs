@@ -22,7 +22,7 @@ mod texts;
 
 pub use account::{
     AccountMessage, AccountPage, AccountTab, ActivityRow, CertificateHolder, ProviderRow,
-    SignInRow, render_account,
+    SignInRow, browser_summary, render_account,
 };
 pub use assets::{StaticAsset, static_asset};
 pub use bind::{

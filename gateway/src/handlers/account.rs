@@ -188,7 +188,7 @@ pub async fn get(req: &Request<'_>) -> Reply {
             started: &r.started,
             last_used: &r.last_used,
             client_ip: &r.data.client_ip,
-            user_agent: &r.data.user_agent,
+            device: &r.data.device,
             systems: &r.systems,
             current: r.current,
         })

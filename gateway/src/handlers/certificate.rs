@@ -654,7 +654,7 @@ async fn login(
         portal: None,
         site: None,
         client_ip: req.client_ip_text(),
-        user_agent: req.user_agent_kept(),
+        device: req.device(),
     };
     let sid = match req.state.sessions.create(&data, now).await {
         Ok(sid) => sid,

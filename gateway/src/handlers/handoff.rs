@@ -91,7 +91,7 @@ pub async fn redeem(req: &Request<'_>) -> Reply {
         portal: Some(grant.portal_key.clone()),
         site: Some(host.clone()),
         client_ip: req.client_ip_text(),
-        user_agent: req.user_agent_kept(),
+        device: req.device(),
         ..portal.clone()
     };
     let id = match req.state.sessions.create(&data, now).await {

@@ -349,7 +349,7 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
         portal: None,
         site: None,
         client_ip: req.client_ip_text(),
-        user_agent: req.user_agent_kept(),
+        device: req.device(),
     };
     let id = match req.state.sessions.create(&data, now).await {
         Ok(id) => id,

@@ -56,12 +56,9 @@ impl Request<'_> {
         self.client_ip.map(|ip| ip.to_string()).unwrap_or_default()
     }
 
-    /// The start of the `User-Agent`, as a session keeps it.
-    pub fn user_agent_kept(&self) -> String {
-        self.user_agent
-            .chars()
-            .take(crate::sessions::USER_AGENT_KEPT)
-            .collect()
+    /// The browser, summarised as a session keeps it.
+    pub fn device(&self) -> String {
+        menshen_pages::browser_summary(&self.user_agent)
     }
 
     /// The name the pages show under the product name: the site's, or none on the portal

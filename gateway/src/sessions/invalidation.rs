@@ -188,7 +188,7 @@ mod tests {
             portal: None,
             site: None,
             client_ip: String::new(),
-            user_agent: String::new(),
+            device: String::new(),
         };
         cache.fill([1; 32], Arc::new(data), ticket);
         assert_eq!(cache.len(), 1);

@@ -77,14 +77,11 @@ pub struct SessionData {
     /// Where the sign-in came from, for the person's list of active sign-ins.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub client_ip: String,
-    /// The browser's `User-Agent` at sign-in (cut to [`USER_AGENT_KEPT`] characters).
+    /// The browser at sign-in, summarised ("Chrome 140 · Windows"): enough to tell devices
+    /// apart in the list, small enough not to grow every session record.
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub user_agent: String,
+    pub device: String,
 }
-
-/// How much of a `User-Agent` a session keeps: enough to tell browsers apart, without letting
-/// a client make every session record large.
-pub const USER_AGENT_KEPT: usize = 160;
 
 impl SessionData {
     pub fn is_authenticated(&self) -> bool {
@@ -464,7 +461,7 @@ mod tests {
             portal: None,
             site: None,
             client_ip: String::new(),
-            user_agent: String::new(),
+            device: String::new(),
         }
     }
 
