@@ -80,9 +80,12 @@ pub struct StoreConfig {
 /// The login pages and password handling.
 #[derive(Debug, Clone)]
 pub struct LoginConfig {
-    /// How many Argon2 hashes may run at once; each takes tens of MiB and a core, so this bounds
-    /// what a flood of login attempts can cost.
+    /// How many Argon2 hashes may run at once (threads at idle CPU priority); each takes tens of
+    /// MiB and a core, so this bounds what a flood of login attempts can cost.
     pub argon2_max_concurrent: usize,
+    /// How many more checks may wait for a hashing thread. Past threads + queue a login gets
+    /// "busy, try again in a moment" at once: waiting longer helps nobody in a flood.
+    pub argon2_queue: usize,
     /// `"zh-TW"` (default) or `"en"`: the language before the user picks one.
     pub default_language: String,
     /// Operator-written notice shown on the login page.

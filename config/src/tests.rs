@@ -102,6 +102,7 @@ fn minimal_configuration_gets_every_default() {
     assert_eq!(config.store.redis_prefix, "menshen:");
     assert_eq!(config.store.database, "sqlite://menshen.db");
     assert_eq!(config.login.argon2_max_concurrent, 2);
+    assert_eq!(config.login.argon2_queue, 4);
     assert_eq!(config.login.default_language, "zh-TW");
     assert!(config.login.notice.is_none());
     assert!(config.login.support.is_none());
@@ -148,6 +149,7 @@ redis_prefix = \"school-a:\"
 database = \"postgresql://menshen@db/menshen\"
 [login]
 argon2_max_concurrent = 4
+argon2_queue = 0
 default_language = \"en\"
 notice = \"Maintenance on Friday\"
 support = \"ext. 123\"
@@ -171,6 +173,7 @@ school = \"X-School\"
     assert_eq!(config.store.redis_prefix, "school-a:");
     assert_eq!(config.store.database, "postgresql://menshen@db/menshen");
     assert_eq!(config.login.argon2_max_concurrent, 4);
+    assert_eq!(config.login.argon2_queue, 0);
     assert_eq!(config.login.default_language, "en");
     assert_eq!(
         config.login.notice.as_deref(),
@@ -294,6 +297,8 @@ fn out_of_range_integers_are_reported() {
     assert_eq!(message, "`server.threads` must be between 1 and 256");
     let (_, message) = one_error(&with_base("[login]\nargon2_max_concurrent = 65\n"));
     assert!(message.contains("between 1 and 64"), "{message}");
+    let (_, message) = one_error(&with_base("[login]\nargon2_queue = -1\n"));
+    assert!(message.contains("between 0 and 1024"), "{message}");
 }
 
 #[test]

@@ -16,7 +16,8 @@
 //!   and checks the login captcha.
 //! - [`certificates`] holds the citizen-certificate trust store and refreshes the CRLs.
 //! - [`accounts`] is the SQL account store (SQLite or PostgreSQL) with its migrations.
-//! - [`passwords`] hashes and verifies passwords with argon2id off the async workers.
+//! - [`passwords`] hashes and verifies passwords with argon2id off the async workers, on the
+//!   idle-priority pool of [`low_priority`], shedding what it cannot take.
 //! - [`identity`] strips spoofed identity headers and builds the verified ones.
 //! - [`routing`] maps a request's Host to its site.
 //! - [`demo`] runs the gateway in front of a built-in demo legacy app with no set-up.
@@ -31,6 +32,7 @@ pub mod demo;
 pub mod forms;
 pub mod handlers;
 pub mod identity;
+pub mod low_priority;
 pub mod metrics;
 pub mod oidc;
 pub mod passwords;

@@ -45,12 +45,24 @@ pub static LOGINS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
-/// Password checks running now (bounded by login.argon2_max_concurrent).
+/// Password checks running now (bounded by login.argon2_max_concurrent, the pool's threads).
 pub static ARGON2_INFLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
     gauge(
         "menshen_argon2_inflight",
         "Password hashes being computed right now.",
     )
+});
+
+/// Password checks refused because the hashing pool and its queue were full: the login got
+/// the "busy, try again in a moment" page and was not counted as a password failure.
+pub static ARGON2_SHED: LazyLock<IntCounter> = LazyLock::new(|| {
+    let c = IntCounter::new(
+        "menshen_argon2_shed_total",
+        "Logins answered 'busy, try again' because every password-hashing thread and queue place was taken.",
+    )
+    .unwrap_or_else(|_| std::process::abort());
+    let _ = REGISTRY.register(Box::new(c.clone()));
+    c
 });
 
 fn gauge(name: &str, help: &str) -> IntGauge {
@@ -102,6 +114,7 @@ pub fn init() {
     LazyLock::force(&REQUESTS);
     LazyLock::force(&LOGINS);
     LazyLock::force(&ARGON2_INFLIGHT);
+    LazyLock::force(&ARGON2_SHED);
     LazyLock::force(&SESSION_CACHE_HIT);
     LazyLock::force(&SESSION_CACHE_MISS);
     LazyLock::force(&SESSION_CACHE_BYPASS);

@@ -174,7 +174,10 @@ impl AppState {
             .iter()
             .map(|s| SiteRuntime::new(s.clone()).map(Arc::new))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let passwords = PasswordChecker::new(config.login.argon2_max_concurrent)?;
+        let passwords = PasswordChecker::new(
+            config.login.argon2_max_concurrent,
+            config.login.argon2_queue,
+        )?;
         let keyring =
             Keyring::parse(&config.otp.keys).map_err(|e| anyhow::anyhow!("otp.keys: {e}"))?;
         Ok(AppState {

@@ -25,11 +25,14 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// Too many attempts from this client; wait a few minutes (429).
     TooManyRequests,
+    /// Menshen is overloaded for a moment (login checks or connections at their cap): try
+    /// again shortly. Also 503, but unlike [`ErrorKind::Unavailable`] nothing is broken.
+    Busy,
 }
 
 impl ErrorKind {
     /// Every kind, for exhaustive tests and listings.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::UnknownHost,
         ErrorKind::NotFound,
         ErrorKind::Forbidden,
@@ -39,6 +42,7 @@ impl ErrorKind {
         ErrorKind::Unavailable,
         ErrorKind::MethodNotAllowed,
         ErrorKind::TooManyRequests,
+        ErrorKind::Busy,
     ];
 
     /// The HTTP status code for this kind.
@@ -53,6 +57,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => 503,
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::TooManyRequests => 429,
+            ErrorKind::Busy => 503,
         }
     }
 
@@ -75,6 +80,7 @@ impl ErrorKind {
             ErrorKind::TooManyRequests => {
                 (t.err_too_many_requests_title, t.err_too_many_requests_body)
             }
+            ErrorKind::Busy => (t.err_busy_title, t.err_busy_body),
         }
     }
 }
@@ -134,6 +140,7 @@ mod tests {
             (ErrorKind::Unavailable, 503),
             (ErrorKind::MethodNotAllowed, 405),
             (ErrorKind::TooManyRequests, 429),
+            (ErrorKind::Busy, 503),
         ];
         for (kind, status) in expected {
             assert_eq!(kind.status(), status, "{kind:?}");
@@ -216,6 +223,17 @@ mod tests {
         });
         assert!(en.contains("Too many attempts"));
         assert!(en.contains("wait a few minutes"));
+        let html = zh(ErrorKind::Busy);
+        assert!(html.contains("系統忙碌中"));
+        assert!(html.contains("請稍候片刻再試一次"));
+        assert!(html.contains("503"));
+        let en = render_error(&ErrorPage {
+            lang: Lang::En,
+            kind: ErrorKind::Busy,
+            detail: None,
+        });
+        assert!(en.contains("Busy right now"));
+        assert!(en.contains("try again in a moment"));
     }
 
     #[test]
@@ -223,7 +241,10 @@ mod tests {
         for (i, a) in ErrorKind::ALL.iter().enumerate() {
             for b in &ErrorKind::ALL[i + 1..] {
                 assert_ne!(a, b);
-                assert_ne!(a.status(), b.status());
+                assert_ne!(a.texts(&crate::EN), b.texts(&crate::EN));
+                // Two kinds share 503: overloaded for a moment, or broken for longer.
+                let both_503 = [*a, *b] == [ErrorKind::Unavailable, ErrorKind::Busy];
+                assert!(both_503 || a.status() != b.status(), "{a:?} {b:?}");
             }
         }
         assert!(ErrorKind::ALL.contains(&ErrorKind::TooManyRequests));

@@ -63,6 +63,8 @@ pub struct Texts {
     pub err_method_not_allowed_body: &'static str,
     pub err_too_many_requests_title: &'static str,
     pub err_too_many_requests_body: &'static str,
+    pub err_busy_title: &'static str,
+    pub err_busy_body: &'static str,
 
     // Signed-in page.
     pub signed_in_title: &'static str,
@@ -287,6 +289,8 @@ pub const ZH_TW: Texts = Texts {
     err_method_not_allowed_body: "此網頁不接受這種操作方式，請回到上一頁重新操作。",
     err_too_many_requests_title: "嘗試次數過多",
     err_too_many_requests_body: "短時間內的嘗試次數過多，請稍候數分鐘後再試。",
+    err_busy_title: "系統忙碌中",
+    err_busy_body: "目前使用人數眾多，請稍候片刻再試一次。您的帳號與密碼沒有任何變動。",
 
     signed_in_title: "已登入",
     signed_in_as: "您目前的登入身分",
@@ -492,6 +496,8 @@ pub const EN: Texts = Texts {
     err_method_not_allowed_body: "This page does not accept this kind of request. Please go back and try again.",
     err_too_many_requests_title: "Too many attempts",
     err_too_many_requests_body: "There were too many attempts in a short time. Please wait a few minutes and try again.",
+    err_busy_title: "Busy right now",
+    err_busy_body: "Many people are using the service at this moment. Please try again in a moment. Nothing about your account has changed.",
 
     signed_in_title: "Signed in",
     signed_in_as: "You are signed in as",

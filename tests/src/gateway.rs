@@ -41,6 +41,8 @@ pub struct Options {
     pub extra: String,
     /// Listen on this port (when something must know it before the gateway starts).
     pub port: Option<u16>,
+    /// The keys of the `[login]` table (the password-hashing pool's size and queue).
+    pub login: String,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             captcha: "off",
             extra: String::new(),
             port: None,
+            login: "argon2_max_concurrent = 2\n".into(),
         }
     }
 }
@@ -129,8 +132,7 @@ insecure_dev_cookie = {dev}
 database = "{database}"
 {store_toml}
 [login]
-argon2_max_concurrent = 2
-
+{login}
 [captcha]
 mode = "{captcha}"
 
@@ -167,6 +169,7 @@ access = "deny"
             captcha = opts.captcha,
             otp_keys = OTP_KEYS,
             extra = opts.extra,
+            login = opts.login,
         );
         let config_path = dir.path().join("menshen.toml");
         std::fs::write(&config_path, config).expect("write config");

@@ -27,6 +27,8 @@ const DEFAULT_ABSOLUTE: Duration = Duration::from_secs(8 * 3600);
 const DEFAULT_REDIS_PREFIX: &str = "menshen:";
 const DEFAULT_DATABASE: &str = "sqlite://menshen.db";
 const DEFAULT_ARGON2_CONCURRENT: usize = 2;
+/// A short queue: at ~20 ms per check, 4 waiting checks add well under a second.
+const DEFAULT_ARGON2_QUEUE: usize = 4;
 const LANGUAGES: &[&str] = &["zh-TW", "en"];
 /// Longest password the policy may allow; Argon2 hashes whatever it is given, so an unbounded
 /// maximum would let one login request cost arbitrary CPU.
@@ -326,6 +328,7 @@ fn store(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> StoreConfig {
 fn login(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> LoginConfig {
     let mut login = LoginConfig {
         argon2_max_concurrent: DEFAULT_ARGON2_CONCURRENT,
+        argon2_queue: DEFAULT_ARGON2_QUEUE,
         default_language: LANGUAGES[0].to_owned(),
         notice: None,
         support: None,
@@ -339,6 +342,12 @@ fn login(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> LoginConfig {
         .and_then(|n| usize::try_from(n.value).ok())
     {
         login.argon2_max_concurrent = n;
+    }
+    if let Some(n) = table
+        .integer(cx, "argon2_queue", 0..=1024)
+        .and_then(|n| usize::try_from(n.value).ok())
+    {
+        login.argon2_queue = n;
     }
     if let Some(language) = table.string(cx, "default_language") {
         let name = table.name("default_language");
