@@ -13,6 +13,8 @@ use menshen_policies::password::PasswordPolicy;
 pub struct Config {
     /// Pingora worker threads (`[server] threads`).
     pub threads: usize,
+    /// Limits on client connections (`[server]`).
+    pub connections: ConnectionConfig,
     /// Public listeners; at least one.
     pub listeners: Vec<Listener>,
     /// Where Prometheus metrics are served. Never one of the public listeners, so the metrics
@@ -31,6 +33,30 @@ pub struct Config {
     pub headers: HeaderNames,
     /// Protected sites; at least one, each host name in exactly one site.
     pub sites: Vec<Site>,
+}
+
+/// Limits on client connections: each open connection costs memory, so an address that opens
+/// thousands and leaves them idle must not be able to take the gateway's memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    /// An idle keep-alive connection is closed after this long without a new request;
+    /// default 60 s. (Pingora would otherwise keep it open for ever.)
+    pub keepalive_timeout: Duration,
+    /// Open client connections at most, over all addresses; default 10,000.
+    pub max_total: usize,
+    /// Open client connections at most from one IP address; default 1,000 (a whole school
+    /// behind one NAT address opens a few per browser).
+    pub max_per_address: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            keepalive_timeout: Duration::from_secs(60),
+            max_total: 10_000,
+            max_per_address: 1_000,
+        }
+    }
 }
 
 /// One public listening socket.

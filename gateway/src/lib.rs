@@ -7,6 +7,7 @@
 //! - [`proxy`] is the `ProxyHttp` implementation: it dispatches each request to a small unit
 //!   that decides (routing, access rules, the session, identity headers) and never decides itself.
 //! - [`handlers`] answers requests under the reserved `/.menshen/` prefix: one module per flow.
+//! - [`connections`] caps open client connections, overall and per address.
 //! - [`respond`] is the one place that turns outcomes into HTTP responses (status, page,
 //!   redirect, security headers).
 //! - [`sessions`] holds the server-side session model and its stores (Redis, in-process),
@@ -27,6 +28,7 @@ pub mod captcha;
 pub mod certificates;
 pub mod cli;
 pub mod clock;
+pub mod connections;
 pub mod cookies;
 pub mod demo;
 pub mod forms;

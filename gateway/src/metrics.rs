@@ -65,6 +65,23 @@ pub static ARGON2_SHED: LazyLock<IntCounter> = LazyLock::new(|| {
     c
 });
 
+/// Client connections counted against the caps (from their first request until they close).
+pub static CLIENT_CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "menshen_client_connections",
+        "Open client connections counted against server.max_connections (from their first request).",
+    )
+});
+
+/// Connections refused with a 503 because a cap was reached, by which cap.
+pub static CONNECTIONS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "menshen_connections_refused_total",
+        "Client connections answered 503 and closed because a cap was reached (total, per_address).",
+        &["cap"],
+    )
+});
+
 fn gauge(name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).unwrap_or_else(|_| std::process::abort());
     let _ = REGISTRY.register(Box::new(g.clone()));
@@ -115,6 +132,10 @@ pub fn init() {
     LazyLock::force(&LOGINS);
     LazyLock::force(&ARGON2_INFLIGHT);
     LazyLock::force(&ARGON2_SHED);
+    LazyLock::force(&CLIENT_CONNECTIONS);
+    for cap in ["total", "per_address"] {
+        CONNECTIONS_REFUSED.with_label_values(&[cap]);
+    }
     LazyLock::force(&SESSION_CACHE_HIT);
     LazyLock::force(&SESSION_CACHE_MISS);
     LazyLock::force(&SESSION_CACHE_BYPASS);

@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 
 use crate::accounts::AccountStore;
 use crate::captcha::Captchas;
+use crate::connections::ConnectionLimits;
 use crate::identity::IdentityHeaders;
 use crate::passwords::PasswordChecker;
 use crate::regulation::Regulation;
@@ -147,6 +148,8 @@ pub struct AppState {
     pub router: Router,
     pub sessions: Sessions,
     pub passwords: PasswordChecker,
+    /// Open client connections, counted against `[server]` caps.
+    pub connections: ConnectionLimits,
     pub watch: Arc<AccountWatch>,
     pub volatile: Arc<dyn Volatile>,
     pub regulation: Regulation,
@@ -198,6 +201,10 @@ impl AppState {
                 .transpose()?
                 .map(Arc::new),
             router: Router::new(&sites),
+            connections: ConnectionLimits::new(
+                config.connections.max_total,
+                config.connections.max_per_address,
+            ),
             config,
             sessions,
             passwords,

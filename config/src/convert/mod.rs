@@ -16,7 +16,9 @@ use menshen_policies::password::PasswordPolicy;
 use toml::Spanned;
 use toml::de::DeTable;
 
-use crate::model::{Config, Listener, LoginConfig, SessionConfig, StoreConfig, TlsFiles};
+use crate::model::{
+    Config, ConnectionConfig, Listener, LoginConfig, SessionConfig, StoreConfig, TlsFiles,
+};
 use crate::reader::{At, Cx, Table, Text};
 
 use self::headers::{HeaderSet, read_headers};
@@ -39,7 +41,7 @@ const PASSWORD_LENGTH_LIMIT: i64 = 1024;
 pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Config {
     let mut root = Table::root(document);
 
-    let threads = server(&mut root, cx);
+    let (threads, connections) = server(&mut root, cx);
     let listeners = listeners(&mut root, cx);
     let metrics = metrics(&mut root, cx, &listeners);
     let session = session(&mut root, cx);
@@ -62,6 +64,7 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
 
     Config {
         threads,
+        connections,
         listeners: listeners.into_iter().map(|l| l.value).collect(),
         metrics,
         session,
@@ -77,16 +80,36 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
     }
 }
 
-fn server(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> usize {
+fn server(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> (usize, ConnectionConfig) {
+    let mut connections = ConnectionConfig::default();
     let Some(mut table) = root.table(cx, "server") else {
-        return DEFAULT_THREADS;
+        return (DEFAULT_THREADS, connections);
     };
     let threads = table
         .integer(cx, "threads", 1..=256)
         .and_then(|n| usize::try_from(n.value).ok())
         .unwrap_or(DEFAULT_THREADS);
+    if let Some(d) = table.duration(cx, "keepalive_timeout") {
+        if d.value > Duration::from_secs(3600) {
+            cx.error(&d.span, "`server.keepalive_timeout` must be at most 1h");
+        } else {
+            connections.keepalive_timeout = d.value;
+        }
+    }
+    if let Some(n) = table
+        .integer(cx, "max_connections", 1..=1_000_000)
+        .and_then(|n| usize::try_from(n.value).ok())
+    {
+        connections.max_total = n;
+    }
+    if let Some(n) = table
+        .integer(cx, "max_connections_per_address", 1..=1_000_000)
+        .and_then(|n| usize::try_from(n.value).ok())
+    {
+        connections.max_per_address = n;
+    }
     table.finish(cx);
-    threads
+    (threads, connections)
 }
 
 fn listeners(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Vec<At<Listener>> {
