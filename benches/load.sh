@@ -26,6 +26,11 @@
 #             about once a second and its idle time written behind, as in production).
 #   menshen-anon  the same gateway on a path with access = "anonymous", no cookie: the same
 #             proxying without a session check, the floor for the line above.
+#   menshen+storm  the authenticated run again while STORM_CLIENTS (default 20) clients post
+#             wrong passwords as fast as they are answered (each a new unknown name: a
+#             dummy-hash argon2 check, or the "busy" page when the hashing pool is full). The
+#             gateway's argon2 threads share its pinned CPU at idle priority; the row shows what
+#             a login flood costs signed-in users. STORM_CLIENTS=0 skips it.
 # With taskset (and at least 2 CPUs): the proxy under test on CPU 0, wrk and the upstream on
 # CPU 1 (Redis is the system's and is not pinned). Everything started here is stopped on exit, and the Redis keys are deleted.
 set -euo pipefail
@@ -34,6 +39,7 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-50}
 WRK_THREADS=${WRK_THREADS:-1}
+STORM_CLIENTS=${STORM_CLIENTS:-20}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -295,6 +301,11 @@ database = "sqlite://$WORK/menshen.db"
 [captcha]
 mode = "off"
 
+# The login storm comes from one address (a real flood comes from many): no per-address
+# throttle, so every storm attempt reaches the password check.
+[lockout]
+ip_attempts_per_minute = 0
+
 [otp]
 keys = "$OTP_KEYS"
 
@@ -393,6 +404,59 @@ read -r MEN_RPS MEN_P50 MEN_P99 <<<"$result"
 result=$(run_wrk menshen-anon "$MEN/anonymous/")
 read -r ANON_RPS ANON_P50 ANON_P99 <<<"$result"
 
+# The login storm: STORM_CLIENTS threads post wrong passwords (a new unknown name each time)
+# until the stop file appears, then print how the gateway answered them.
+STORM_RPS="" STORM_SUMMARY=""
+if (( STORM_CLIENTS > 0 )); then
+  STOP="$WORK/storm.stop"
+  "${PIN_CLIENT[@]}" python3 - "$MEN_PORT" "$STORM_CLIENTS" "$STOP" >"$WORK/storm.out" 2>"$WORK/storm.log" <<'PY' &
+import collections, http.client, os, re, sys, threading, time, urllib.parse
+port, clients, stop = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+counts = collections.Counter()
+lock = threading.Lock()
+def storm(n):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/.menshen/login", headers={"Accept": "text/html"})
+    page = conn.getresponse()
+    body = page.read().decode()
+    cookie = "; ".join(c.split(";")[0] for c in page.headers.get_all("Set-Cookie") or [])
+    csrf = re.search(r'name="csrf" value="([^"]*)"', body).group(1)
+    i = 0
+    while not os.path.exists(stop):
+        i += 1
+        form = urllib.parse.urlencode({"username": f"storm-{n}-{i}", "password": "wrong",
+                                       "csrf": csrf, "rd": "/"})
+        try:
+            conn.request("POST", "/.menshen/login", body=form, headers={
+                "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie,
+                "Accept": "text/html"})
+            r = conn.getresponse()
+            r.read()
+            status = r.status
+            if r.getheader("Connection", "").lower() == "close":
+                conn.close()
+        except (OSError, http.client.HTTPException):
+            status = "error"
+            conn.close()
+        with lock:
+            counts[status] += 1
+threads = [threading.Thread(target=storm, args=(n,)) for n in range(clients)]
+start = time.time()
+for t in threads: t.start()
+for t in threads: t.join()
+secs = time.time() - start
+print(" ".join(f"{k}:{v}" for k, v in sorted(counts.items(), key=str)), f"in {secs:.0f}s")
+PY
+  STORM_PID=$!
+  PIDS+=("$STORM_PID")
+  sleep 2
+  result=$(run_wrk menshen+storm "$MEN/" "Cookie: menshen=$SESSION")
+  read -r STORM_RPS STORM_P50 STORM_P99 <<<"$result"
+  touch "$STOP"
+  wait "$STORM_PID" || die "the login storm failed: $(cat "$WORK/storm.log")"
+  STORM_SUMMARY=$(cat "$WORK/storm.out")
+fi
+
 # The session must still be valid after the run, or menshen was answering something else.
 after=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: menshen=$SESSION" "$MEN/")
 [[ "$after" == 200 ]] || die "session no longer valid after the run (got $after)"
@@ -413,6 +477,12 @@ printf '%-12s %12s %10s %10s\n' proxy req/s p50 p99
 printf '%-12s %12s %10s %10s\n' nginx "$NGX_RPS" "$NGX_P50" "$NGX_P99"
 printf '%-12s %12s %10s %10s\n' menshen "$MEN_RPS" "$MEN_P50" "$MEN_P99"
 printf '%-12s %12s %10s %10s\n' menshen-anon "$ANON_RPS" "$ANON_P50" "$ANON_P99"
+if [[ -n "$STORM_RPS" ]]; then
+  printf '%-12s %12s %10s %10s\n' menshen+storm "$STORM_RPS" "$STORM_P50" "$STORM_P99"
+fi
 echo
 echo "menshen/nginx req/s ratio: $RATIO"
 echo "menshen-anon/nginx req/s ratio: $ANON_RATIO (an anonymous path: the same proxying, no session check)"
+if [[ -n "$STORM_RPS" ]]; then
+  echo "menshen+storm/menshen req/s ratio: $(awk -v s="$STORM_RPS" -v m="$MEN_RPS" 'BEGIN { printf "%.2f", (m > 0 ? s / m : 0) }') ($STORM_CLIENTS clients posting wrong passwords; their answers by status: $STORM_SUMMARY; 401 = checked, 503 = busy page)"
+fi

@@ -13,6 +13,8 @@ use menshen_policies::password::PasswordPolicy;
 pub struct Config {
     /// Pingora worker threads (`[server] threads`).
     pub threads: usize,
+    /// Limits on client connections (`[server]`).
+    pub connections: ConnectionConfig,
     /// Public listeners; at least one.
     pub listeners: Vec<Listener>,
     /// Where Prometheus metrics are served. Never one of the public listeners, so the metrics
@@ -40,6 +42,30 @@ pub struct Config {
 pub struct Portal {
     /// Canonical `name` or `name:port` (lowercase, no trailing dot); a host of no site.
     pub host: String,
+}
+
+/// Limits on client connections: each open connection costs memory, so an address that opens
+/// thousands and leaves them idle must not be able to take the gateway's memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    /// An idle keep-alive connection is closed after this long without a new request;
+    /// default 60 s. (Pingora would otherwise keep it open for ever.)
+    pub keepalive_timeout: Duration,
+    /// Open client connections at most, over all addresses; default 10,000.
+    pub max_total: usize,
+    /// Open client connections at most from one IP address; default 1,000 (a whole school
+    /// behind one NAT address opens a few per browser).
+    pub max_per_address: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            keepalive_timeout: Duration::from_secs(60),
+            max_total: 10_000,
+            max_per_address: 1_000,
+        }
+    }
 }
 
 /// One public listening socket.
@@ -89,9 +115,12 @@ pub struct StoreConfig {
 /// The login pages and password handling.
 #[derive(Debug, Clone)]
 pub struct LoginConfig {
-    /// How many Argon2 hashes may run at once; each takes tens of MiB and a core, so this bounds
-    /// what a flood of login attempts can cost.
+    /// How many Argon2 hashes may run at once (threads at idle CPU priority); each takes tens of
+    /// MiB and a core, so this bounds what a flood of login attempts can cost.
     pub argon2_max_concurrent: usize,
+    /// How many more checks may wait for a hashing thread. Past threads + queue a login gets
+    /// "busy, try again in a moment" at once: waiting longer helps nobody in a flood.
+    pub argon2_queue: usize,
     /// `"zh-TW"` (default) or `"en"`: the language before the user picks one.
     pub default_language: String,
     /// Operator-written notice shown on the login page.

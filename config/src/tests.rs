@@ -102,6 +102,13 @@ fn minimal_configuration_gets_every_default() {
     assert_eq!(config.store.redis_prefix, "menshen:");
     assert_eq!(config.store.database, "sqlite://menshen.db");
     assert_eq!(config.login.argon2_max_concurrent, 2);
+    assert_eq!(config.login.argon2_queue, 4);
+    assert_eq!(
+        config.connections.keepalive_timeout,
+        Duration::from_secs(60)
+    );
+    assert_eq!(config.connections.max_total, 10_000);
+    assert_eq!(config.connections.max_per_address, 1_000);
     assert_eq!(config.login.default_language, "zh-TW");
     assert!(config.login.notice.is_none());
     assert!(config.login.support.is_none());
@@ -136,6 +143,9 @@ fn every_key_is_read() {
         "\
 [server]
 threads = 8
+keepalive_timeout = \"15s\"
+max_connections = 5000
+max_connections_per_address = 50
 [metrics]
 address = \"127.0.0.1:9464\"
 [session]
@@ -148,6 +158,7 @@ redis_prefix = \"school-a:\"
 database = \"postgresql://menshen@db/menshen\"
 [login]
 argon2_max_concurrent = 4
+argon2_queue = 0
 default_language = \"en\"
 notice = \"Maintenance on Friday\"
 support = \"ext. 123\"
@@ -163,6 +174,14 @@ school = \"X-School\"
 ",
     ));
     assert_eq!(config.threads, 8);
+    assert_eq!(
+        config.connections,
+        crate::ConnectionConfig {
+            keepalive_timeout: Duration::from_secs(15),
+            max_total: 5000,
+            max_per_address: 50,
+        }
+    );
     assert_eq!(config.metrics, Some("127.0.0.1:9464".parse().unwrap()));
     assert_eq!(config.session.idle_timeout, Duration::from_secs(900));
     assert_eq!(config.session.absolute_timeout, Duration::from_secs(86_400));
@@ -171,6 +190,7 @@ school = \"X-School\"
     assert_eq!(config.store.redis_prefix, "school-a:");
     assert_eq!(config.store.database, "postgresql://menshen@db/menshen");
     assert_eq!(config.login.argon2_max_concurrent, 4);
+    assert_eq!(config.login.argon2_queue, 0);
     assert_eq!(config.login.default_language, "en");
     assert_eq!(
         config.login.notice.as_deref(),
@@ -294,6 +314,12 @@ fn out_of_range_integers_are_reported() {
     assert_eq!(message, "`server.threads` must be between 1 and 256");
     let (_, message) = one_error(&with_base("[login]\nargon2_max_concurrent = 65\n"));
     assert!(message.contains("between 1 and 64"), "{message}");
+    let (_, message) = one_error(&with_base("[server]\nmax_connections_per_address = 0\n"));
+    assert!(message.contains("between 1 and 1000000"), "{message}");
+    let (_, message) = one_error(&with_base("[server]\nkeepalive_timeout = \"2h\"\n"));
+    assert!(message.contains("at most 1h"), "{message}");
+    let (_, message) = one_error(&with_base("[login]\nargon2_queue = -1\n"));
+    assert!(message.contains("between 0 and 1024"), "{message}");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! - [`proxy`] is the `ProxyHttp` implementation: it dispatches each request to a small unit
 //!   that decides (routing, access rules, the session, identity headers) and never decides itself.
 //! - [`handlers`] answers requests under the reserved `/.menshen/` prefix: one module per flow.
+//! - [`connections`] caps open client connections, overall and per address.
 //! - [`respond`] is the one place that turns outcomes into HTTP responses (status, page,
 //!   redirect, security headers).
 //! - [`sessions`] holds the server-side session model and its stores (Redis, in-process),
@@ -16,7 +17,8 @@
 //!   and checks the login captcha.
 //! - [`certificates`] holds the citizen-certificate trust store and refreshes the CRLs.
 //! - [`accounts`] is the SQL account store (SQLite or PostgreSQL) with its migrations.
-//! - [`passwords`] hashes and verifies passwords with argon2id off the async workers.
+//! - [`passwords`] hashes and verifies passwords with argon2id off the async workers, on the
+//!   idle-priority pool of [`low_priority`], shedding what it cannot take.
 //! - [`identity`] strips spoofed identity headers and builds the verified ones.
 //! - [`routing`] maps a request's Host to its site.
 //! - [`sso`] is single sign-on: the portal host, its URLs and the hand-off codes.
@@ -27,11 +29,13 @@ pub mod captcha;
 pub mod certificates;
 pub mod cli;
 pub mod clock;
+pub mod connections;
 pub mod cookies;
 pub mod demo;
 pub mod forms;
 pub mod handlers;
 pub mod identity;
+pub mod low_priority;
 pub mod metrics;
 pub mod oidc;
 pub mod passwords;

@@ -56,11 +56,40 @@ pub static HANDOFFS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
-/// Password checks running now (bounded by login.argon2_max_concurrent).
+/// Password checks running now (bounded by login.argon2_max_concurrent, the pool's threads).
 pub static ARGON2_INFLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
     gauge(
         "menshen_argon2_inflight",
         "Password hashes being computed right now.",
+    )
+});
+
+/// Password checks refused because the hashing pool and its queue were full: the login got
+/// the "busy, try again in a moment" page and was not counted as a password failure.
+pub static ARGON2_SHED: LazyLock<IntCounter> = LazyLock::new(|| {
+    let c = IntCounter::new(
+        "menshen_argon2_shed_total",
+        "Logins answered 'busy, try again' because every password-hashing thread and queue place was taken.",
+    )
+    .unwrap_or_else(|_| std::process::abort());
+    let _ = REGISTRY.register(Box::new(c.clone()));
+    c
+});
+
+/// Client connections counted against the caps (from their first request until they close).
+pub static CLIENT_CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "menshen_client_connections",
+        "Open client connections counted against server.max_connections (from their first request).",
+    )
+});
+
+/// Connections refused with a 503 because a cap was reached, by which cap.
+pub static CONNECTIONS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "menshen_connections_refused_total",
+        "Client connections answered 503 and closed because a cap was reached (total, per_address).",
+        &["cap"],
     )
 });
 
@@ -113,6 +142,11 @@ pub fn init() {
     LazyLock::force(&REQUESTS);
     LazyLock::force(&LOGINS);
     LazyLock::force(&ARGON2_INFLIGHT);
+    LazyLock::force(&ARGON2_SHED);
+    LazyLock::force(&CLIENT_CONNECTIONS);
+    for cap in ["total", "per_address"] {
+        CONNECTIONS_REFUSED.with_label_values(&[cap]);
+    }
     LazyLock::force(&SESSION_CACHE_HIT);
     LazyLock::force(&SESSION_CACHE_MISS);
     LazyLock::force(&SESSION_CACHE_BYPASS);

@@ -1,26 +1,34 @@
 //! Password hashing and verification with argon2id, off the proxy's async workers.
 //!
-//! argon2 is deliberately slow (~20 ms and 19 MiB per check), so every check runs on the
-//! blocking thread pool behind a semaphore: proxied traffic never waits for login work, and a
-//! burst of logins cannot take every core. An unknown or disabled account is checked against a
-//! dummy hash, so the answer takes the same time whether or not the account exists.
+//! argon2 is deliberately slow (~20 ms of a core and 19 MiB per check), so every check runs on
+//! a small pool of threads at the lowest CPU priority ([`crate::low_priority`]): proxied
+//! traffic always gets the CPU first, and a flood of logins costs signed-in users nothing.
+//! When the pool and its short queue are full, a login is refused at once ([`HashError::Busy`],
+//! the "busy, try again in a moment" page) instead of waiting; a caller takes its place with
+//! [`PasswordChecker::admit`] *before* counting the attempt, so a refused login is never a
+//! password failure. An unknown or disabled account is checked against a dummy hash, so the
+//! answer takes the same time whether or not the account exists.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+
+use crate::low_priority::{LowPriorityPool, Slot};
+use crate::metrics::{ARGON2_INFLIGHT, ARGON2_SHED};
 
 /// NIST 800-63B / OWASP minimum for argon2id: m=19456 KiB, t=2, p=1.
 const MEMORY_KIB: u32 = 19_456;
 const ITERATIONS: u32 = 2;
 const PARALLELISM: u32 = 1;
 
-/// How long a login may wait for a free hashing slot before it is told to retry.
-const QUEUE_WAIT: Duration = Duration::from_secs(10);
+/// How long an admitted check may take, queue included, before the login is told to retry.
+/// Only reached when the proxy keeps every core busy for this long (idle-priority threads
+/// then get no CPU); the check still finishes later if its caller is waiting.
+const CHECK_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Why a check did not run (the caller answers "temporarily unavailable").
+/// Why a check did not run (the caller answers "busy" or "temporarily unavailable").
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
     #[error("too many logins are being checked at once")]
@@ -53,43 +61,69 @@ fn verify_blocking(password: &str, phc: &str) -> bool {
     }
 }
 
-/// Verifies passwords with a bound on how many run at once.
+/// Verifies passwords on the low-priority pool, shedding what it cannot take.
 #[derive(Clone)]
 pub struct PasswordChecker {
-    permits: Arc<Semaphore>,
+    pool: LowPriorityPool,
     /// Hash of a random password nobody knows, checked when there is no real hash.
     dummy_hash: Arc<str>,
 }
 
+/// A place for one password check, taken before the attempt is counted.
+pub struct CheckSlot {
+    slot: Slot,
+    dummy_hash: Arc<str>,
+}
+
 impl PasswordChecker {
-    pub fn new(max_concurrent: usize) -> anyhow::Result<Self> {
+    /// `threads` checks run at once on idle-priority threads; `queue` more may wait.
+    pub fn new(threads: usize, queue: usize) -> anyhow::Result<Self> {
         let dummy = hash_password_blocking(&crate::random::token())?;
         Ok(PasswordChecker {
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            pool: LowPriorityPool::new("menshen-argon2", threads, queue)?,
             dummy_hash: dummy.into(),
         })
     }
 
-    /// True only when `hash` is `Some` and matches. `None` (no such account) costs the same.
+    /// A place for one check, or [`HashError::Busy`] (counted in `menshen_argon2_shed_total`)
+    /// when every thread is busy and the queue is full. Never waits.
+    pub fn admit(&self) -> Result<CheckSlot, HashError> {
+        match self.pool.admit() {
+            Some(slot) => Ok(CheckSlot {
+                slot,
+                dummy_hash: self.dummy_hash.clone(),
+            }),
+            None => {
+                ARGON2_SHED.inc();
+                Err(HashError::Busy)
+            }
+        }
+    }
+
+    /// [`Self::admit`] then [`CheckSlot::verify`], for callers with nothing to do in between.
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, HashError> {
-        let permit = tokio::time::timeout(QUEUE_WAIT, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| HashError::Busy)?
-            .map_err(|_| HashError::Busy)?;
+        self.admit()?.verify(password, hash).await
+    }
+}
+
+impl CheckSlot {
+    /// True only when `hash` is `Some` and matches. `None` (no such account) costs the same.
+    pub async fn verify(self, password: &str, hash: Option<&str>) -> Result<bool, HashError> {
         let known = hash.is_some();
         let phc: String = hash
             .map(str::to_string)
             .unwrap_or_else(|| self.dummy_hash.to_string());
         let password = password.to_string();
-        crate::metrics::ARGON2_INFLIGHT.inc();
-        let result = tokio::task::spawn_blocking(move || {
+        let check = self.slot.run(move || {
+            ARGON2_INFLIGHT.inc();
             let ok = verify_blocking(&password, &phc);
-            drop(permit);
+            ARGON2_INFLIGHT.dec();
             ok
-        })
-        .await;
-        crate::metrics::ARGON2_INFLIGHT.dec();
-        let ok = result.map_err(|e| HashError::Internal(e.to_string()))?;
+        });
+        let ok = tokio::time::timeout(CHECK_DEADLINE, check)
+            .await
+            .map_err(|_| HashError::Busy)?
+            .map_err(|e| HashError::Internal(e.to_string()))?;
         Ok(known && ok)
     }
 }
@@ -109,10 +143,37 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_accounts_never_verify() {
-        let checker = PasswordChecker::new(1).unwrap_or_else(|e| panic!("{e}"));
+        let checker = PasswordChecker::new(1, 0).unwrap_or_else(|e| panic!("{e}"));
         let h = hash_password_blocking("pw-123456").unwrap_or_default();
         assert!(checker.verify("pw-123456", Some(&h)).await.unwrap_or(false));
         assert!(!checker.verify("pw-123456", None).await.unwrap_or(true));
         assert!(!checker.verify("nope", Some(&h)).await.unwrap_or(true));
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_sheds_at_once_and_counts_it() {
+        let checker = PasswordChecker::new(1, 1).unwrap_or_else(|e| panic!("{e}"));
+        let shed_before = ARGON2_SHED.get();
+        let first = checker.admit();
+        let second = checker.admit();
+        assert!(
+            first.is_ok() && second.is_ok(),
+            "one thread and one queue place"
+        );
+        assert!(matches!(checker.admit(), Err(HashError::Busy)));
+        assert!(matches!(
+            checker.verify("pw", None).await,
+            Err(HashError::Busy)
+        ));
+        // Other tests in this binary may shed too; ours added at least these two.
+        assert!(ARGON2_SHED.get() >= shed_before + 2);
+        drop(second);
+        let h = hash_password_blocking("pw-123456").unwrap_or_default();
+        let slot = checker.admit();
+        assert!(slot.is_ok(), "a released place is admitted again");
+        if let Ok(slot) = slot {
+            assert!(slot.verify("pw-123456", Some(&h)).await.unwrap_or(false));
+        }
+        drop(first);
     }
 }

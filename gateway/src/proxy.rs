@@ -3,6 +3,7 @@
 //! [`crate::sessions`] (who is asking), [`crate::identity`] (what the upstream is told) and
 //! [`crate::respond`] (what Menshen answers itself).
 
+use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,9 +16,11 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::clock;
+use crate::connections::ConnectionPermit;
 use crate::cookies::{self, CookieNames, DEV_NAMES, RequestCookies, TLS_NAMES, TokenCookie};
 use crate::forms;
 use crate::handlers::{self, encode_query_value};
+use crate::metrics::CONNECTIONS_REFUSED;
 use crate::respond::{self, Reply};
 use crate::sessions::{SessionData, Stage};
 use crate::sso;
@@ -39,6 +42,9 @@ pub struct Ctx {
     outcome: &'static str,
     /// Our cookies that arrived more than once: whatever the answer, it clears them.
     clear_cookies: Vec<&'static str>,
+    /// This connection's place under the connection caps: taken on its first request,
+    /// carried to the next keep-alive request by Pingora, freed when the connection closes.
+    connection: Option<Arc<ConnectionPermit>>,
 }
 
 /// What `request_filter` decided.
@@ -66,6 +72,33 @@ impl Gateway {
             Ok(()) => Reply::text(200, "ok\n"),
             Err(_) => Reply::text(503, "session store unavailable\n"),
         }
+    }
+
+    /// Counts a connection on its first request (a 503 "busy" answer, closing it, past a
+    /// cap), and bounds how long a keep-alive connection may wait for its next request:
+    /// Pingora would wait for ever.
+    fn limit_connection(&self, session: &mut Session, ctx: &mut Ctx) -> Option<Reply> {
+        if ctx.connection.is_none() {
+            let ip = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip());
+            match self.state.connections.admit(ip) {
+                Ok(permit) => ctx.connection = Some(permit),
+                Err(cap) => {
+                    CONNECTIONS_REFUSED.with_label_values(&[cap.label()]).inc();
+                    session.set_keepalive(None);
+                    return Some(handlers::busy(ctx.lang));
+                }
+            }
+        }
+        // `Some(0)` is Pingora's "keep alive, no timeout" (HTTP/1.1 without `Connection:
+        // close`); a connection that is to close, or HTTP/2, is left as it is.
+        if session.get_keepalive() == Some(0) {
+            let secs = self.state.config.connections.keepalive_timeout.as_secs();
+            session.set_keepalive(Some(secs.max(1)));
+        }
+        None
     }
 
     async fn route(&self, session: &mut Session, ctx: &mut Ctx) -> Next {
@@ -452,12 +485,38 @@ impl ProxyHttp for Gateway {
             identity: None,
             outcome: "menshen",
             clear_cookies: Vec::new(),
+            connection: None,
         }
+    }
+
+    fn on_connection_reuse(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Ctx,
+        prev_ctx: Box<dyn Any + Send + Sync>,
+    ) {
+        if let Ok(permit) = prev_ctx.downcast::<Arc<ConnectionPermit>>() {
+            ctx.connection = Some(*permit);
+        }
+    }
+
+    fn persist_connection_context(
+        &self,
+        _session: &Session,
+        ctx: &Ctx,
+    ) -> Option<Box<dyn Any + Send + Sync>> {
+        ctx.connection
+            .clone()
+            .map(|permit| Box::new(permit) as Box<dyn Any + Send + Sync>)
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         ctx.names = if ctx.tls { TLS_NAMES } else { DEV_NAMES };
+        if let Some(reply) = self.limit_connection(session, ctx) {
+            respond::send(session, reply, ctx.tls, &self.state.csp).await?;
+            return Ok(true);
+        }
         match self.route(session, ctx).await {
             Next::Proxy => Ok(false),
             Next::Answer(mut reply) => {

@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 
 use crate::accounts::AccountStore;
 use crate::captcha::Captchas;
+use crate::connections::ConnectionLimits;
 use crate::identity::IdentityHeaders;
 use crate::passwords::PasswordChecker;
 use crate::regulation::Regulation;
@@ -177,6 +178,8 @@ pub struct AppState {
     pub router: Router,
     pub sessions: Sessions,
     pub passwords: PasswordChecker,
+    /// Open client connections, counted against `[server]` caps.
+    pub connections: ConnectionLimits,
     pub watch: Arc<AccountWatch>,
     pub volatile: Arc<dyn Volatile>,
     pub regulation: Regulation,
@@ -211,7 +214,10 @@ impl AppState {
         if let Some(portal) = &config.portal {
             sites.push(Arc::new(SiteRuntime::portal(&portal.host)?));
         }
-        let passwords = PasswordChecker::new(config.login.argon2_max_concurrent)?;
+        let passwords = PasswordChecker::new(
+            config.login.argon2_max_concurrent,
+            config.login.argon2_queue,
+        )?;
         let keyring =
             Keyring::parse(&config.otp.keys).map_err(|e| anyhow::anyhow!("otp.keys: {e}"))?;
         Ok(AppState {
@@ -245,6 +251,10 @@ impl AppState {
                 .portal
                 .as_ref()
                 .map(|p| crate::sso::Portal::new(&p.host)),
+            connections: ConnectionLimits::new(
+                config.connections.max_total,
+                config.connections.max_per_address,
+            ),
             config,
             sessions,
             passwords,

@@ -27,11 +27,14 @@ pub enum ErrorKind {
     TooManyRequests,
     /// A single sign-on hand-off code that was used, expired, or is for another host (410).
     SignInLinkInvalid,
+    /// Menshen is overloaded for a moment (login checks or connections at their cap): try
+    /// again shortly. Also 503, but unlike [`ErrorKind::Unavailable`] nothing is broken.
+    Busy,
 }
 
 impl ErrorKind {
     /// Every kind, for exhaustive tests and listings.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::UnknownHost,
         ErrorKind::NotFound,
         ErrorKind::Forbidden,
@@ -42,6 +45,7 @@ impl ErrorKind {
         ErrorKind::MethodNotAllowed,
         ErrorKind::TooManyRequests,
         ErrorKind::SignInLinkInvalid,
+        ErrorKind::Busy,
     ];
 
     /// The HTTP status code for this kind.
@@ -57,6 +61,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::TooManyRequests => 429,
             ErrorKind::SignInLinkInvalid => 410,
+            ErrorKind::Busy => 503,
         }
     }
 
@@ -80,6 +85,7 @@ impl ErrorKind {
                 (t.err_too_many_requests_title, t.err_too_many_requests_body)
             }
             ErrorKind::SignInLinkInvalid => (t.err_sign_in_link_title, t.err_sign_in_link_body),
+            ErrorKind::Busy => (t.err_busy_title, t.err_busy_body),
         }
     }
 }
@@ -140,6 +146,7 @@ mod tests {
             (ErrorKind::MethodNotAllowed, 405),
             (ErrorKind::TooManyRequests, 429),
             (ErrorKind::SignInLinkInvalid, 410),
+            (ErrorKind::Busy, 503),
         ];
         for (kind, status) in expected {
             assert_eq!(kind.status(), status, "{kind:?}");
@@ -222,6 +229,17 @@ mod tests {
         });
         assert!(en.contains("Too many attempts"));
         assert!(en.contains("wait a few minutes"));
+        let html = zh(ErrorKind::Busy);
+        assert!(html.contains("系統忙碌中"));
+        assert!(html.contains("請稍候片刻再試一次"));
+        assert!(html.contains("503"));
+        let en = render_error(&ErrorPage {
+            lang: Lang::En,
+            kind: ErrorKind::Busy,
+            detail: None,
+        });
+        assert!(en.contains("Busy right now"));
+        assert!(en.contains("try again in a moment"));
     }
 
     #[test]
@@ -229,7 +247,10 @@ mod tests {
         for (i, a) in ErrorKind::ALL.iter().enumerate() {
             for b in &ErrorKind::ALL[i + 1..] {
                 assert_ne!(a, b);
-                assert_ne!(a.status(), b.status());
+                assert_ne!(a.texts(&crate::EN), b.texts(&crate::EN));
+                // Two kinds share 503: overloaded for a moment, or broken for longer.
+                let both_503 = [*a, *b] == [ErrorKind::Unavailable, ErrorKind::Busy];
+                assert!(both_503 || a.status() != b.status(), "{a:?} {b:?}");
             }
         }
         assert!(ErrorKind::ALL.contains(&ErrorKind::TooManyRequests));

@@ -66,6 +66,8 @@ pub struct Texts {
     pub err_too_many_requests_body: &'static str,
     pub err_sign_in_link_title: &'static str,
     pub err_sign_in_link_body: &'static str,
+    pub err_busy_title: &'static str,
+    pub err_busy_body: &'static str,
 
     // Signed-in page.
     pub signed_in_title: &'static str,
@@ -315,6 +317,8 @@ pub const ZH_TW: Texts = Texts {
     err_too_many_requests_body: "短時間內的嘗試次數過多，請稍候數分鐘後再試。",
     err_sign_in_link_title: "登入連結已失效",
     err_sign_in_link_body: "登入入口帶您回到系統的連結，只能在一分鐘內、於該系統使用一次；這個連結已使用過、已過期，或不屬於這個系統。請回到系統首頁重新登入。",
+    err_busy_title: "系統忙碌中",
+    err_busy_body: "目前使用人數眾多，請稍候片刻再試一次。您的帳號與密碼沒有任何變動。",
 
     signed_in_title: "已登入",
     signed_in_as: "您目前的登入身分",
@@ -542,6 +546,8 @@ pub const EN: Texts = Texts {
     err_too_many_requests_body: "There were too many attempts in a short time. Please wait a few minutes and try again.",
     err_sign_in_link_title: "This sign-in link is no longer valid",
     err_sign_in_link_body: "The link that brings you back from the sign-in portal works once, for one system, within a minute; this one was already used, has expired, or belongs to another system. Go to the home page of the system and sign in again.",
+    err_busy_title: "Busy right now",
+    err_busy_body: "Many people are using the service at this moment. Please try again in a moment. Nothing about your account has changed.",
 
     signed_in_title: "Signed in",
     signed_in_as: "You are signed in as",

@@ -46,6 +46,8 @@ pub struct Options {
     /// Listen on this address instead of `127.0.0.1` (`[::]`: a dual-stack listener, where
     /// IPv4 clients arrive as IPv4-mapped IPv6 addresses).
     pub listen_host: Option<&'static str>,
+    /// The keys of the `[login]` table (the password-hashing pool's size and queue).
+    pub login: String,
 }
 
 impl Default for Options {
@@ -65,6 +67,7 @@ impl Default for Options {
             port: None,
             extra_sites: String::new(),
             listen_host: None,
+            login: "argon2_max_concurrent = 2\n".into(),
         }
     }
 }
@@ -137,8 +140,7 @@ insecure_dev_cookie = {dev}
 database = "{database}"
 {store_toml}
 [login]
-argon2_max_concurrent = 2
-
+{login}
 [captcha]
 mode = "{captcha}"
 
@@ -178,6 +180,7 @@ access = "deny"
             otp_keys = OTP_KEYS,
             extra = opts.extra,
             extra_sites = opts.extra_sites,
+            login = opts.login,
         );
         let config_path = dir.path().join("menshen.toml");
         std::fs::write(&config_path, config).expect("write config");

@@ -17,7 +17,9 @@ use menshen_policies::password::PasswordPolicy;
 use toml::Spanned;
 use toml::de::DeTable;
 
-use crate::model::{Config, Listener, LoginConfig, SessionConfig, StoreConfig, TlsFiles};
+use crate::model::{
+    Config, ConnectionConfig, Listener, LoginConfig, SessionConfig, StoreConfig, TlsFiles,
+};
 use crate::reader::{At, Cx, Table, Text};
 
 use self::headers::{HeaderSet, read_headers};
@@ -28,6 +30,8 @@ const DEFAULT_ABSOLUTE: Duration = Duration::from_secs(8 * 3600);
 const DEFAULT_REDIS_PREFIX: &str = "menshen:";
 const DEFAULT_DATABASE: &str = "sqlite://menshen.db";
 const DEFAULT_ARGON2_CONCURRENT: usize = 2;
+/// A short queue: at ~20 ms per check, 4 waiting checks add well under a second.
+const DEFAULT_ARGON2_QUEUE: usize = 4;
 const LANGUAGES: &[&str] = &["zh-TW", "en"];
 /// Longest password the policy may allow; Argon2 hashes whatever it is given, so an unbounded
 /// maximum would let one login request cost arbitrary CPU.
@@ -38,7 +42,7 @@ const PASSWORD_LENGTH_LIMIT: i64 = 1024;
 pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Config {
     let mut root = Table::root(document);
 
-    let threads = server(&mut root, cx);
+    let (threads, connections) = server(&mut root, cx);
     let (listeners, tls_configured) = listeners(&mut root, cx);
     let metrics = metrics(&mut root, cx, &listeners);
     let session = session(&mut root, cx);
@@ -73,6 +77,7 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
 
     Config {
         threads,
+        connections,
         listeners: listeners.into_iter().map(|l| l.value).collect(),
         metrics,
         session,
@@ -89,16 +94,36 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
     }
 }
 
-fn server(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> usize {
+fn server(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> (usize, ConnectionConfig) {
+    let mut connections = ConnectionConfig::default();
     let Some(mut table) = root.table(cx, "server") else {
-        return DEFAULT_THREADS;
+        return (DEFAULT_THREADS, connections);
     };
     let threads = table
         .integer(cx, "threads", 1..=256)
         .and_then(|n| usize::try_from(n.value).ok())
         .unwrap_or(DEFAULT_THREADS);
+    if let Some(d) = table.duration(cx, "keepalive_timeout") {
+        if d.value > Duration::from_secs(3600) {
+            cx.error(&d.span, "`server.keepalive_timeout` must be at most 1h");
+        } else {
+            connections.keepalive_timeout = d.value;
+        }
+    }
+    if let Some(n) = table
+        .integer(cx, "max_connections", 1..=1_000_000)
+        .and_then(|n| usize::try_from(n.value).ok())
+    {
+        connections.max_total = n;
+    }
+    if let Some(n) = table
+        .integer(cx, "max_connections_per_address", 1..=1_000_000)
+        .and_then(|n| usize::try_from(n.value).ok())
+    {
+        connections.max_per_address = n;
+    }
     table.finish(cx);
-    threads
+    (threads, connections)
 }
 
 /// The listeners, and whether any of them has a `tls` table (even one whose files could not
@@ -346,6 +371,7 @@ fn store(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> StoreConfig {
 fn login(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> LoginConfig {
     let mut login = LoginConfig {
         argon2_max_concurrent: DEFAULT_ARGON2_CONCURRENT,
+        argon2_queue: DEFAULT_ARGON2_QUEUE,
         default_language: LANGUAGES[0].to_owned(),
         notice: None,
         support: None,
@@ -359,6 +385,12 @@ fn login(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> LoginConfig {
         .and_then(|n| usize::try_from(n.value).ok())
     {
         login.argon2_max_concurrent = n;
+    }
+    if let Some(n) = table
+        .integer(cx, "argon2_queue", 0..=1024)
+        .and_then(|n| usize::try_from(n.value).ok())
+    {
+        login.argon2_queue = n;
     }
     if let Some(language) = table.string(cx, "default_language") {
         let name = table.name("default_language");

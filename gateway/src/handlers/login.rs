@@ -2,7 +2,9 @@
 //!
 //! Order of checks on a POST, each cheaper than the next: the CSRF token (double submit; over
 //! TLS the cookie is `__Host-` so no other host can plant it), the per-address throttle, the
-//! captcha (a wrong one costs no argon2 work and is not a password failure), the account's
+//! captcha (a wrong one costs no argon2 work and is not a password failure), a place in the
+//! password-checking pool (when there is none the answer is "busy, try again in a moment",
+//! taken before anything is counted, so it is never a password failure), the account's
 //! suspension, and only then the password. Unknown, disabled and existing accounts take the
 //! same argon2 time and get the same message, and count failures alike. A correct password
 //! leads where `menshen_policies::factors::after_password` says, always with a new session id.
@@ -246,6 +248,15 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
         return page(req, 400, rd, username, Some(LoginMessage::MissingFields)).await;
     }
 
+    // Shed before the account lookup and the attempt's reservation: a login the pool cannot
+    // take costs one atomic operation and counts against nobody.
+    let slot = match req.state.passwords.admit() {
+        Ok(slot) => slot,
+        Err(_) => {
+            LOGINS.with_label_values(&["password", "busy"]).inc();
+            return super::busy(req.lang);
+        }
+    };
     let account = match req.state.accounts().await {
         Ok(store) => match store.find_by_login(username).await {
             Ok(a) => a,
@@ -291,9 +302,13 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
 
     // Disabled accounts are checked like any other, so their answer takes the same time.
     let hash = account.as_ref().map(|a| a.password_hash.as_str());
-    let verified = match req.state.passwords.verify(password, hash).await {
+    let verified = match slot.verify(password, hash).await {
         Ok(v) => v,
-        Err(HashError::Busy) | Err(HashError::Internal(_)) => return super::unavailable(req.lang),
+        Err(HashError::Busy) => return super::busy(req.lang),
+        Err(HashError::Internal(e)) => {
+            tracing::error!("{e}");
+            return super::unavailable(req.lang);
+        }
     };
     let account = match account {
         Some(a) if verified && a.enabled => a,

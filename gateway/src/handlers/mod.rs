@@ -330,6 +330,17 @@ pub fn unavailable(lang: Lang) -> Reply {
     Reply::error(lang, ErrorKind::Unavailable, None).with_header("Retry-After", "30".into())
 }
 
+/// How long an overloaded gateway asks a client to wait: a moment, since a password check
+/// takes ~20 ms and the queue is short.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 5;
+
+/// The page for a login refused because every password-checking place is taken: "busy, try
+/// again in a moment". Nothing was counted against the account.
+pub fn busy(lang: Lang) -> Reply {
+    Reply::error(lang, ErrorKind::Busy, None)
+        .with_header("Retry-After", BUSY_RETRY_AFTER_SECS.to_string())
+}
+
 /// Percent-encodes a local path for use inside a query string (`?rd=`).
 pub fn encode_query_value(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
