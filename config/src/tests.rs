@@ -109,6 +109,7 @@ fn minimal_configuration_gets_every_default() {
     );
     assert_eq!(config.connections.max_total, 10_000);
     assert_eq!(config.connections.max_per_address, 1_000);
+    assert_eq!(config.connections.read_buffer, 0);
     assert_eq!(config.login.default_language, "zh-TW");
     assert!(config.login.notice.is_none());
     assert!(config.login.support.is_none());
@@ -146,6 +147,7 @@ threads = 8
 keepalive_timeout = \"15s\"
 max_connections = 5000
 max_connections_per_address = 50
+read_buffer = 16384
 [metrics]
 address = \"127.0.0.1:9464\"
 [session]
@@ -180,6 +182,7 @@ school = \"X-School\"
             keepalive_timeout: Duration::from_secs(15),
             max_total: 5000,
             max_per_address: 50,
+            read_buffer: 16384,
         }
     );
     assert_eq!(config.metrics, Some("127.0.0.1:9464".parse().unwrap()));

@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use menshen_config::Config;
+use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{BackgroundService, background_service};
@@ -100,6 +102,7 @@ pub fn run(config: Config, extras: Vec<ExtraService>) -> anyhow::Result<()> {
     let listeners = config.listeners.clone();
     let metrics_addr = config.metrics;
     let threads = config.threads;
+    let buffers = L4BufferSettings::default().read(config.connections.read_buffer);
     let database = config.store.database.clone();
     let state = Arc::new(AppState::new(config, sessions, volatile, watch.clone())?);
 
@@ -119,18 +122,22 @@ pub fn run(config: Config, extras: Vec<ExtraService>) -> anyhow::Result<()> {
         },
         "menshen",
     );
+    // Each listener with Menshen's socket read buffer size ([server] read_buffer) instead of
+    // Pingora's 64 KiB, which every client connection held for its whole life.
     for l in &listeners {
         let addr = l.address.to_string();
-        match &l.tls {
-            None => proxy.add_tcp(&addr),
-            Some(tls) => proxy
-                .add_tls(
-                    &addr,
+        let endpoint = ListenerConfig::tcp(addr.clone()).l4_buffer(buffers);
+        let endpoint = match &l.tls {
+            None => endpoint,
+            Some(tls) => endpoint.tls(
+                TlsSettings::intermediate(
                     &tls.certificate.to_string_lossy(),
                     &tls.key.to_string_lossy(),
                 )
                 .with_context(|| format!("cannot use the TLS certificate for {addr}"))?,
-        }
+            ),
+        };
+        proxy.add_listener(endpoint);
     }
     server.add_service(proxy);
 

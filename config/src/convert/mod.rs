@@ -122,6 +122,12 @@ fn server(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> (usize, ConnectionConfig
     {
         connections.max_per_address = n;
     }
+    if let Some(n) = table
+        .integer(cx, "read_buffer", 0..=1_048_576)
+        .and_then(|n| usize::try_from(n.value).ok())
+    {
+        connections.read_buffer = n;
+    }
     table.finish(cx);
     (threads, connections)
 }
