@@ -31,9 +31,9 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    CaptchaMode, CertificateConfig, Config, ConnectionConfig, CrlSource, HeaderNames, Listener,
-    LockoutConfig, LoginConfig, OcspMode, OidcProvider, OtpConfig, Portal, SessionConfig, Site,
-    StoreConfig, TlsFiles,
+    CaptchaMode, CertificateConfig, Config, ConnectionConfig, CrlSource, ForwardAuth, HeaderNames,
+    Listener, LockoutConfig, LoginConfig, OcspMode, OidcProvider, OtpConfig, Portal, SessionConfig,
+    Site, StoreConfig, TlsFiles,
 };
 
 use crate::env::Lookup;

@@ -35,6 +35,16 @@ pub struct Config {
     pub sites: Vec<Site>,
     /// The single sign-on portal; `None` keeps every site's pages on its own host.
     pub portal: Option<Portal>,
+    /// `GET /.menshen/auth` for a proxy in front (nginx `auth_request`, …); `None` turns it off.
+    pub forward_auth: Option<ForwardAuth>,
+}
+
+/// `[forward_auth]`: who may ask Menshen to decide for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardAuth {
+    /// The proxies' addresses: only they may call `GET /.menshen/auth`, and only their
+    /// `X-Forwarded-Proto: https` makes a plain-HTTP request count as HTTPS.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// `[portal]`: the host where people sign in once for every site (單一簽入).

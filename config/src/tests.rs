@@ -1138,3 +1138,31 @@ strip_headers = [\"bad name\", \"Host\", \"client_ip\"]
     assert!(all[4].1.contains("also in `keep_headers`"), "{}", all[4].1);
     assert!(all.iter().all(|(line, _)| *line == 7 || *line == 8));
 }
+
+#[test]
+fn forward_auth_lists_its_trusted_proxies() {
+    let config = valid(&with_base(
+        "[forward_auth]\ntrusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\", \"::1\"]\n",
+    ));
+    let fa = config.forward_auth.expect("[forward_auth]");
+    assert_eq!(fa.trusted_proxies.len(), 3);
+    assert!(valid(BASE).forward_auth.is_none());
+    assert_eq!(
+        one_error(&with_base("[forward_auth]\n")),
+        (
+            7,
+            "missing required key `trusted_proxies` in [forward_auth]".into()
+        )
+    );
+    let (line, message) = one_error(&with_base("[forward_auth]\ntrusted_proxies = []\n"));
+    assert_eq!(line, 8);
+    assert!(message.contains("at least one"), "{message}");
+    let (line, message) = one_error(&with_base(
+        "[forward_auth]\ntrusted_proxies = [\"nginx.local\"]\n",
+    ));
+    assert_eq!(line, 8);
+    assert!(
+        message.contains("is not an address or network"),
+        "{message}"
+    );
+}

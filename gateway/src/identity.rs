@@ -80,12 +80,21 @@ impl IdentityHeaders {
 
     /// Inserts the verified identity of `session`.
     pub fn insert(&self, req: &mut RequestHeader, session: &SessionData) -> pingora::Result<()> {
-        req.insert_header(self.user.clone(), encode(&session.login_name))?;
-        req.insert_header(self.name.clone(), encode(&session.display_name))?;
-        req.insert_header(self.roles.clone(), encode(&session.roles.join(",")))?;
-        req.insert_header(self.school.clone(), encode(&session.school_code))?;
-        req.insert_header(self.auth_method.clone(), session.auth_method.clone())?;
+        for (name, value) in self.values(session) {
+            req.insert_header(name, value)?;
+        }
         Ok(())
+    }
+
+    /// The verified identity of `session` as (header, value) pairs, encoded for a header.
+    pub fn values(&self, session: &SessionData) -> [(HeaderName, String); 5] {
+        [
+            (self.user.clone(), encode(&session.login_name)),
+            (self.name.clone(), encode(&session.display_name)),
+            (self.roles.clone(), encode(&session.roles.join(","))),
+            (self.school.clone(), encode(&session.school_code)),
+            (self.auth_method.clone(), session.auth_method.clone()),
+        ]
     }
 }
 

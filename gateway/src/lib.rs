@@ -21,6 +21,7 @@
 //!   idle-priority pool of [`low_priority`], shedding what it cannot take.
 //! - [`identity`] strips spoofed identity headers and builds the verified ones.
 //! - [`routing`] maps a request's Host to its site.
+//! - [`forward_auth`] answers `GET /.menshen/auth` for a proxy in front (nginx `auth_request`).
 //! - [`sso`] is single sign-on: the portal host, its URLs and the hand-off codes.
 //! - [`demo`] runs the gateway in front of a built-in demo legacy app with no set-up.
 
@@ -33,6 +34,7 @@ pub mod connections;
 pub mod cookies;
 pub mod demo;
 pub mod forms;
+pub mod forward_auth;
 pub mod handlers;
 pub mod identity;
 pub mod low_priority;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use menshen_pages::{ErrorKind, Lang};
 use menshen_policies::access::{Access, Decision, decide};
-use menshen_policies::path::{double_encoded_separator, normalize, windows_alias};
+use menshen_policies::path::{NormalizedPath, double_encoded_separator, normalize, windows_alias};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -19,6 +19,7 @@ use crate::clock;
 use crate::connections::ConnectionPermit;
 use crate::cookies::{self, CookieNames, DEV_NAMES, RequestCookies, TLS_NAMES, TokenCookie};
 use crate::forms;
+use crate::forward_auth;
 use crate::handlers::{self, encode_query_value};
 use crate::metrics::CONNECTIONS_REFUSED;
 use crate::respond::{self, Reply};
@@ -33,8 +34,8 @@ pub struct Gateway {
 /// Per-request state.
 pub struct Ctx {
     site: Option<Arc<SiteRuntime>>,
-    tls: bool,
-    names: CookieNames,
+    pub(crate) tls: bool,
+    pub(crate) names: CookieNames,
     lang: Lang,
     /// Set only when the request is to be proxied.
     upstream_uri: Option<http::Uri>,
@@ -107,6 +108,12 @@ impl Gateway {
             ctx.outcome = "menshen";
             return Next::Answer(self.health().await);
         }
+        if req.uri.path() == "/.menshen/auth" {
+            // Before any header is stripped: the original request is described in headers
+            // only a trusted proxy may send (the endpoint checks the caller first).
+            ctx.outcome = "menshen";
+            return Next::Answer(forward_auth::answer(self, session, ctx).await);
+        }
         let host = req
             .headers
             .get(http::header::HOST)
@@ -138,26 +145,13 @@ impl Gateway {
                 Some("the request target is not valid UTF-8"),
             ));
         }
-        let path = match normalize(req.uri.path()) {
+        let path = match checked_path(&site, req.uri.path()) {
             Ok(p) => p,
-            Err(e) => {
+            Err(detail) => {
                 ctx.outcome = "bad_request";
-                let detail = e.to_string();
                 return Next::Answer(Reply::error(ctx.lang, ErrorKind::BadRequest, Some(&detail)));
             }
         };
-        let refusal =
-            if !site.config.allow_double_encoded_separators && double_encoded_separator(&path) {
-                Some("the path encodes a '%' that encodes a dot, slash or backslash")
-            } else if site.config.rules.case_insensitive() {
-                windows_alias(&path)
-            } else {
-                None
-            };
-        if let Some(detail) = refusal {
-            ctx.outcome = "bad_request";
-            return Next::Answer(Reply::error(ctx.lang, ErrorKind::BadRequest, Some(detail)));
-        }
         let cookies = cookies::parse(
             req.headers
                 .get_all(http::header::COOKIE)
@@ -234,34 +228,25 @@ impl Gateway {
                         Ok(s) => s,
                         Err(reply) => return Next::Answer(reply),
                     };
-                    if let Some(reply) = self.unfinished(req, ctx, session_data.as_deref()) {
-                        return Next::Answer(reply);
+                    if let Some(step) = session_data.as_deref().and_then(owed_step) {
+                        return Next::Answer(self.unfinished(req, ctx, step));
                     }
                 }
             }
-            Access::Deny => {
-                ctx.outcome = "forbidden";
-                return Next::Answer(Reply::error(ctx.lang, ErrorKind::Forbidden, None));
-            }
-            Access::Authenticated | Access::Roles(_) => {
-                let session_data = match self.current_session(&cookies, ctx).await {
-                    Ok(s) => s,
-                    Err(reply) => return Next::Answer(reply),
-                };
-                if let Some(reply) = self.unfinished(req, ctx, session_data.as_deref()) {
-                    return Next::Answer(reply);
-                }
-                let roles = session_data
-                    .as_ref()
-                    .filter(|s| s.is_authenticated())
-                    .map(|s| s.roles.as_slice());
-                match decide(access, roles) {
-                    Decision::Allow => ctx.identity = session_data,
-                    Decision::Forbidden => {
+            Access::Deny | Access::Authenticated | Access::Roles(_) => {
+                match self.verdict(access, &cookies, ctx).await {
+                    Ok(Verdict::Allow(identity)) => ctx.identity = identity,
+                    Ok(Verdict::Forbidden) => {
                         ctx.outcome = "forbidden";
                         return Next::Answer(Reply::error(ctx.lang, ErrorKind::Forbidden, None));
                     }
-                    Decision::NeedLogin => return Next::Answer(self.login_required(req, ctx)),
+                    Ok(Verdict::Unfinished(step)) => {
+                        return Next::Answer(self.unfinished(req, ctx, step));
+                    }
+                    Ok(Verdict::NeedLogin) => {
+                        return Next::Answer(self.login_required(req, ctx));
+                    }
+                    Err(reply) => return Next::Answer(reply),
                 }
             }
         }
@@ -327,28 +312,42 @@ impl Gateway {
         }
     }
 
-    /// A session that still owes a step (binding a second factor, or its OTP code) is sent
-    /// back to that step, whatever it asked for.
-    fn unfinished(
+    /// What a site's rule (other than anonymous) decides with the session the cookies name:
+    /// the one decision the proxy and the forward-auth endpoint share.
+    pub(crate) async fn verdict(
         &self,
-        req: &RequestHeader,
+        access: &Access,
+        cookies: &RequestCookies,
         ctx: &mut Ctx,
-        s: Option<&SessionData>,
-    ) -> Option<Reply> {
-        let step = match s?.stage {
-            Stage::MustBind => "/.menshen/bind",
-            Stage::NeedsSecondFactor => "/.menshen/otp",
-            Stage::Authenticated => return None,
-        };
+    ) -> std::result::Result<Verdict, Reply> {
+        if *access == Access::Deny {
+            return Ok(Verdict::Forbidden);
+        }
+        let session_data = self.current_session(cookies, ctx).await?;
+        if let Some(step) = session_data.as_deref().and_then(owed_step) {
+            return Ok(Verdict::Unfinished(step));
+        }
+        let roles = session_data
+            .as_ref()
+            .filter(|s| s.is_authenticated())
+            .map(|s| s.roles.as_slice());
+        Ok(match decide(access, roles) {
+            Decision::Allow => Verdict::Allow(session_data),
+            Decision::Forbidden => Verdict::Forbidden,
+            Decision::NeedLogin => Verdict::NeedLogin,
+        })
+    }
+
+    /// A session that still owes `step` (binding a second factor, or its OTP code) is sent
+    /// back to it, whatever it asked for.
+    fn unfinished(&self, req: &RequestHeader, ctx: &mut Ctx, step: &str) -> Reply {
         if is_navigation(req) {
             ctx.outcome = "login_redirect";
-            Some(Reply::redirect(302, step))
+            Reply::redirect(302, step)
         } else {
             ctx.outcome = "unauthorized";
-            Some(
-                Reply::text(401, "the login is not complete: finish it in the browser\n")
-                    .with_header("WWW-Authenticate", format!("Menshen login=\"{step}\"")),
-            )
+            Reply::text(401, "the login is not complete: finish it in the browser\n")
+                .with_header("WWW-Authenticate", format!("Menshen login=\"{step}\""))
         }
     }
 
@@ -398,11 +397,52 @@ fn target_is_utf8(req: &RequestHeader) -> bool {
 
 /// The client's address as logs, throttles and the upstream see it: an IPv4 client reaching a
 /// dual-stack listener shows up as `::ffff:a.b.c.d`, and is recorded as `a.b.c.d`.
-fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+pub(crate) fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
     session
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip().to_canonical())
+}
+
+/// What a site's rules decided about a request ([`Gateway::verdict`]).
+pub(crate) enum Verdict {
+    /// Go ahead, with this identity (none on a public path).
+    Allow(Option<Arc<SessionData>>),
+    Forbidden,
+    NeedLogin,
+    /// The session still owes this login step.
+    Unfinished(&'static str),
+}
+
+/// The login step a session still owes, if any.
+fn owed_step(s: &SessionData) -> Option<&'static str> {
+    match s.stage {
+        Stage::MustBind => Some("/.menshen/bind"),
+        Stage::NeedsSecondFactor => Some("/.menshen/otp"),
+        Stage::Authenticated => None,
+    }
+}
+
+/// The checks every request path passes before any rule looks at it (the proxy's and the
+/// forward-auth endpoint's alike): normalisation, encoded separators, Windows aliases on
+/// case-insensitive sites. The error is the reason, for the 400 page.
+pub(crate) fn checked_path(
+    site: &SiteRuntime,
+    raw: &str,
+) -> std::result::Result<NormalizedPath, String> {
+    let path = normalize(raw).map_err(|e| e.to_string())?;
+    let refusal = if !site.config.allow_double_encoded_separators && double_encoded_separator(&path)
+    {
+        Some("the path encodes a '%' that encodes a dot, slash or backslash")
+    } else if site.config.rules.case_insensitive() {
+        windows_alias(&path)
+    } else {
+        None
+    };
+    match refusal {
+        Some(detail) => Err(detail.to_string()),
+        None => Ok(path),
+    }
 }
 
 /// Whether a request comes from a page of the origin it is sent to, as far as the browser
@@ -511,7 +551,13 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some())
+            || (forward_auth::from_trusted_proxy(self, session)
+                && header_str(
+                    session.req_header(),
+                    http::header::HeaderName::from_static("x-forwarded-proto"),
+                )
+                .is_some_and(|p| p.eq_ignore_ascii_case("https")));
         ctx.names = if ctx.tls { TLS_NAMES } else { DEV_NAMES };
         if let Some(reply) = self.limit_connection(session, ctx) {
             respond::send(session, reply, ctx.tls, &self.state.csp).await?;

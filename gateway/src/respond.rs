@@ -59,6 +59,9 @@ pub struct Reply {
     pub content_type: &'static str,
     pub body: Bytes,
     pub headers: Vec<(&'static str, String)>,
+    /// Headers whose names come from the configuration (identity headers in forward-auth
+    /// answers).
+    pub named_headers: Vec<(http::HeaderName, String)>,
     /// Auth pages and anything user-specific must never be cached; static assets may be.
     pub cacheable: bool,
 }
@@ -70,6 +73,7 @@ impl Reply {
             content_type: "text/html; charset=utf-8",
             body: Bytes::from(html),
             headers: Vec::new(),
+            named_headers: Vec::new(),
             cacheable: false,
         }
     }
@@ -80,6 +84,7 @@ impl Reply {
             content_type: "text/plain; charset=utf-8",
             body: Bytes::copy_from_slice(text.as_bytes()),
             headers: Vec::new(),
+            named_headers: Vec::new(),
             cacheable: false,
         }
     }
@@ -102,6 +107,7 @@ impl Reply {
             content_type,
             body: Bytes::from_static(body),
             headers: Vec::new(),
+            named_headers: Vec::new(),
             cacheable: true,
         }
     }
@@ -161,6 +167,9 @@ pub async fn send(
         h.insert_header("Strict-Transport-Security", "max-age=31536000")?;
     }
     for (name, value) in headers {
+        h.append_header(name, value)?;
+    }
+    for (name, value) in reply.named_headers {
         h.append_header(name, value)?;
     }
     let head_only = session.req_header().method == http::Method::HEAD;

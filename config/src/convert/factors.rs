@@ -57,7 +57,7 @@ pub(super) fn lockout(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> LockoutConfi
 /// `ADDRESS/PREFIX`, or a bare address (a network of one). An IPv4-mapped IPv6 network
 /// (`::ffff:10.0.0.0/104`) is stored as the IPv4 one, since client addresses are matched in
 /// their canonical form.
-fn parse_network(text: &str) -> Option<IpNet> {
+pub(super) fn parse_network(text: &str) -> Option<IpNet> {
     let net = match text.parse::<IpNet>() {
         Ok(net) => net,
         Err(_) => IpNet::from(text.parse::<IpAddr>().ok()?),

@@ -4,6 +4,7 @@
 
 mod certificate;
 mod factors;
+mod forward_auth;
 mod headers;
 mod oidc;
 mod portal;
@@ -73,6 +74,7 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
         tls_configured || session.insecure_dev_cookie,
         &certificates,
     );
+    let forward_auth = forward_auth::forward_auth(&mut root, cx);
     root.finish(cx);
 
     Config {
@@ -91,6 +93,7 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
         headers: headers.names,
         sites,
         portal,
+        forward_auth,
     }
 }
 

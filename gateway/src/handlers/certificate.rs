@@ -135,6 +135,7 @@ fn json(status: u16, value: &serde_json::Value) -> Reply {
         content_type: "application/json; charset=utf-8",
         body: Bytes::from(value.to_string()),
         headers: Vec::new(),
+        named_headers: Vec::new(),
         cacheable: false,
     }
 }
