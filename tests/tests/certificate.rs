@@ -232,9 +232,41 @@ async fn bind_then_log_in_with_pkcs7_and_with_pkcs1() {
         serial: 0x5555,
         ..LeafOptions::default()
     });
-    let ch = challenge(&mut b, &[("purpose", "bind"), ("csrf", &csrf)])
-        .await
-        .unwrap_or_else(|p| panic!("{}", p.body));
+    // The card page asks for the current password; the session alone gets no challenge.
+    let page = b.get("/.menshen/bind/certificate").await;
+    assert!(
+        page.body.contains("name=\"current_password\""),
+        "{}",
+        page.body
+    );
+    let refused = challenge(&mut b, &[("purpose", "bind"), ("csrf", &csrf)]).await;
+    assert_eq!(
+        refused.err().map(|p| (p.status, error_code(&p))),
+        Some((401, "reauth_missing".to_string()))
+    );
+    let refused = challenge(
+        &mut b,
+        &[
+            ("purpose", "bind"),
+            ("csrf", &csrf),
+            ("current_password", "not-it"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        refused.err().map(|p| (p.status, error_code(&p))),
+        Some((401, "reauth_wrong".to_string()))
+    );
+    let ch = challenge(
+        &mut b,
+        &[
+            ("purpose", "bind"),
+            ("csrf", &csrf),
+            ("current_password", STAFF.2),
+        ],
+    )
+    .await
+    .unwrap_or_else(|p| panic!("{}", p.body));
     let page = submit(&mut b, &csrf, &ch.id, Kind::Pkcs1, &renewed, &ch.tbs).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(gw.sql("SELECT serial FROM certificate_bindings"), "5555");
@@ -549,7 +581,7 @@ async fn a_card_binds_through_the_contract_path_and_a_card_only_account_adds_otp
     // The card alone signs in; from that full session the account binds OTP too.
     let (mut card_session, page) = login(&gw, &leaf, Kind::Pkcs7, "/").await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let secret = card_session.bind_otp_in_session().await;
+    let secret = card_session.rebind_otp(STAFF.2).await;
     // Binding OTP ended the session; password + OTP now works as well as the card.
     let mut otp = Browser::new(&gw.base());
     let done = otp.login_with_otp(STAFF.0, STAFF.2, "/", &secret).await;
@@ -620,7 +652,9 @@ async fn changing_a_sign_in_method_needs_a_recent_login() {
         card.err().map(|p| (p.status, error_code(&p))),
         Some((401, "no_session".to_string()))
     );
-    let provider = b.get("/.menshen/oidc/google/start?purpose=bind").await;
+    let provider = b
+        .post_bind_start("google", &[("current_password", STAFF.2)])
+        .await;
     assert_eq!(provider.status, 403, "{}", provider.body);
     assert!(provider.body.contains("sign in again before changing"));
     // The session itself still works for the app.

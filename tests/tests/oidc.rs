@@ -61,7 +61,7 @@ async fn bind_google(
         "{}",
         settings.body
     );
-    let auth = b.start_oidc("google", "purpose=bind").await;
+    let auth = b.start_oidc_bind("google", who.2).await;
     let callback = log_in_at_provider(&auth, login).await;
     (b.get(&path_of(&callback)).await, secret)
 }
@@ -177,19 +177,50 @@ async fn one_external_account_binds_to_one_menshen_account() {
     );
     assert_eq!(s.gw.sql("SELECT COUNT(*) FROM oidc_bindings"), "1");
     // Re-binding replaces: A binds another provider account instead.
-    let auth = a.start_oidc("google", "purpose=bind").await;
+    let auth = a.start_oidc_bind("google", STAFF.2).await;
     let callback = log_in_at_provider(&auth, "teacher2@example.edu.tw").await;
     a.get(&path_of(&callback)).await;
     assert_eq!(s.gw.sql("SELECT subject FROM oidc_bindings"), "g-1002");
     // Unbinding is possible; then that provider account is unknown again.
     let settings = a.get("/.menshen/account?tab=settings").await;
+    assert!(settings.body.contains("name=\"current_password\""));
+    // Without the current password (a stolen session), nothing is unlinked.
     let page = a
         .post_form(
             "/.menshen/account/oidc/google/unbind",
             &[("csrf", &settings.csrf())],
         )
         .await;
+    assert_eq!(
+        page.location(),
+        Some("/.menshen/account?tab=settings&msg=reauth_missing")
+    );
+    assert_eq!(s.gw.sql("SELECT COUNT(*) FROM oidc_bindings"), "1");
+    let page = a
+        .post_form(
+            "/.menshen/account/oidc/google/unbind",
+            &[
+                ("csrf", &settings.csrf()),
+                ("current_password", "wrong-horse"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        page.location(),
+        Some("/.menshen/account?tab=settings&msg=reauth_wrong")
+    );
+    assert_eq!(s.gw.sql("SELECT COUNT(*) FROM oidc_bindings"), "1");
+    let page = a
+        .post_form(
+            "/.menshen/account/oidc/google/unbind",
+            &[("csrf", &settings.csrf()), ("current_password", STAFF.2)],
+        )
+        .await;
     assert_eq!(page.status, 303);
+    assert_eq!(
+        page.location(),
+        Some("/.menshen/account?tab=settings&msg=unbound&p=google")
+    );
     assert_eq!(s.gw.sql("SELECT COUNT(*) FROM oidc_bindings"), "0");
     let mut c = Browser::new(&s.gw.base());
     let auth = c.start_oidc("google", "").await;
@@ -293,4 +324,55 @@ async fn the_otp_lockout_applies_after_the_provider() {
         "suspended"
     );
     assert_eq!(g.get("/x").await.location(), Some("/.menshen/otp"));
+}
+
+#[tokio::test]
+async fn linking_needs_the_current_password_and_a_post_with_the_token() {
+    let s = setup(None).await;
+    let mut b = Browser::new(&s.gw.base());
+    let (page, _) = b.sign_in(STAFF.0, STAFF.2, "/").await;
+    assert_eq!(page.status, 303);
+    // The old GET start for binding is refused: no state change without the token.
+    let get = b.get("/.menshen/oidc/google/start?purpose=bind").await;
+    assert_eq!(get.status, 405, "{}", get.body);
+    // A POST without the token is refused even with the password.
+    let no_token = b
+        .post_form(
+            "/.menshen/oidc/google/start",
+            &[("purpose", "bind"), ("current_password", STAFF.2)],
+        )
+        .await;
+    assert_eq!(no_token.status, 403);
+    // A stolen session alone (no password) cannot link another account.
+    let page = b.post_bind_start("google", &[]).await;
+    assert_eq!(
+        page.location(),
+        Some("/.menshen/account?tab=settings&msg=reauth_missing")
+    );
+    let page = b
+        .post_bind_start("google", &[("current_password", "not-the-password")])
+        .await;
+    assert_eq!(
+        page.location(),
+        Some("/.menshen/account?tab=settings&msg=reauth_wrong")
+    );
+    let shown = b.get(page.location().unwrap_or("")).await;
+    assert!(shown.body.contains("目前的密碼"), "{}", shown.body);
+    assert_eq!(s.gw.sql("SELECT COUNT(*) FROM oidc_bindings"), "0");
+    assert_eq!(
+        s.gw.sql(
+            "SELECT COUNT(*) FROM activity WHERE event = 'reauth' AND outcome = 'failure' \
+             AND detail = 'oidc:google'"
+        ),
+        "1"
+    );
+    // With it, the provider flow starts and links.
+    let auth = b.start_oidc_bind("google", STAFF.2).await;
+    let callback = log_in_at_provider(&auth, "teacher1@example.edu.tw").await;
+    let done = b.get(&path_of(&callback)).await;
+    assert_eq!(
+        done.location(),
+        Some("/.menshen/account?tab=settings&msg=bound&p=google")
+    );
+    assert_eq!(s.gw.sql("SELECT COUNT(*) FROM oidc_bindings"), "1");
 }

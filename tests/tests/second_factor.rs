@@ -714,3 +714,84 @@ async fn password_and_binding_resets_end_sessions_without_redis_too() {
             .contains("reset_password")
     );
 }
+
+/// One view of the OTP page from a signed-in session, answered with `proof` and the right
+/// code for the secret it shows.
+async fn submit_rebind(b: &mut Browser, proof: &[(&str, &str)]) -> menshen_tests::client::Page {
+    let page = b.get("/.menshen/bind/otp").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let shown = element_text(&page.body, "otp-secret").expect("secret shown");
+    let secret = totp::Secret::from_base32(&shown).expect("base32");
+    let bind_id = hidden_value(&page.body, "bind_id").expect("bind_id");
+    let code = totp::code_at(&secret, now());
+    let csrf = page.csrf();
+    let mut fields = vec![
+        ("csrf", csrf.as_str()),
+        ("bind_id", bind_id.as_str()),
+        ("code", code.as_str()),
+    ];
+    fields.extend_from_slice(proof);
+    b.post_form("/.menshen/bind/otp", &fields).await
+}
+
+#[tokio::test]
+async fn re_binding_otp_from_a_session_needs_the_current_password() {
+    let (_up, gw) = start(Options::default()).await;
+    let mut b = Browser::new(&gw.base());
+    let (page, _) = b.sign_in(STAFF.0, STAFF.2, "/").await;
+    assert_eq!(page.status, 303);
+    let sealed = gw.sql("SELECT sealed_secret FROM otp_bindings");
+    // The page asks for the current password, labelled, in both languages' first one.
+    let view = b.get("/.menshen/bind/otp").await;
+    assert!(
+        view.body
+            .contains("<label for=\"current-proof\">目前的密碼</label>")
+    );
+    assert!(
+        view.body
+            .contains("name=\"current_password\" type=\"password\"")
+    );
+    // The session alone (a right code for the new secret, no password) changes nothing.
+    let page = submit_rebind(&mut b, &[]).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("請輸入目前的密碼"), "{}", page.body);
+    let page = submit_rebind(&mut b, &[("current_password", "not-it")]).await;
+    assert_eq!(page.status, 401);
+    assert!(page.body.contains("目前的密碼（或驗證APP的密碼）錯誤"));
+    assert_eq!(gw.sql("SELECT sealed_secret FROM otp_bindings"), sealed);
+    // With the password the new secret replaces the old one.
+    b.rebind_otp(STAFF.2).await;
+    assert_ne!(gw.sql("SELECT sealed_secret FROM otp_bindings"), sealed);
+    let log = gw.sql("SELECT event || ':' || method || ':' || outcome FROM activity ORDER BY id");
+    assert!(log.contains("reauth:password:failure"), "{log}");
+    assert!(log.contains("reauth:password:success"), "{log}");
+}
+
+#[tokio::test]
+async fn wrong_passwords_on_a_binding_change_count_toward_the_suspension() {
+    let (_up, gw) = start(Options::default()).await;
+    let mut b = Browser::new(&gw.base());
+    let (page, _) = b.sign_in(STAFF.0, STAFF.2, "/").await;
+    assert_eq!(page.status, 303);
+    // One wrong password at the login page, two at the change form: suspended.
+    assert_eq!(
+        Browser::new(&gw.base())
+            .login(STAFF.0, "wrong-1", "/")
+            .await
+            .status,
+        401
+    );
+    let page = submit_rebind(&mut b, &[("current_password", "wrong-2")]).await;
+    assert_eq!(page.status, 401);
+    let page = submit_rebind(&mut b, &[("current_password", "wrong-3")]).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("帳號已暫停使用至"), "{}", page.body);
+    // Now even the right password changes nothing, and the login page is closed too.
+    let page = submit_rebind(&mut b, &[("current_password", STAFF.2)]).await;
+    assert_eq!(page.status, 403);
+    let login = Browser::new(&gw.base()).login(STAFF.0, STAFF.2, "/").await;
+    assert_eq!(login.status, 403);
+    assert!(login.body.contains("暫時停用"));
+    let log = gw.sql("SELECT event || ':' || outcome FROM activity ORDER BY id");
+    assert!(log.contains("lock:locked"), "{log}");
+}

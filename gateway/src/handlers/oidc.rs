@@ -1,5 +1,6 @@
-//! `GET /.menshen/oidc/{provider}/start` and `/callback`: logging in with, or binding, an
-//! OpenID Connect account (Google, the education cloud, ...).
+//! `GET /.menshen/oidc/{provider}/start` (login), `POST …/start` (binding, from the account
+//! page with the CSRF token and the owner's proof) and `/callback`: logging in with, or
+//! binding, an OpenID Connect account (Google, the education cloud, ...).
 //!
 //! `state`, `nonce` and the PKCE verifier are kept server-side (volatile store), bound to the
 //! browser (a cookie of their own for a login; the session for a binding), short-lived and
@@ -78,54 +79,103 @@ fn redirect_uri(req: &Request<'_>, id: &str) -> String {
     format!("{scheme}://{}/.menshen/oidc/{id}/callback", req.host)
 }
 
+/// `GET /.menshen/oidc/{id}/start`: signing in with the provider. Binding is not started by a
+/// GET (it changes the account): the account page posts to [`start_bind`].
 pub async fn start(req: &Request<'_>, id: &str) -> Reply {
     let Some(p) = provider(req, id) else {
         return Reply::error(req.lang, menshen_pages::ErrorKind::NotFound, None);
     };
-    let purpose = if req.query.get("purpose") == Some("bind") {
-        Purpose::Bind
+    if req.query.get("purpose") == Some("bind") {
+        return Reply::error(
+            req.lang,
+            menshen_pages::ErrorKind::MethodNotAllowed,
+            Some("linking an account starts from the login settings page's form"),
+        )
+        .with_header("Allow", "POST".to_string());
+    }
+    let token = crate::random::token();
+    let cookie = cookies::set(
+        flow_cookie(req.names),
+        &token,
+        req.names,
+        Some(FLOW_LIFETIME.as_secs()),
+    );
+    let rd = super::login::return_target(req, req.query.get("rd"));
+    begin(req, p, Purpose::Login, hash(&token), rd)
+        .await
+        .with_cookie(cookie)
+}
+
+/// `POST /.menshen/oidc/{id}/start` (fields `purpose=bind`, `csrf`, and the owner's proof,
+/// `current_password` or `current_code`): linking a provider account to the signed-in one.
+/// The session's CSRF token keeps another site from starting a link in this browser (which
+/// would bind the other site's provider account here); the proof keeps a stolen session from
+/// linking an account that would then sign in as this one.
+pub async fn start_bind(
+    session: &mut pingora::proxy::Session,
+    req: &Request<'_>,
+    id: &str,
+) -> Reply {
+    let form = match super::read_form(session, req.lang).await {
+        Ok(f) => f,
+        Err(reply) => return reply,
+    };
+    let Some(p) = provider(req, id) else {
+        return Reply::error(req.lang, menshen_pages::ErrorKind::NotFound, None);
+    };
+    let (sid, s) = match session_of(req, Reply::redirect(303, "/.menshen/login")).await {
+        Ok(x) => x,
+        Err(reply) => return reply,
+    };
+    if s.stage != Stage::Authenticated {
+        return Reply::redirect(303, "/.menshen/login");
+    }
+    if !super::csrf_matches(&form, &s) || form.get("purpose") != Some("bind") {
+        return Reply::error(
+            req.lang,
+            menshen_pages::ErrorKind::Forbidden,
+            Some("the form has expired; please reload the page and try again"),
+        );
+    }
+    // As for OTP and the card: a session left open (or stolen) cannot link another
+    // account that would then sign in as this one.
+    if !super::bind::recent_login(&s) {
+        return Reply::error(
+            req.lang,
+            menshen_pages::ErrorKind::Forbidden,
+            Some(super::bind::RELOGIN_TO_CHANGE),
+        );
+    }
+    let account = match load_account(req, &s.account_id).await {
+        Ok(a) if a.otp_bound || a.certificate_bound => a,
+        Ok(_) => return Reply::redirect(303, "/.menshen/account?tab=settings&msg=needs2fa"),
+        Err(reply) => return reply,
+    };
+    let what = format!("oidc:{id}");
+    if let Some(refusal) = super::account::reauth_refusal(req, &s, &account, &form, &what).await {
+        return refusal;
+    }
+    let reply = begin(req, p, Purpose::Bind, store_key(&sid), "/".to_string()).await;
+    if reply.status == 302 {
+        // A form's POST answered with 303 so the browser follows with a GET.
+        Reply {
+            status: 303,
+            ..reply
+        }
     } else {
-        Purpose::Login
-    };
-    let mut set_cookie = None;
-    let browser = match purpose {
-        Purpose::Bind => {
-            let (sid, s) = match session_of(req, Reply::redirect(302, "/.menshen/login")).await {
-                Ok(x) => x,
-                Err(reply) => return reply,
-            };
-            if s.stage != Stage::Authenticated {
-                return Reply::redirect(302, "/.menshen/login");
-            }
-            // As for OTP and the card: a session left open (or stolen) cannot link another
-            // account that would then sign in as this one.
-            if !super::bind::recent_login(&s) {
-                return Reply::error(
-                    req.lang,
-                    menshen_pages::ErrorKind::Forbidden,
-                    Some(super::bind::RELOGIN_TO_CHANGE),
-                );
-            }
-            match load_account(req, &s.account_id).await {
-                Ok(a) if a.otp_bound || a.certificate_bound => {}
-                Ok(_) => {
-                    return Reply::redirect(302, "/.menshen/account?tab=settings&msg=needs2fa");
-                }
-                Err(reply) => return reply,
-            }
-            store_key(&sid)
-        }
-        Purpose::Login => {
-            let token = crate::random::token();
-            set_cookie = Some(cookies::set(
-                flow_cookie(req.names),
-                &token,
-                req.names,
-                Some(FLOW_LIFETIME.as_secs()),
-            ));
-            hash(&token)
-        }
-    };
+        reply
+    }
+}
+
+/// Asks the provider for an authorization URL and keeps the flow server-side.
+async fn begin(
+    req: &Request<'_>,
+    p: &Provider,
+    purpose: Purpose,
+    browser: String,
+    return_to: String,
+) -> Reply {
+    let id = p.config.id.as_str();
     let redirect = redirect_uri(req, id);
     let auth = match p.authorize(&req.state.http, &redirect).await {
         Ok(a) => a,
@@ -141,7 +191,7 @@ pub async fn start(req: &Request<'_>, id: &str) -> Reply {
         nonce: auth.nonce,
         pkce_verifier: auth.pkce_verifier,
         redirect_uri: redirect,
-        return_to: super::login::return_target(req, req.query.get("rd")),
+        return_to,
     };
     let Ok(json) = serde_json::to_vec(&flow) else {
         return super::unavailable(req.lang);
@@ -155,11 +205,7 @@ pub async fn start(req: &Request<'_>, id: &str) -> Reply {
     {
         return super::unavailable(req.lang);
     }
-    let mut reply = Reply::redirect(302, &auth.url);
-    if let Some(c) = set_cookie {
-        reply = reply.with_cookie(c);
-    }
-    reply
+    Reply::redirect(302, &auth.url)
 }
 
 async fn load_account(req: &Request<'_>, account_id: &str) -> Result<Account, Reply> {
