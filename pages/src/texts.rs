@@ -237,6 +237,8 @@ pub struct Texts {
     pub msg_account_failed: &'static str,
 
     // Proof of presence on forms that change a sign-in method.
+    pub oidc_locked_title: &'static str,
+    pub oidc_locked_body: &'static str,
     pub reauth_password_label: &'static str,
     pub reauth_code_label: &'static str,
     pub reauth_hint: &'static str,
@@ -473,6 +475,8 @@ pub const ZH_TW: Texts = Texts {
     msg_oidc_needs_second_factor: "請先綁定 OTP 驗證或自然人憑證，才能綁定{label}。",
     msg_otp_rebound: "OTP 驗證重新綁定成功。之後請使用 APP 中新綁定項目產生的密碼登入。",
     msg_account_failed: "操作未完成，請稍後再試。若持續發生，請洽客服人員。",
+    oidc_locked_title: "帳號暫停使用中",
+    oidc_locked_body: "此帳號因連續驗證失敗暫停使用，使用{label}登入也一樣。請稍後再試，或洽客服人員協助。",
     reauth_password_label: "目前的密碼",
     reauth_code_label: "驗證APP目前顯示的密碼",
     reauth_hint: "變更驗證方式前，請再輸入一次以確認是您本人。",
@@ -707,6 +711,8 @@ pub const EN: Texts = Texts {
     msg_oidc_needs_second_factor: "Set up OTP or a citizen certificate before linking {label}.",
     msg_otp_rebound: "OTP set up again. From now on, sign in with the codes of the new entry in your app.",
     msg_account_failed: "That did not work. Please try again later; if this continues, contact the support desk.",
+    oidc_locked_title: "Account suspended",
+    oidc_locked_body: "This account is suspended after repeated failed sign-ins, also for {label}. Try again later, or contact the support desk.",
     reauth_password_label: "Current password",
     reauth_code_label: "The code your authenticator app shows now",
     reauth_hint: "To change a sign-in method, enter it again to confirm it is you.",

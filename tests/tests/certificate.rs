@@ -869,12 +869,16 @@ async fn aa_accounts_other_browsers_and_missing_csrf_are_refused() {
 
     // A login challenge is bound to the browser that asked for it.
     let mut first = Browser::new(&gw.base());
-    let (_, ch) = login_challenge(&mut first, "/").await;
+    let (first_csrf, ch) = login_challenge(&mut first, "/").await;
     let mut other = Browser::new(&gw.base());
     let other_csrf = login_csrf(&mut other, "/").await;
     let page = submit(&mut other, &other_csrf, &ch.id, Kind::Pkcs7, &leaf, &ch.tbs).await;
     assert_eq!(page.status, 403);
     assert_eq!(error_code(&page), "challenge_not_yours");
+    // ...and the other browser's try did not use it up: its own browser still gets it checked
+    // (the card is bound to nobody here, so the check itself ends in not_bound).
+    let page = submit(&mut first, &first_csrf, &ch.id, Kind::Pkcs7, &leaf, &ch.tbs).await;
+    assert_eq!(error_code(&page), "not_bound", "{}", page.body);
 
     // So is a binding challenge, to the session that asked for it.
     let mut one = Browser::new(&gw.base());
@@ -890,6 +894,10 @@ async fn aa_accounts_other_browsers_and_missing_csrf_are_refused() {
     assert_eq!(page.status, 403);
     assert_eq!(error_code(&page), "challenge_not_yours");
     assert_eq!(gw.sql("SELECT COUNT(*) FROM certificate_bindings"), "0");
+    // The session that asked still binds with it: the refused try did not burn it.
+    let page = submit(&mut one, &csrf_one, &ch.id, Kind::Pkcs7, &leaf, &ch.tbs).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(gw.sql("SELECT COUNT(*) FROM certificate_bindings"), "1");
 }
 
 /// A plain HTTP server answering every request with the current `body`.

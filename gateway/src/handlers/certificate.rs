@@ -371,8 +371,10 @@ async fn verify_for(session: &mut Session, req: &Request<'_>, only: Option<Purpo
     if !random::is_token(id) {
         return error(400, "challenge_expired");
     }
-    // Single use: whatever happens next, this challenge is gone.
-    let stored: Option<Challenge> = match req.state.volatile.take(&challenge_key(id)).await {
+    // Read first, and take (single use) only once the caller is known to be the browser that
+    // asked for it: otherwise anyone who saw a challenge id could burn another browser's.
+    let key = challenge_key(id);
+    let stored: Option<Challenge> = match req.state.volatile.get(&key).await {
         Ok(raw) => raw.and_then(|b| serde_json::from_slice(&b).ok()),
         Err(_) => return unavailable(),
     };
@@ -403,6 +405,18 @@ async fn verify_for(session: &mut Session, req: &Request<'_>, only: Option<Purpo
             Err(reply) => return reply,
         },
     };
+    // Single use: whatever happens next, this challenge is gone; of two racing submits only
+    // the one that takes it goes on.
+    match req.state.volatile.take(&key).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            LOGINS
+                .with_label_values(&[METHOD, "challenge_expired"])
+                .inc();
+            return error(400, "challenge_expired");
+        }
+        Err(_) => return unavailable(),
+    }
     let who = bind_session
         .as_ref()
         .map(|s| s.login_name.clone())

@@ -22,8 +22,10 @@ use crate::clock;
 use crate::cookies;
 use crate::metrics::LOGINS;
 use crate::oidc::{OidcFailure, Provider};
+use crate::regulation::Counted;
 use crate::respond::Reply;
 use crate::sessions::{Factor, SessionData, Stage, store_key};
+use menshen_policies::lockout::LockState;
 
 const FLOW_LIFETIME: Duration = Duration::from_secs(600);
 
@@ -362,6 +364,29 @@ async fn login(
         return error_page(req, p, OidcError::NoOtp);
     };
     let now = clock::now_secs();
+    // A suspension after wrong passwords or codes holds for every method: a provider trusted
+    // alone (`require_otp = false`) would otherwise sign a suspended account straight in.
+    for kind in [Counted::Password, Counted::Otp] {
+        match req
+            .state
+            .regulation
+            .state(
+                kind,
+                &account.login_name,
+                account.unlocked_at.max(0) as u64,
+                now,
+            )
+            .await
+        {
+            Ok(LockState::Open) => {}
+            Ok(LockState::Suspended { .. }) => {
+                LOGINS.with_label_values(&[&method, "locked"]).inc();
+                activity(req, Some(&account), "", "login", &method, "locked", "").await;
+                return error_page(req, p, OidcError::Locked);
+            }
+            Err(_) => return super::unavailable(req.lang),
+        }
+    }
     let data = SessionData {
         account_id: account.id.clone(),
         login_name: account.login_name.clone(),
@@ -407,7 +432,17 @@ async fn login(
     } else {
         crate::sso::landing(&flow.return_to)
     };
-    Reply::redirect(302, &next).with_cookie(cookies::set(req.names.session, &sid, req.names, None))
+    // The login form's double-submit token from before the login is replaced too: whoever
+    // could read or plant it (another tab, a sibling host before `__Host-`) gets nothing
+    // that works with the new session.
+    Reply::redirect(302, &next)
+        .with_cookie(cookies::set(req.names.session, &sid, req.names, None))
+        .with_cookie(cookies::set(
+            req.names.csrf,
+            &crate::random::token(),
+            req.names,
+            None,
+        ))
 }
 
 async fn bind(req: &Request<'_>, p: &Provider, identity: &crate::oidc::ExternalIdentity) -> Reply {
@@ -495,6 +530,9 @@ pub async fn keep_only_this_session(
     let now = clock::now_secs();
     let mut fresh = s.clone();
     fresh.last_seen = now;
+    // A new session id gets a new CSRF token: forms (and tokens) of the session before the
+    // binding change do not carry over.
+    fresh.csrf = crate::random::token();
     match req.state.sessions.create(&fresh, now).await {
         Ok(new_id) => Ok(cookies::set(req.names.session, &new_id, req.names, None)),
         Err(_) => Err(super::unavailable(req.lang)),
