@@ -288,6 +288,7 @@ pub const CERTIFICATE_ZH_TW: CertificateTexts = CertificateTexts {
         ),
         ("err_unavailable", "系統暫時無法使用，請稍後再試。"),
         ("err_certificate_disabled", "本系統未開放自然人憑證登入。"),
+        ("err_throttled", "嘗試次數過多，請稍候一分鐘再試。"),
         (
             "err_reauth_missing",
             "請輸入目前的密碼（或驗證APP的密碼）以確認是您本人。",
@@ -523,6 +524,10 @@ pub const CERTIFICATE_EN: CertificateTexts = CertificateTexts {
         (
             "err_certificate_disabled",
             "Citizen certificate sign-in is not offered here.",
+        ),
+        (
+            "err_throttled",
+            "Too many attempts from this address. Wait a minute and try again.",
         ),
         (
             "err_reauth_missing",

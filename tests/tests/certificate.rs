@@ -1487,3 +1487,42 @@ mod ocsp {
         assert_eq!((configured.hits(), own.hits()), (2, 0));
     }
 }
+
+#[tokio::test]
+async fn a_loop_of_login_challenges_does_not_fill_redis() {
+    let (_up, gw, _files) = start_on(Sql::Sqlite, Store::SharedRedis).await;
+    let mut b = Browser::new(&gw.base());
+    let csrf = login_csrf(&mut b, "/").await;
+    let mut issued = 0;
+    let mut throttled = 0;
+    for _ in 0..150 {
+        match challenge(
+            &mut b,
+            &[("purpose", "login"), ("csrf", &csrf), ("rd", "/")],
+        )
+        .await
+        {
+            Ok(_) => issued += 1,
+            Err(page) => {
+                assert_eq!(
+                    (page.status, error_code(&page).as_str()),
+                    (429, "throttled")
+                );
+                throttled += 1;
+            }
+        }
+    }
+    assert!(
+        throttled > 0 && issued <= 60,
+        "{issued} issued, {throttled} refused"
+    );
+    let stored = gw
+        .redis
+        .as_ref()
+        .map(|r| r.keys())
+        .unwrap_or_default()
+        .iter()
+        .filter(|k| k.contains(":certch:"))
+        .count();
+    assert!(stored <= 60, "{stored} challenges stored");
+}

@@ -455,3 +455,33 @@ async fn a_binding_change_gives_the_kept_session_a_new_csrf_token() {
     let after = b.get("/.menshen/account?tab=settings").await.csrf();
     assert_ne!(after, before);
 }
+
+#[tokio::test]
+async fn a_loop_of_provider_starts_does_not_fill_redis() {
+    let s = setup(None).await;
+    let mut started = 0;
+    let mut throttled = 0;
+    for _ in 0..120 {
+        let page = Browser::new(&s.gw.base())
+            .get("/.menshen/oidc/google/start")
+            .await;
+        match page.status {
+            302 => started += 1,
+            429 => throttled += 1,
+            other => panic!("unexpected {other}: {}", page.body),
+        }
+    }
+    assert!(
+        throttled > 0 && started <= 60,
+        "{started} started, {throttled} refused"
+    );
+    let flows =
+        s.gw.redis
+            .as_ref()
+            .map(|r| r.keys())
+            .unwrap_or_default()
+            .iter()
+            .filter(|k| k.contains(":oidc:"))
+            .count();
+    assert!(flows <= 60, "{flows} flows stored");
+}

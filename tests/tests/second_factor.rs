@@ -795,3 +795,31 @@ async fn wrong_passwords_on_a_binding_change_count_toward_the_suspension() {
     let log = gw.sql("SELECT event || ':' || outcome FROM activity ORDER BY id");
     assert!(log.contains("lock:locked"), "{log}");
 }
+
+#[tokio::test]
+async fn a_loop_of_anonymous_page_views_does_not_fill_redis() {
+    let (_up, gw) = start(Options {
+        store: Store::SharedRedis,
+        captcha: "always",
+        ..Options::default()
+    })
+    .await;
+    let keys = || gw.redis.as_ref().map(|r| r.keys()).unwrap_or_default();
+    let before = keys().len();
+    let mut statuses = Vec::new();
+    // Each view of the login page stores a captcha for minutes; 300 views in a row from one
+    // address (a fresh browser each time: no cookie reuse).
+    for _ in 0..300 {
+        statuses.push(Browser::new(&gw.base()).get("/.menshen/login").await.status);
+    }
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(served + refused, 300, "{statuses:?}");
+    assert!(refused > 0, "the address ran out of its budget");
+    assert!(served <= 60, "{served} captchas stored in one minute");
+    let grown = keys().len().saturating_sub(before);
+    assert!(
+        grown <= 60 + 5,
+        "Redis grew by {grown} keys for 300 anonymous page views"
+    );
+}

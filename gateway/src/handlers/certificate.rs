@@ -260,6 +260,20 @@ pub async fn challenge(session: &mut Session, req: &Request<'_>) -> Reply {
         Ok(f) => f,
         Err(reply) => return reply,
     };
+    // A login challenge is an anonymous write to the shared store: within the address's
+    // budget, so a loop cannot fill Redis.
+    if form.get("purpose") == Some("login") {
+        match req
+            .state
+            .regulation
+            .admit_anonymous_write(req.client_ip)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return error(429, "throttled").with_header("Retry-After", "60".into()),
+            Err(_) => return unavailable(),
+        }
+    }
     let (purpose, browser, account_id, return_to) = match form.get("purpose") {
         Some("bind") => match binding_session(req, &form).await {
             Ok((sid, s)) => {

@@ -95,6 +95,10 @@ pub async fn start(req: &Request<'_>, id: &str) -> Reply {
         )
         .with_header("Allow", "POST".to_string());
     }
+    // An anonymous request that stores a flow for minutes: within the address's budget.
+    if let Err(reply) = super::login::anonymous_write_allowed(req).await {
+        return reply;
+    }
     let token = crate::random::token();
     let cookie = cookies::set(
         flow_cookie(req.names),
