@@ -823,3 +823,34 @@ async fn a_loop_of_anonymous_page_views_does_not_fill_redis() {
         "Redis grew by {grown} keys for 300 anonymous page views"
     );
 }
+
+#[tokio::test]
+async fn without_a_usable_password_a_fresh_otp_code_is_the_proof() {
+    let (_up, gw) = start(Options::default()).await;
+    let mut b = Browser::new(&gw.base());
+    let (page, secret) = b.sign_in(STAFF.0, STAFF.2, "/").await;
+    assert_eq!(page.status, 303);
+    // The account's password can no longer be checked here (a support-desk placeholder).
+    gw.sql("UPDATE accounts SET password_hash = '!' WHERE login_name = 'teacher'");
+    let view = b.get("/.menshen/bind/otp").await;
+    assert!(view.body.contains("name=\"current_code\""), "{}", view.body);
+    assert!(!view.body.contains("name=\"current_password\""));
+    // The password is not accepted in its place, and a wrong code is counted.
+    let page = submit_rebind(&mut b, &[("current_password", STAFF.2)]).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    let page = submit_rebind(&mut b, &[("current_code", "000000")]).await;
+    assert_eq!(page.status, 401);
+    let used: u64 = gw
+        .sql("SELECT last_step FROM otp_bindings")
+        .parse()
+        .unwrap_or(0);
+    let code = menshen_tests::client::fresh_code(&secret, used).await;
+    let sealed = gw.sql("SELECT sealed_secret FROM otp_bindings");
+    let page = submit_rebind(&mut b, &[("current_code", &code)]).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), Some("/.menshen/login?bound=1"));
+    assert_ne!(gw.sql("SELECT sealed_secret FROM otp_bindings"), sealed);
+    let log = gw.sql("SELECT event || ':' || method || ':' || outcome FROM activity ORDER BY id");
+    assert!(log.contains("reauth:otp:failure"), "{log}");
+    assert!(log.contains("reauth:otp:success"), "{log}");
+}
