@@ -133,6 +133,28 @@ impl Provider {
         Ok(meta)
     }
 
+    /// Origins a form that starts a flow may be redirected to (the CSP's `form-action` covers
+    /// the redirects after a submission): the issuer's, and the authorization endpoint's once
+    /// discovery has told it. Only `scheme://host:port` of parsed URLs, so nothing can add a
+    /// directive.
+    pub fn form_origins(&self) -> Vec<String> {
+        let mut urls = vec![self.config.issuer.clone()];
+        if let Ok(guard) = self.metadata.lock()
+            && let Some((meta, _)) = guard.as_ref()
+        {
+            urls.push(meta.authorization_endpoint().url().to_string());
+        }
+        let mut origins: Vec<String> = urls
+            .iter()
+            .filter_map(|u| reqwest::Url::parse(u).ok())
+            .map(|u| u.origin())
+            .filter(|o| o.is_tuple())
+            .map(|o| o.ascii_serialization())
+            .collect();
+        origins.dedup();
+        origins
+    }
+
     fn forget_metadata(&self) {
         if let Ok(mut guard) = self.metadata.lock() {
             *guard = None;

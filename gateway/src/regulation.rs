@@ -56,6 +56,10 @@ pub enum FailureOutcome {
 /// `after_failure` mode).
 const ADDRESS_FAILURE_MEMORY: Duration = Duration::from_secs(15 * 60);
 
+/// Anonymous writes one client address may cause per minute: far above what a person does
+/// (a login page, a few "change picture", a card login retried), far below a flood.
+pub const ANONYMOUS_WRITES_PER_MINUTE: u64 = 60;
+
 #[derive(Clone)]
 pub struct Regulation {
     volatile: Arc<dyn Volatile>,
@@ -216,6 +220,24 @@ impl Regulation {
             .hit(&format!("ip:{key}"), Duration::from_secs(60))
             .await?;
         Ok(n <= u64::from(self.config.ip_attempts_per_minute))
+    }
+
+    /// Counts one anonymous write to the shared store from `ip` (a captcha for the login
+    /// page, an OpenID Connect flow, a certificate login challenge); false when the address is
+    /// over [`ANONYMOUS_WRITES_PER_MINUTE`]. Without it a loop of page views fills Redis: each
+    /// of those requests stores a value for minutes and needs nothing but an address. A
+    /// budget of its own, so page views cannot use up the login attempts (or the reverse);
+    /// trusted networks and a throttle turned off (`ip_attempts_per_minute = 0`) are exempt
+    /// as for logins.
+    pub async fn admit_anonymous_write(&self, ip: Option<IpAddr>) -> Result<bool, StoreError> {
+        let Some(key) = self.throttled_address(ip) else {
+            return Ok(true);
+        };
+        let n = self
+            .volatile
+            .hit(&format!("ipw:{key}"), Duration::from_secs(60))
+            .await?;
+        Ok(n <= ANONYMOUS_WRITES_PER_MINUTE)
     }
 
     /// Remembers that a login from `ip` failed (the captcha's `after_failure` mode).

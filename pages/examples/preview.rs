@@ -150,6 +150,7 @@ fn main() {
         issuer: "門神 屏東縣學籍管理系統",
         account: "wang01",
         message: None,
+        reauth: ReauthField::Password,
     };
     write(dir, "bind-otp.html", &render_bind_otp(&bind_otp));
     let certificate = CertificatePage {
@@ -169,6 +170,7 @@ fn main() {
             purpose: CertificatePurpose::Bind {
                 display_name: "王小明",
                 forced: true,
+                reauth: ReauthField::None,
             },
             ..certificate
         }),
@@ -316,6 +318,7 @@ fn main() {
         },
     ];
     let account = AccountPage {
+        reauth: ReauthField::Password,
         lang: Lang::ZhTw,
         tab: AccountTab::Profile,
         csrf: "abc",

@@ -6,6 +6,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::bind::{CertificateRow, CertificateView};
 use crate::lang::Lang;
+use crate::reauth::{ReauthField, ReauthView};
 use crate::texts::Texts;
 use crate::{MessageView, render_or_fallback};
 
@@ -43,6 +44,8 @@ pub struct AccountPage<'a> {
     pub message: Option<AccountMessage>,
     /// The person's active sign-ins (devices), this one first.
     pub sign_ins: &'a [SignInRow<'a>],
+    /// The proof the provider link and unlink forms ask for.
+    pub reauth: ReauthField,
 }
 
 /// One active sign-in in the list of devices (帳號活動紀錄).
@@ -167,6 +170,14 @@ pub enum AccountMessage {
     DeviceSignedOut,
     /// Something went wrong; try again.
     Failed,
+    /// A binding change was refused: the current password (or code) was not given.
+    ReauthMissing,
+    /// A binding change was refused: the current password (or code) was wrong.
+    ReauthWrong,
+    /// A binding change was refused: the account is suspended until then.
+    ReauthLocked { until: String },
+    /// A binding change was refused: nothing to prove the person with here.
+    ReauthUnavailable,
 }
 
 impl AccountMessage {
@@ -188,6 +199,12 @@ impl AccountMessage {
             AccountMessage::OtpRebound => MessageView::success(t.msg_otp_rebound),
             AccountMessage::DeviceSignedOut => MessageView::success(t.msg_device_signed_out),
             AccountMessage::Failed => MessageView::error(t.msg_account_failed),
+            AccountMessage::ReauthMissing => MessageView::error(t.msg_reauth_missing),
+            AccountMessage::ReauthWrong => MessageView::error(t.msg_reauth_wrong),
+            AccountMessage::ReauthLocked { until } => {
+                MessageView::error(&t.msg_reauth_locked.replace("{until}", until))
+            }
+            AccountMessage::ReauthUnavailable => MessageView::error(t.msg_reauth_unavailable),
         }
     }
 }
@@ -233,8 +250,11 @@ struct ProviderView<'a> {
     label: &'a str,
     bound_as: Option<&'a str>,
     may_bind: bool,
-    start_href: String,
+    /// The binding start is a POST (with the CSRF token and the proof), never a link.
+    start_action: String,
     unbind_action: String,
+    bind_reauth_id: String,
+    unbind_reauth_id: String,
 }
 
 #[derive(askama::Template)]
@@ -256,6 +276,7 @@ struct AccountTemplate<'a> {
     cert_holder: Option<String>,
     providers: Vec<ProviderView<'a>>,
     note_one_account: String,
+    reauth: Option<ReauthView>,
 }
 
 /// Renders the account page.
@@ -300,8 +321,10 @@ pub fn render_account(page: &AccountPage) -> String {
                 label: p.label,
                 bound_as: p.bound_as,
                 may_bind: p.may_bind,
-                start_href: format!("/.menshen/oidc/{segment}/start?purpose=bind"),
+                start_action: format!("/.menshen/oidc/{segment}/start"),
                 unbind_action: format!("/.menshen/account/oidc/{segment}/unbind"),
+                bind_reauth_id: format!("current-proof-bind-{}", p.id),
+                unbind_reauth_id: format!("current-proof-unbind-{}", p.id),
             }
         })
         .collect();
@@ -342,6 +365,7 @@ pub fn render_account(page: &AccountPage) -> String {
         note_one_account: t
             .settings_note_one_account
             .replace("{labels}", &join_labels(page.providers, t)),
+        reauth: page.reauth.view(t),
     })
 }
 
@@ -564,6 +588,7 @@ mod tests {
             providers: &PROVIDERS,
             message: None,
             sign_ins: &[],
+            reauth: ReauthField::Password,
         }
     }
 
@@ -592,6 +617,7 @@ mod tests {
         ];
         let html = render_account(&AccountPage {
             sign_ins: &rows,
+            reauth: ReauthField::Password,
             ..page(Lang::ZhTw, AccountTab::Activity, &roles)
         });
         let table = part(&html, "<table id=\"sign-ins-table\"", "</table>");
@@ -609,6 +635,7 @@ mod tests {
         assert!(html.contains(">登出所有裝置</button>"));
         let en = render_account(&AccountPage {
             sign_ins: &rows,
+            reauth: ReauthField::Password,
             ..page(Lang::En, AccountTab::Activity, &roles)
         });
         assert!(en.contains("Where you are signed in"));
@@ -616,6 +643,7 @@ mod tests {
         // Other tabs do not show it.
         let profile = render_account(&AccountPage {
             sign_ins: &rows,
+            reauth: ReauthField::Password,
             ..page(Lang::ZhTw, AccountTab::Profile, &roles)
         });
         assert!(!profile.contains("sign-ins-table"));
@@ -938,9 +966,19 @@ mod tests {
         assert!(
             google.contains("✓</span> 已綁定：<span class=\"bound-as\">wang01@gmail.com</span>")
         );
+        // Linking is a POST with the token and the current password, never a link.
         assert!(google.contains(
-            "<a id=\"rebind-google\" class=\"button button-secondary\" href=\"/.menshen/oidc/google/start?purpose=bind\">重新綁定</a>"
+            "<form id=\"rebind-google-form\" class=\"inline-form\" method=\"post\" action=\"/.menshen/oidc/google/start\">"
         ));
+        assert!(google.contains("<input type=\"hidden\" name=\"purpose\" value=\"bind\">"));
+        assert!(google.contains(
+            "<button id=\"rebind-google\" class=\"button button-secondary\" type=\"submit\">重新綁定</button>"
+        ));
+        assert!(google.contains("<label for=\"current-proof-bind-google\">目前的密碼</label>"));
+        assert!(google.contains(
+            "id=\"current-proof-unbind-google\" class=\"reauth-input\" name=\"current_password\" type=\"password\""
+        ));
+        assert!(!html.contains("start?purpose=bind"));
         assert!(google.contains(
             "<form id=\"unbind-google-form\" class=\"inline-form\" method=\"post\" action=\"/.menshen/account/oidc/google/unbind\">"
         ));
@@ -954,11 +992,11 @@ mod tests {
         assert!(edu.contains("<th scope=\"row\">教育雲端帳號</th>"));
         assert!(edu.contains("×</span> 未綁定"));
         assert!(edu.contains(
-            "<a id=\"bind-edu\" class=\"button button-secondary\" href=\"/.menshen/oidc/edu/start?purpose=bind\">綁定</a>"
+            "<button id=\"bind-edu\" class=\"button button-secondary\" type=\"submit\">綁定</button>"
         ));
         assert!(!edu.contains("rebind-edu"));
         assert!(!edu.contains("unbind-edu"));
-        assert!(!edu.contains("<form"));
+        assert!(edu.contains("<form id=\"bind-edu-form\""));
         assert_forms_carry_csrf(&html, "csrf-acc-9");
         assert_no_inline_code(&html);
     }
@@ -988,10 +1026,11 @@ mod tests {
         assert!(
             google.contains("✓</span> Linked: <span class=\"bound-as\">wang01@gmail.com</span>")
         );
-        assert!(google.contains(">Link again</a>"));
+        assert!(google.contains(">Link again</button>"));
+        assert!(google.contains(">Current password</label>"));
         assert!(google.contains(">Unlink</button>"));
         let edu = row(&html, "row-oidc-edu");
-        assert!(edu.contains(">Link</a>"));
+        assert!(edu.contains(">Link</button>"));
         assert!(edu.contains("×</span> Not linked"));
         assert!(html.contains("Each external account (Google 帳號, 教育雲端帳號)"));
         assert!(!html.contains("授權方式"));
@@ -1123,9 +1162,9 @@ mod tests {
             providers: &providers,
             ..page(Lang::ZhTw, AccountTab::Settings, &roles)
         });
-        assert!(html.contains("href=\"/.menshen/oidc/a%20b%2Fc/start?purpose=bind\""));
+        assert!(html.contains("action=\"/.menshen/oidc/a%20b%2Fc/start\""));
         assert!(html.contains("action=\"/.menshen/account/oidc/a%20b%2Fc/unbind\""));
-        assert!(html.contains("href=\"/.menshen/oidc/q%3Fx/start?purpose=bind\""));
+        assert!(html.contains("action=\"/.menshen/oidc/q%3Fx/start\""));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! (`GET /.menshen/bind/otp`) with its QR code.
 
 use crate::lang::Lang;
+use crate::reauth::{ReauthField, ReauthView};
 use crate::texts::Texts;
 use crate::{MessageView, render_or_fallback};
 
@@ -90,7 +91,7 @@ pub fn render_bind(page: &BindPage) -> String {
 }
 
 /// Everything the OTP setup page (OTP 驗證綁定) shows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BindOtpPage<'a> {
     pub lang: Lang,
     /// Value of the hidden `csrf` field.
@@ -104,22 +105,39 @@ pub struct BindOtpPage<'a> {
     pub issuer: &'a str,
     pub account: &'a str,
     pub message: Option<BindOtpMessage>,
+    /// The proof asked for with the code: none on the forced first binding, else the
+    /// current password (or a code of the OTP bound now).
+    pub reauth: ReauthField,
 }
 
 /// The message shown on the OTP setup page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindOtpMessage {
     /// The code did not match the secret shown.
     WrongCode,
     /// The QR code was for an earlier page view; a new one is shown.
     Expired,
+    /// The current password (or code) was not given.
+    ReauthMissing,
+    /// The current password (or code) was wrong (counted like a wrong password).
+    ReauthWrong,
+    /// The account is suspended until then (Taiwan time, e.g. "10:42").
+    ReauthLocked { until: String },
+    /// The account has nothing to prove itself with here.
+    ReauthUnavailable,
 }
 
 impl BindOtpMessage {
-    fn view(self, t: &'static Texts) -> MessageView {
+    fn view(&self, t: &'static Texts) -> MessageView {
         match self {
             BindOtpMessage::WrongCode => MessageView::error(t.msg_bind_wrong_code),
             BindOtpMessage::Expired => MessageView::warning(t.msg_bind_expired),
+            BindOtpMessage::ReauthMissing => MessageView::error(t.msg_reauth_missing),
+            BindOtpMessage::ReauthWrong => MessageView::error(t.msg_reauth_wrong),
+            BindOtpMessage::ReauthLocked { until } => {
+                MessageView::error(&t.msg_reauth_locked.replace("{until}", until))
+            }
+            BindOtpMessage::ReauthUnavailable => MessageView::error(t.msg_reauth_unavailable),
         }
     }
 }
@@ -135,6 +153,8 @@ struct BindOtpTemplate<'a> {
     /// Focus the code field only after a wrong code: on a first view a phone's on-screen
     /// keyboard would cover the QR code.
     focus_code: bool,
+    reauth: Option<ReauthView>,
+    reauth_id: &'static str,
 }
 
 /// Renders the OTP setup page.
@@ -145,8 +165,10 @@ pub fn render_bind_otp(page: &BindOtpPage) -> String {
         t,
         subtitle: t.tagline,
         page,
-        message: page.message.map(|m| m.view(t)),
+        message: page.message.as_ref().map(|m| m.view(t)),
         focus_code: page.message == Some(BindOtpMessage::WrongCode),
+        reauth: page.reauth.view(t),
+        reauth_id: "current-proof",
     })
 }
 
@@ -175,6 +197,7 @@ mod tests {
             issuer: "門神 屏東縣學籍",
             account: "wang01",
             message: None,
+            reauth: ReauthField::None,
         }
     }
 
@@ -420,7 +443,7 @@ mod tests {
         ] {
             for (lang, text) in [(Lang::ZhTw, zh), (Lang::En, en)] {
                 let html = render_bind_otp(&BindOtpPage {
-                    message: Some(message),
+                    message: Some(message.clone()),
                     ..bind_otp(lang)
                 });
                 let start = html.find("<div id=\"message\"").expect("message box");

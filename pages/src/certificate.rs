@@ -9,6 +9,7 @@
 //! elements, so the script holds no text of its own and the page needs no inline script.
 
 use crate::lang::Lang;
+use crate::reauth::{ReauthField, ReauthView};
 use crate::render_or_fallback;
 use crate::texts::Texts;
 
@@ -28,6 +29,8 @@ pub enum CertificatePurpose<'a> {
         /// The forced first binding (back leads to the binding choice) or an addition from
         /// the account settings.
         forced: bool,
+        /// The proof the challenge request must carry (none on the forced first binding).
+        reauth: ReauthField,
     },
     /// Signing in with a bound card; `rd` is the validated return target.
     Login { rd: &'a str },
@@ -285,6 +288,19 @@ pub const CERTIFICATE_ZH_TW: CertificateTexts = CertificateTexts {
         ),
         ("err_unavailable", "系統暫時無法使用，請稍後再試。"),
         ("err_certificate_disabled", "本系統未開放自然人憑證登入。"),
+        ("err_throttled", "嘗試次數過多，請稍候一分鐘再試。"),
+        (
+            "err_reauth_missing",
+            "請輸入目前的密碼（或驗證APP的密碼）以確認是您本人。",
+        ),
+        (
+            "err_reauth_wrong",
+            "目前的密碼（或驗證APP的密碼）錯誤，未綁定。連續錯誤將暫停帳號。",
+        ),
+        (
+            "err_reauth_unavailable",
+            "此帳號無法在此確認身分，請洽客服人員協助變更驗證方式。",
+        ),
         (
             "err_other",
             "發生錯誤（{code}），請重新整理頁面後再試一次。",
@@ -510,6 +526,22 @@ pub const CERTIFICATE_EN: CertificateTexts = CertificateTexts {
             "Citizen certificate sign-in is not offered here.",
         ),
         (
+            "err_throttled",
+            "Too many attempts from this address. Wait a minute and try again.",
+        ),
+        (
+            "err_reauth_missing",
+            "Enter your current password (or app code) to confirm it is you.",
+        ),
+        (
+            "err_reauth_wrong",
+            "The current password (or app code) is wrong; nothing was bound. Repeated mistakes suspend the account.",
+        ),
+        (
+            "err_reauth_unavailable",
+            "This account cannot confirm who you are here; ask the support desk to change the sign-in method.",
+        ),
+        (
             "err_other",
             "Something went wrong ({code}). Reload the page and try again.",
         ),
@@ -544,16 +576,23 @@ struct CertificateTemplate<'a> {
     messages: &'static [(&'static str, &'static str)],
     moica_site: &'static str,
     moica_faq: &'static str,
+    reauth: Option<ReauthView>,
+    reauth_id: &'static str,
 }
 
 /// Renders the certificate page.
 pub fn render_certificate(page: &CertificatePage) -> String {
     let t = page.lang.texts();
     let c = page.lang.certificate_texts();
+    let reauth = match page.purpose {
+        CertificatePurpose::Bind { reauth, .. } => reauth.view(t),
+        CertificatePurpose::Login { .. } => None,
+    };
     let (title, lead, display_name, purpose, rd, back_href, back_label) = match page.purpose {
         CertificatePurpose::Bind {
             display_name,
             forced,
+            ..
         } => (
             c.title_bind,
             c.lead_bind,
@@ -597,6 +636,8 @@ pub fn render_certificate(page: &CertificatePage) -> String {
         messages: c.messages,
         moica_site: MOICA_SITE,
         moica_faq: MOICA_FAQ,
+        reauth,
+        reauth_id: "current-proof",
     })
 }
 
@@ -625,6 +666,11 @@ mod tests {
             purpose: CertificatePurpose::Bind {
                 display_name: "王<小>明",
                 forced,
+                reauth: if forced {
+                    ReauthField::None
+                } else {
+                    ReauthField::Password
+                },
             },
             csrf: "SESSION-CSRF",
             component_url: "http://127.0.0.1:4000",

@@ -17,6 +17,7 @@ mod lang;
 mod login;
 mod oidc_error;
 mod otp;
+mod reauth;
 mod signed_in;
 mod texts;
 
@@ -38,6 +39,7 @@ pub use lang::Lang;
 pub use login::{CaptchaField, LoginMessage, LoginPage, OtherMethod, render_login};
 pub use oidc_error::{OidcError, OidcErrorPage, render_oidc_error};
 pub use otp::{OtpMessage, OtpPage, render_otp};
+pub use reauth::{CODE_FIELD, PASSWORD_FIELD, ReauthField};
 pub use signed_in::{SignedInPage, SystemLink, render_signed_in};
 pub use texts::{EN, Texts, ZH_TW};
 

@@ -32,11 +32,14 @@ pub enum OidcError {
     AccountDisabled,
     /// The bound account has no OTP, so provider sign-in (provider + OTP) cannot continue (403).
     NoOtp,
+    /// The bound account is suspended after wrong passwords or codes (403): a provider trusted
+    /// alone must not get around the suspension.
+    Locked,
 }
 
 impl OidcError {
     /// Every kind, for exhaustive tests and listings.
-    pub const ALL: [OidcError; 7] = [
+    pub const ALL: [OidcError; 8] = [
         OidcError::NotBound,
         OidcError::Denied,
         OidcError::StateInvalid,
@@ -44,6 +47,7 @@ impl OidcError {
         OidcError::TokenInvalid,
         OidcError::AccountDisabled,
         OidcError::NoOtp,
+        OidcError::Locked,
     ];
 
     /// The HTTP status code for this kind.
@@ -56,6 +60,7 @@ impl OidcError {
             OidcError::TokenInvalid => 401,
             OidcError::AccountDisabled => 403,
             OidcError::NoOtp => 403,
+            OidcError::Locked => 403,
         }
     }
 
@@ -71,6 +76,7 @@ impl OidcError {
                 (t.oidc_account_disabled_title, t.oidc_account_disabled_body)
             }
             OidcError::NoOtp => (t.oidc_no_otp_title, t.oidc_no_otp_body),
+            OidcError::Locked => (t.oidc_locked_title, t.oidc_locked_body),
         }
     }
 
@@ -139,6 +145,7 @@ mod tests {
             (OidcError::TokenInvalid, 401),
             (OidcError::AccountDisabled, 403),
             (OidcError::NoOtp, 403),
+            (OidcError::Locked, 403),
         ];
         for (kind, status) in expected {
             assert_eq!(kind.status(), status, "{kind:?}");

@@ -238,6 +238,18 @@ pub struct Texts {
     pub msg_otp_rebound: &'static str,
     pub msg_account_failed: &'static str,
 
+    // Proof of presence on forms that change a sign-in method.
+    pub oidc_locked_title: &'static str,
+    pub oidc_locked_body: &'static str,
+    pub reauth_password_label: &'static str,
+    pub reauth_code_label: &'static str,
+    pub reauth_hint: &'static str,
+    pub msg_reauth_missing: &'static str,
+    pub msg_reauth_wrong: &'static str,
+    /// Contains `{until}`, replaced by the time the suspension ends.
+    pub msg_reauth_locked: &'static str,
+    pub msg_reauth_unavailable: &'static str,
+
     // OpenID Connect sign-in errors; every text may contain `{label}` (the provider's label).
     pub oidc_not_bound_title: &'static str,
     pub oidc_not_bound_body: &'static str,
@@ -467,6 +479,15 @@ pub const ZH_TW: Texts = Texts {
     msg_oidc_needs_second_factor: "請先綁定 OTP 驗證或自然人憑證，才能綁定{label}。",
     msg_otp_rebound: "OTP 驗證重新綁定成功。之後請使用 APP 中新綁定項目產生的密碼登入。",
     msg_account_failed: "操作未完成，請稍後再試。若持續發生，請洽客服人員。",
+    oidc_locked_title: "帳號暫停使用中",
+    oidc_locked_body: "此帳號因連續驗證失敗暫停使用，使用{label}登入也一樣。請稍後再試，或洽客服人員協助。",
+    reauth_password_label: "目前的密碼",
+    reauth_code_label: "驗證APP目前顯示的密碼",
+    reauth_hint: "變更驗證方式前，請再輸入一次以確認是您本人。",
+    msg_reauth_missing: "請輸入目前的密碼（或驗證APP的密碼）以確認是您本人，驗證方式未變更。",
+    msg_reauth_wrong: "目前的密碼（或驗證APP的密碼）錯誤，驗證方式未變更。連續錯誤將暫停帳號。",
+    msg_reauth_locked: "帳號已暫停使用至 {until}，暫時無法變更驗證方式。",
+    msg_reauth_unavailable: "此帳號無法在此確認身分，請洽客服人員協助變更驗證方式。",
 
     oidc_not_bound_title: "{label}尚未綁定",
     oidc_not_bound_body: "您登入的{label}從未綁定於本系統，因此無法登入。請依下列步驟先完成綁定：",
@@ -696,6 +717,15 @@ pub const EN: Texts = Texts {
     msg_oidc_needs_second_factor: "Set up OTP or a citizen certificate before linking {label}.",
     msg_otp_rebound: "OTP set up again. From now on, sign in with the codes of the new entry in your app.",
     msg_account_failed: "That did not work. Please try again later; if this continues, contact the support desk.",
+    oidc_locked_title: "Account suspended",
+    oidc_locked_body: "This account is suspended after repeated failed sign-ins, also for {label}. Try again later, or contact the support desk.",
+    reauth_password_label: "Current password",
+    reauth_code_label: "The code your authenticator app shows now",
+    reauth_hint: "To change a sign-in method, enter it again to confirm it is you.",
+    msg_reauth_missing: "Enter your current password (or app code) to confirm it is you; nothing was changed.",
+    msg_reauth_wrong: "The current password (or app code) is wrong; nothing was changed. Repeated mistakes suspend the account.",
+    msg_reauth_locked: "The account is suspended until {until}; sign-in methods cannot be changed now.",
+    msg_reauth_unavailable: "This account cannot confirm who you are here; ask the support desk to change the sign-in method.",
 
     oidc_not_bound_title: "{label} not linked",
     oidc_not_bound_body: "The {label} you signed in with has never been linked to an account here, so you cannot sign in with it yet. To link it:",

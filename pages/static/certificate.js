@@ -269,6 +269,18 @@
   }
 
   /** Menshen's JSON refusal in words. */
+  /**
+   * The challenge request's fields: a binding from a signed-in session also carries the
+   * current password (or app code) the page asks for, which Menshen checks before the card
+   * is used.
+   */
+  function challengeFields() {
+    var fields = { purpose: PURPOSE, csrf: CSRF, rd: RD };
+    var proof = document.getElementById('current-proof');
+    if (proof && proof.name) fields[proof.name] = proof.value;
+    return fields;
+  }
+
   function serverMessage(body) {
     var code = body && typeof body.error === 'string' ? body.error : 'unavailable';
     return say('err_' + code, { until: body && body.until ? body.until : '', code: code });
@@ -387,7 +399,7 @@
     }
     show('info', say('working_challenge'));
     var challenge = null;
-    var packagePromise = postForm('/.menshen/certificate/challenge', { purpose: PURPOSE, csrf: CSRF, rd: RD })
+    var packagePromise = postForm('/.menshen/certificate/challenge', challengeFields())
       .then(function (reply) {
         if (reply.status !== 200 || !reply.body.challenge_id) {
           challenge = { refusal: reply.body };

@@ -209,6 +209,24 @@ describe('citizen certificate binding and sign-in in headless Chromium', { timeo
     assert.equal((await user.textContent()).trim(), creds.staff.username);
     await screenshot(page, '4-app');
     assert.match(Buffer.from((await standinState()).last_tbs_package.tbs, 'base64').toString('utf8'), /^menshen-login:/);
+
+    // Re-binding (a renewed card) from this signed-in session asks for the current password
+    // in the same page; the session alone gets no challenge.
+    await page.goto(`${base}/.menshen/bind/certificate`);
+    assert.equal((await page.locator('label[for="current-proof"]').textContent()).trim(), '目前的密碼');
+    assert.ok((await checks(page)).pinEnabled);
+    await page.locator('#current-proof').fill('not-the-password');
+    await page.locator('#pin').fill(PIN);
+    await page.locator('#certificate-submit').click();
+    await page.waitForFunction(() => /目前的密碼（或驗證APP的密碼）錯誤/.test(document.querySelector('#message').textContent));
+    assert.ok(!(await page.locator('#certificate-done').isVisible()), 'nothing bound with a wrong password');
+    await screenshot(page, '5-rebind-wrong-password');
+    await page.locator('#current-proof').fill(creds.staff.password);
+    await page.locator('#pin').fill(PIN);
+    await page.locator('#certificate-submit').click();
+    await page.locator('#certificate-done').waitFor({ state: 'visible' });
+    assert.match(Buffer.from((await standinState()).last_tbs_package.tbs, 'base64').toString('utf8'), /^menshen-bind:/);
+    await screenshot(page, '6-rebind-done');
     await context.close();
   });
 

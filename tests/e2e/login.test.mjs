@@ -26,6 +26,7 @@ import assert from 'node:assert/strict';
 import { request as playwrightRequest } from 'playwright-core';
 import {
   BIND_OTP_PATH,
+  base32Decode,
   BIND_PATH,
   LOGIN_PATH,
   OTP_PATH,
@@ -255,6 +256,28 @@ describe('menshen demo in headless Chromium', { timeout: 300_000 }, () => {
       assert.match(body, /403/, '403 page shows the status code');
       assert.match(body, /沒有存取權限/, '403 page explains the refusal');
       await screenshot(page, '07-admin-forbidden-staff');
+    });
+
+    it('asks for the current password before re-binding OTP from a signed-in session', async () => {
+      let response = await page.goto(`${base}/.menshen/bind/otp`);
+      assert.equal(response.status(), 200);
+      const proof = page.locator('#current-proof');
+      await proof.waitFor({ state: 'visible' });
+      assert.equal((await page.locator('label[for="current-proof"]').textContent()).trim(), '目前的密碼');
+      assert.equal(await proof.getAttribute('type'), 'password');
+      // A right code for the new secret with a wrong password changes nothing.
+      const shown = base32Decode(await page.locator('#otp-secret').textContent());
+      await page.locator('#code').fill(totp(shown, Date.now() / 1000));
+      await proof.fill('not-the-password');
+      response = await clickAndWait(page, page.locator('#bind-submit'));
+      assert.equal(response.status(), 401);
+      assert.equal(where(page).pathname, BIND_OTP_PATH, 'the same page, nothing bound');
+      assert.match(await page.locator('#message').textContent(), /目前的密碼（或驗證APP的密碼）錯誤/);
+      await screenshot(page, '06c-rebind-otp-wrong-password');
+      // The session still works: nothing was changed and nobody was signed out.
+      response = await page.goto(base + TARGET);
+      assert.equal(response.status(), 200);
+      assert.equal(where(page).pathname + where(page).search, TARGET);
     });
 
     it('shows the signed-in page and logs out', async () => {

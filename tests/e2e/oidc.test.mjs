@@ -255,7 +255,25 @@ describe('menshen demo with an OpenID Connect provider in headless Chromium', { 
       assert.equal(await page.locator('#unbind-google').count(), 0, 'nothing to unbind yet');
       await screenshot(page, '06-settings-before-google');
 
+      // Linking asks for the current password in the same form; a wrong one links nothing.
+      const proof = page.locator('#current-proof-bind-google');
+      await proof.waitFor({ state: 'visible' });
+      assert.equal(
+        (await page.locator('label[for="current-proof-bind-google"]').textContent()).trim(),
+        '目前的密碼',
+      );
+      await proof.fill('not-the-password');
       response = await clickAndWait(page, bind);
+      assert.equal(response.status(), 200);
+      url = where(page);
+      assert.equal(url.pathname, ACCOUNT_PATH, 'a wrong password stays on the settings');
+      assert.equal(url.searchParams.get('msg'), 'reauth_wrong');
+      assert.match(await page.locator('#message').textContent(), /目前的密碼（或驗證APP的密碼）錯誤/);
+      assert.match(await page.locator('#oidc-status-google').textContent(), /×/, 'still unbound');
+      await screenshot(page, '06b-settings-wrong-password');
+
+      await page.locator('#current-proof-bind-google').fill(creds.staff.password);
+      response = await clickAndWait(page, page.locator('#bind-google'));
       assert.equal(response.status(), 200, 'the provider login form is served with 200');
       response = await signInAtProvider(page, BOUND_ACCOUNT, '07-provider-login-bind');
       assert.equal(response.status(), 200);

@@ -287,8 +287,23 @@ impl Browser {
         self.bind_otp_in_session().await
     }
 
-    /// The OTP binding pages, from a session that may bind.
+    /// The OTP binding pages, from a session that may bind without proving its owner again
+    /// (the forced first binding).
     pub async fn bind_otp_in_session(&mut self) -> menshen_otp::totp::Secret {
+        self.bind_otp_with_proof(&[]).await
+    }
+
+    /// Re-binding OTP from a signed-in session, with the current password the form asks for.
+    pub async fn rebind_otp(&mut self, password: &str) -> menshen_otp::totp::Secret {
+        self.bind_otp_with_proof(&[("current_password", password)])
+            .await
+    }
+
+    /// The OTP binding pages with `proof` (extra form fields) sent along with the code.
+    pub async fn bind_otp_with_proof(
+        &mut self,
+        proof: &[(&str, &str)],
+    ) -> menshen_otp::totp::Secret {
         let page = self.get("/.menshen/bind/otp").await;
         assert_eq!(page.status, 200, "{}", page.body);
         let shown =
@@ -296,16 +311,14 @@ impl Browser {
         let secret = menshen_otp::totp::Secret::from_base32(&shown).expect("base32 secret");
         let bind_id = hidden_value(&page.body, "bind_id").expect("bind_id");
         let code = menshen_otp::totp::code_at(&secret, now());
-        let done = self
-            .post_form(
-                "/.menshen/bind/otp",
-                &[
-                    ("csrf", &page.csrf()),
-                    ("bind_id", &bind_id),
-                    ("code", &code),
-                ],
-            )
-            .await;
+        let csrf = page.csrf();
+        let mut fields = vec![
+            ("csrf", csrf.as_str()),
+            ("bind_id", bind_id.as_str()),
+            ("code", code.as_str()),
+        ];
+        fields.extend_from_slice(proof);
+        let done = self.post_form("/.menshen/bind/otp", &fields).await;
         assert_eq!(done.status, 303, "binding: {}", done.body);
         assert_eq!(done.location(), Some("/.menshen/login?bound=1"));
         secret

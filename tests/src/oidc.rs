@@ -120,4 +120,27 @@ impl Browser {
         assert_eq!(page.status, 302, "start: {}", page.body);
         page.location().expect("authorization URL").to_string()
     }
+
+    /// Starts linking a provider account from the login settings, as the page's form does:
+    /// a POST with the session's CSRF token and `proof` (e.g. `("current_password", pw)`).
+    /// Returns the gateway's answer (303 to the provider when accepted).
+    pub async fn post_bind_start(&mut self, provider: &str, proof: &[(&str, &str)]) -> Page {
+        let settings = self.get("/.menshen/account?tab=settings").await;
+        assert_eq!(settings.status, 200, "settings: {}", settings.body);
+        let csrf = settings.csrf();
+        let mut fields = vec![("csrf", csrf.as_str()), ("purpose", "bind")];
+        fields.extend_from_slice(proof);
+        self.post_form(&format!("/.menshen/oidc/{provider}/start"), &fields)
+            .await
+    }
+
+    /// [`Browser::post_bind_start`] with the current password; returns the provider's
+    /// authorization URL.
+    pub async fn start_oidc_bind(&mut self, provider: &str, password: &str) -> String {
+        let page = self
+            .post_bind_start(provider, &[("current_password", password)])
+            .await;
+        assert_eq!(page.status, 303, "bind start: {}", page.body);
+        page.location().expect("authorization URL").to_string()
+    }
 }

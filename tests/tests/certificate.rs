@@ -232,9 +232,41 @@ async fn bind_then_log_in_with_pkcs7_and_with_pkcs1() {
         serial: 0x5555,
         ..LeafOptions::default()
     });
-    let ch = challenge(&mut b, &[("purpose", "bind"), ("csrf", &csrf)])
-        .await
-        .unwrap_or_else(|p| panic!("{}", p.body));
+    // The card page asks for the current password; the session alone gets no challenge.
+    let page = b.get("/.menshen/bind/certificate").await;
+    assert!(
+        page.body.contains("name=\"current_password\""),
+        "{}",
+        page.body
+    );
+    let refused = challenge(&mut b, &[("purpose", "bind"), ("csrf", &csrf)]).await;
+    assert_eq!(
+        refused.err().map(|p| (p.status, error_code(&p))),
+        Some((401, "reauth_missing".to_string()))
+    );
+    let refused = challenge(
+        &mut b,
+        &[
+            ("purpose", "bind"),
+            ("csrf", &csrf),
+            ("current_password", "not-it"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        refused.err().map(|p| (p.status, error_code(&p))),
+        Some((401, "reauth_wrong".to_string()))
+    );
+    let ch = challenge(
+        &mut b,
+        &[
+            ("purpose", "bind"),
+            ("csrf", &csrf),
+            ("current_password", STAFF.2),
+        ],
+    )
+    .await
+    .unwrap_or_else(|p| panic!("{}", p.body));
     let page = submit(&mut b, &csrf, &ch.id, Kind::Pkcs1, &renewed, &ch.tbs).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(gw.sql("SELECT serial FROM certificate_bindings"), "5555");
@@ -549,7 +581,7 @@ async fn a_card_binds_through_the_contract_path_and_a_card_only_account_adds_otp
     // The card alone signs in; from that full session the account binds OTP too.
     let (mut card_session, page) = login(&gw, &leaf, Kind::Pkcs7, "/").await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let secret = card_session.bind_otp_in_session().await;
+    let secret = card_session.rebind_otp(STAFF.2).await;
     // Binding OTP ended the session; password + OTP now works as well as the card.
     let mut otp = Browser::new(&gw.base());
     let done = otp.login_with_otp(STAFF.0, STAFF.2, "/", &secret).await;
@@ -620,7 +652,9 @@ async fn changing_a_sign_in_method_needs_a_recent_login() {
         card.err().map(|p| (p.status, error_code(&p))),
         Some((401, "no_session".to_string()))
     );
-    let provider = b.get("/.menshen/oidc/google/start?purpose=bind").await;
+    let provider = b
+        .post_bind_start("google", &[("current_password", STAFF.2)])
+        .await;
     assert_eq!(provider.status, 403, "{}", provider.body);
     assert!(provider.body.contains("sign in again before changing"));
     // The session itself still works for the app.
@@ -835,12 +869,16 @@ async fn aa_accounts_other_browsers_and_missing_csrf_are_refused() {
 
     // A login challenge is bound to the browser that asked for it.
     let mut first = Browser::new(&gw.base());
-    let (_, ch) = login_challenge(&mut first, "/").await;
+    let (first_csrf, ch) = login_challenge(&mut first, "/").await;
     let mut other = Browser::new(&gw.base());
     let other_csrf = login_csrf(&mut other, "/").await;
     let page = submit(&mut other, &other_csrf, &ch.id, Kind::Pkcs7, &leaf, &ch.tbs).await;
     assert_eq!(page.status, 403);
     assert_eq!(error_code(&page), "challenge_not_yours");
+    // ...and the other browser's try did not use it up: its own browser still gets it checked
+    // (the card is bound to nobody here, so the check itself ends in not_bound).
+    let page = submit(&mut first, &first_csrf, &ch.id, Kind::Pkcs7, &leaf, &ch.tbs).await;
+    assert_eq!(error_code(&page), "not_bound", "{}", page.body);
 
     // So is a binding challenge, to the session that asked for it.
     let mut one = Browser::new(&gw.base());
@@ -856,6 +894,10 @@ async fn aa_accounts_other_browsers_and_missing_csrf_are_refused() {
     assert_eq!(page.status, 403);
     assert_eq!(error_code(&page), "challenge_not_yours");
     assert_eq!(gw.sql("SELECT COUNT(*) FROM certificate_bindings"), "0");
+    // The session that asked still binds with it: the refused try did not burn it.
+    let page = submit(&mut one, &csrf_one, &ch.id, Kind::Pkcs7, &leaf, &ch.tbs).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(gw.sql("SELECT COUNT(*) FROM certificate_bindings"), "1");
 }
 
 /// A plain HTTP server answering every request with the current `body`.
@@ -1444,4 +1486,43 @@ mod ocsp {
         assert_eq!(error_code(&page), "not_bound", "OCSP passed: {}", page.body);
         assert_eq!((configured.hits(), own.hits()), (2, 0));
     }
+}
+
+#[tokio::test]
+async fn a_loop_of_login_challenges_does_not_fill_redis() {
+    let (_up, gw, _files) = start_on(Sql::Sqlite, Store::SharedRedis).await;
+    let mut b = Browser::new(&gw.base());
+    let csrf = login_csrf(&mut b, "/").await;
+    let mut issued = 0;
+    let mut throttled = 0;
+    for _ in 0..150 {
+        match challenge(
+            &mut b,
+            &[("purpose", "login"), ("csrf", &csrf), ("rd", "/")],
+        )
+        .await
+        {
+            Ok(_) => issued += 1,
+            Err(page) => {
+                assert_eq!(
+                    (page.status, error_code(&page).as_str()),
+                    (429, "throttled")
+                );
+                throttled += 1;
+            }
+        }
+    }
+    assert!(
+        throttled > 0 && issued <= 60,
+        "{issued} issued, {throttled} refused"
+    );
+    let stored = gw
+        .redis
+        .as_ref()
+        .map(|r| r.keys())
+        .unwrap_or_default()
+        .iter()
+        .filter(|k| k.contains(":certch:"))
+        .count();
+    assert!(stored <= 60, "{stored} challenges stored");
 }

@@ -24,6 +24,11 @@ fn oidc_toml(issuer: &str) -> String {
 }
 
 async fn setup(issuer_override: Option<&str>) -> Setup {
+    setup_with(issuer_override, "").await
+}
+
+/// [`setup`] with more lines for the provider's `[[oidc]]` table.
+async fn setup_with(issuer_override: Option<&str>, provider_extra: &str) -> Setup {
     let port = menshen_tests::free_port();
     let callback = format!("http://127.0.0.1:{port}/.menshen/oidc/google/callback");
     let provider = TestProvider::start("menshen", "s3cret-client", &[callback]);
@@ -33,7 +38,7 @@ async fn setup(issuer_override: Option<&str>) -> Setup {
         Options {
             port: Some(port),
             store: Store::SharedRedis,
-            extra: oidc_toml(&issuer),
+            extra: format!("{}{provider_extra}", oidc_toml(&issuer)),
             ..Options::default()
         },
         up.addr,
@@ -61,7 +66,7 @@ async fn bind_google(
         "{}",
         settings.body
     );
-    let auth = b.start_oidc("google", "purpose=bind").await;
+    let auth = b.start_oidc_bind("google", who.2).await;
     let callback = log_in_at_provider(&auth, login).await;
     (b.get(&path_of(&callback)).await, secret)
 }
@@ -177,19 +182,50 @@ async fn one_external_account_binds_to_one_menshen_account() {
     );
     assert_eq!(s.gw.sql("SELECT COUNT(*) FROM oidc_bindings"), "1");
     // Re-binding replaces: A binds another provider account instead.
-    let auth = a.start_oidc("google", "purpose=bind").await;
+    let auth = a.start_oidc_bind("google", STAFF.2).await;
     let callback = log_in_at_provider(&auth, "teacher2@example.edu.tw").await;
     a.get(&path_of(&callback)).await;
     assert_eq!(s.gw.sql("SELECT subject FROM oidc_bindings"), "g-1002");
     // Unbinding is possible; then that provider account is unknown again.
     let settings = a.get("/.menshen/account?tab=settings").await;
+    assert!(settings.body.contains("name=\"current_password\""));
+    // Without the current password (a stolen session), nothing is unlinked.
     let page = a
         .post_form(
             "/.menshen/account/oidc/google/unbind",
             &[("csrf", &settings.csrf())],
         )
         .await;
+    assert_eq!(
+        page.location(),
+        Some("/.menshen/account?tab=settings&msg=reauth_missing")
+    );
+    assert_eq!(s.gw.sql("SELECT COUNT(*) FROM oidc_bindings"), "1");
+    let page = a
+        .post_form(
+            "/.menshen/account/oidc/google/unbind",
+            &[
+                ("csrf", &settings.csrf()),
+                ("current_password", "wrong-horse"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        page.location(),
+        Some("/.menshen/account?tab=settings&msg=reauth_wrong")
+    );
+    assert_eq!(s.gw.sql("SELECT COUNT(*) FROM oidc_bindings"), "1");
+    let page = a
+        .post_form(
+            "/.menshen/account/oidc/google/unbind",
+            &[("csrf", &settings.csrf()), ("current_password", STAFF.2)],
+        )
+        .await;
     assert_eq!(page.status, 303);
+    assert_eq!(
+        page.location(),
+        Some("/.menshen/account?tab=settings&msg=unbound&p=google")
+    );
     assert_eq!(s.gw.sql("SELECT COUNT(*) FROM oidc_bindings"), "0");
     let mut c = Browser::new(&s.gw.base());
     let auth = c.start_oidc("google", "").await;
@@ -293,4 +329,159 @@ async fn the_otp_lockout_applies_after_the_provider() {
         "suspended"
     );
     assert_eq!(g.get("/x").await.location(), Some("/.menshen/otp"));
+}
+
+#[tokio::test]
+async fn linking_needs_the_current_password_and_a_post_with_the_token() {
+    let s = setup(None).await;
+    let mut b = Browser::new(&s.gw.base());
+    let (page, _) = b.sign_in(STAFF.0, STAFF.2, "/").await;
+    assert_eq!(page.status, 303);
+    // The old GET start for binding is refused: no state change without the token.
+    let get = b.get("/.menshen/oidc/google/start?purpose=bind").await;
+    assert_eq!(get.status, 405, "{}", get.body);
+    // A POST without the token is refused even with the password.
+    let no_token = b
+        .post_form(
+            "/.menshen/oidc/google/start",
+            &[("purpose", "bind"), ("current_password", STAFF.2)],
+        )
+        .await;
+    assert_eq!(no_token.status, 403);
+    // A stolen session alone (no password) cannot link another account.
+    let page = b.post_bind_start("google", &[]).await;
+    assert_eq!(
+        page.location(),
+        Some("/.menshen/account?tab=settings&msg=reauth_missing")
+    );
+    let page = b
+        .post_bind_start("google", &[("current_password", "not-the-password")])
+        .await;
+    assert_eq!(
+        page.location(),
+        Some("/.menshen/account?tab=settings&msg=reauth_wrong")
+    );
+    let shown = b.get(page.location().unwrap_or("")).await;
+    assert!(shown.body.contains("目前的密碼"), "{}", shown.body);
+    assert_eq!(s.gw.sql("SELECT COUNT(*) FROM oidc_bindings"), "0");
+    assert_eq!(
+        s.gw.sql(
+            "SELECT COUNT(*) FROM activity WHERE event = 'reauth' AND outcome = 'failure' \
+             AND detail = 'oidc:google'"
+        ),
+        "1"
+    );
+    // With it, the provider flow starts and links.
+    let auth = b.start_oidc_bind("google", STAFF.2).await;
+    let callback = log_in_at_provider(&auth, "teacher1@example.edu.tw").await;
+    let done = b.get(&path_of(&callback)).await;
+    assert_eq!(
+        done.location(),
+        Some("/.menshen/account?tab=settings&msg=bound&p=google")
+    );
+    assert_eq!(s.gw.sql("SELECT COUNT(*) FROM oidc_bindings"), "1");
+}
+
+/// The login form's double-submit cookie, whichever name the gateway uses here.
+fn csrf_cookie(b: &Browser) -> Option<String> {
+    b.cookies
+        .iter()
+        .find(|(k, _)| k.ends_with("menshen-csrf"))
+        .map(|(_, v)| v.clone())
+}
+
+#[tokio::test]
+async fn a_provider_login_gets_a_new_csrf_token() {
+    let s = setup(None).await;
+    let mut b = Browser::new(&s.gw.base());
+    bind_google(&mut b, STAFF, "teacher1@example.edu.tw").await;
+    let mut g = Browser::new(&s.gw.base());
+    let before = g.get("/.menshen/login").await;
+    assert_eq!(before.status, 200);
+    let old = csrf_cookie(&g).expect("the login page sets the CSRF cookie");
+    let auth = g.start_oidc("google", "").await;
+    let callback = log_in_at_provider(&auth, "teacher1@example.edu.tw").await;
+    let page = g.get(&path_of(&callback)).await;
+    assert_eq!(page.location(), Some("/.menshen/otp"), "{}", page.body);
+    let new = csrf_cookie(&g).expect("a CSRF cookie after the login");
+    assert_ne!(new, old, "the pre-login token does not carry over");
+    // The OTP page's token is the new session's own, neither of the above.
+    let otp = g.get("/.menshen/otp").await;
+    assert_ne!(otp.csrf(), old);
+}
+
+#[tokio::test]
+async fn a_provider_trusted_alone_still_respects_a_suspension() {
+    let s = setup_with(None, "require_otp = false\n").await;
+    let mut b = Browser::new(&s.gw.base());
+    bind_google(&mut b, STAFF, "teacher1@example.edu.tw").await;
+    // Three wrong passwords suspend the account.
+    for wrong in ["wrong-1", "wrong-2", "wrong-3"] {
+        Browser::new(&s.gw.base()).login(STAFF.0, wrong, "/").await;
+    }
+    let mut g = Browser::new(&s.gw.base());
+    let auth = g.start_oidc("google", "rd=%2Fgrades").await;
+    let callback = log_in_at_provider(&auth, "teacher1@example.edu.tw").await;
+    let page = g.get(&path_of(&callback)).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("帳號暫停使用中"), "{}", page.body);
+    assert!(
+        g.session_cookie().is_none(),
+        "no session for a suspended account"
+    );
+    assert!(
+        s.gw.sql("SELECT event || ':' || method || ':' || outcome FROM activity")
+            .contains("login:oidc:google:locked")
+    );
+    // Once lifted, the provider alone signs in again.
+    let out = s.gw.account_cli(&["unlock", STAFF.0], None);
+    assert!(out.status.success());
+    let mut h = Browser::new(&s.gw.base());
+    let auth = h.start_oidc("google", "rd=%2Fgrades").await;
+    let callback = log_in_at_provider(&auth, "teacher1@example.edu.tw").await;
+    let page = h.get(&path_of(&callback)).await;
+    assert_eq!(page.location(), Some("/grades"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn a_binding_change_gives_the_kept_session_a_new_csrf_token() {
+    let s = setup(None).await;
+    let mut b = Browser::new(&s.gw.base());
+    let (_, _) = b.sign_in(STAFF.0, STAFF.2, "/").await;
+    let before = b.get("/.menshen/account?tab=settings").await.csrf();
+    let auth = b.start_oidc_bind("google", STAFF.2).await;
+    let callback = log_in_at_provider(&auth, "teacher1@example.edu.tw").await;
+    b.get(&path_of(&callback)).await;
+    let after = b.get("/.menshen/account?tab=settings").await.csrf();
+    assert_ne!(after, before);
+}
+
+#[tokio::test]
+async fn a_loop_of_provider_starts_does_not_fill_redis() {
+    let s = setup(None).await;
+    let mut started = 0;
+    let mut throttled = 0;
+    for _ in 0..120 {
+        let page = Browser::new(&s.gw.base())
+            .get("/.menshen/oidc/google/start")
+            .await;
+        match page.status {
+            302 => started += 1,
+            429 => throttled += 1,
+            other => panic!("unexpected {other}: {}", page.body),
+        }
+    }
+    assert!(
+        throttled > 0 && started <= 60,
+        "{started} started, {throttled} refused"
+    );
+    let flows =
+        s.gw.redis
+            .as_ref()
+            .map(|r| r.keys())
+            .unwrap_or_default()
+            .iter()
+            .filter(|k| k.contains(":oidc:"))
+            .count();
+    assert!(flows <= 60, "{flows} flows stored");
 }

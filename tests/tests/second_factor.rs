@@ -714,3 +714,143 @@ async fn password_and_binding_resets_end_sessions_without_redis_too() {
             .contains("reset_password")
     );
 }
+
+/// One view of the OTP page from a signed-in session, answered with `proof` and the right
+/// code for the secret it shows.
+async fn submit_rebind(b: &mut Browser, proof: &[(&str, &str)]) -> menshen_tests::client::Page {
+    let page = b.get("/.menshen/bind/otp").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let shown = element_text(&page.body, "otp-secret").expect("secret shown");
+    let secret = totp::Secret::from_base32(&shown).expect("base32");
+    let bind_id = hidden_value(&page.body, "bind_id").expect("bind_id");
+    let code = totp::code_at(&secret, now());
+    let csrf = page.csrf();
+    let mut fields = vec![
+        ("csrf", csrf.as_str()),
+        ("bind_id", bind_id.as_str()),
+        ("code", code.as_str()),
+    ];
+    fields.extend_from_slice(proof);
+    b.post_form("/.menshen/bind/otp", &fields).await
+}
+
+#[tokio::test]
+async fn re_binding_otp_from_a_session_needs_the_current_password() {
+    let (_up, gw) = start(Options::default()).await;
+    let mut b = Browser::new(&gw.base());
+    let (page, _) = b.sign_in(STAFF.0, STAFF.2, "/").await;
+    assert_eq!(page.status, 303);
+    let sealed = gw.sql("SELECT sealed_secret FROM otp_bindings");
+    // The page asks for the current password, labelled, in both languages' first one.
+    let view = b.get("/.menshen/bind/otp").await;
+    assert!(
+        view.body
+            .contains("<label for=\"current-proof\">目前的密碼</label>")
+    );
+    assert!(
+        view.body
+            .contains("name=\"current_password\" type=\"password\"")
+    );
+    // The session alone (a right code for the new secret, no password) changes nothing.
+    let page = submit_rebind(&mut b, &[]).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("請輸入目前的密碼"), "{}", page.body);
+    let page = submit_rebind(&mut b, &[("current_password", "not-it")]).await;
+    assert_eq!(page.status, 401);
+    assert!(page.body.contains("目前的密碼（或驗證APP的密碼）錯誤"));
+    assert_eq!(gw.sql("SELECT sealed_secret FROM otp_bindings"), sealed);
+    // With the password the new secret replaces the old one.
+    b.rebind_otp(STAFF.2).await;
+    assert_ne!(gw.sql("SELECT sealed_secret FROM otp_bindings"), sealed);
+    let log = gw.sql("SELECT event || ':' || method || ':' || outcome FROM activity ORDER BY id");
+    assert!(log.contains("reauth:password:failure"), "{log}");
+    assert!(log.contains("reauth:password:success"), "{log}");
+}
+
+#[tokio::test]
+async fn wrong_passwords_on_a_binding_change_count_toward_the_suspension() {
+    let (_up, gw) = start(Options::default()).await;
+    let mut b = Browser::new(&gw.base());
+    let (page, _) = b.sign_in(STAFF.0, STAFF.2, "/").await;
+    assert_eq!(page.status, 303);
+    // One wrong password at the login page, two at the change form: suspended.
+    assert_eq!(
+        Browser::new(&gw.base())
+            .login(STAFF.0, "wrong-1", "/")
+            .await
+            .status,
+        401
+    );
+    let page = submit_rebind(&mut b, &[("current_password", "wrong-2")]).await;
+    assert_eq!(page.status, 401);
+    let page = submit_rebind(&mut b, &[("current_password", "wrong-3")]).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("帳號已暫停使用至"), "{}", page.body);
+    // Now even the right password changes nothing, and the login page is closed too.
+    let page = submit_rebind(&mut b, &[("current_password", STAFF.2)]).await;
+    assert_eq!(page.status, 403);
+    let login = Browser::new(&gw.base()).login(STAFF.0, STAFF.2, "/").await;
+    assert_eq!(login.status, 403);
+    assert!(login.body.contains("暫時停用"));
+    let log = gw.sql("SELECT event || ':' || outcome FROM activity ORDER BY id");
+    assert!(log.contains("lock:locked"), "{log}");
+}
+
+#[tokio::test]
+async fn a_loop_of_anonymous_page_views_does_not_fill_redis() {
+    let (_up, gw) = start(Options {
+        store: Store::SharedRedis,
+        captcha: "always",
+        ..Options::default()
+    })
+    .await;
+    let keys = || gw.redis.as_ref().map(|r| r.keys()).unwrap_or_default();
+    let before = keys().len();
+    let mut statuses = Vec::new();
+    // Each view of the login page stores a captcha for minutes; 300 views in a row from one
+    // address (a fresh browser each time: no cookie reuse).
+    for _ in 0..300 {
+        statuses.push(Browser::new(&gw.base()).get("/.menshen/login").await.status);
+    }
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(served + refused, 300, "{statuses:?}");
+    assert!(refused > 0, "the address ran out of its budget");
+    assert!(served <= 60, "{served} captchas stored in one minute");
+    let grown = keys().len().saturating_sub(before);
+    assert!(
+        grown <= 60 + 5,
+        "Redis grew by {grown} keys for 300 anonymous page views"
+    );
+}
+
+#[tokio::test]
+async fn without_a_usable_password_a_fresh_otp_code_is_the_proof() {
+    let (_up, gw) = start(Options::default()).await;
+    let mut b = Browser::new(&gw.base());
+    let (page, secret) = b.sign_in(STAFF.0, STAFF.2, "/").await;
+    assert_eq!(page.status, 303);
+    // The account's password can no longer be checked here (a support-desk placeholder).
+    gw.sql("UPDATE accounts SET password_hash = '!' WHERE login_name = 'teacher'");
+    let view = b.get("/.menshen/bind/otp").await;
+    assert!(view.body.contains("name=\"current_code\""), "{}", view.body);
+    assert!(!view.body.contains("name=\"current_password\""));
+    // The password is not accepted in its place, and a wrong code is counted.
+    let page = submit_rebind(&mut b, &[("current_password", STAFF.2)]).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    let page = submit_rebind(&mut b, &[("current_code", "000000")]).await;
+    assert_eq!(page.status, 401);
+    let used: u64 = gw
+        .sql("SELECT last_step FROM otp_bindings")
+        .parse()
+        .unwrap_or(0);
+    let code = menshen_tests::client::fresh_code(&secret, used).await;
+    let sealed = gw.sql("SELECT sealed_secret FROM otp_bindings");
+    let page = submit_rebind(&mut b, &[("current_code", &code)]).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), Some("/.menshen/login?bound=1"));
+    assert_ne!(gw.sql("SELECT sealed_secret FROM otp_bindings"), sealed);
+    let log = gw.sql("SELECT event || ':' || method || ':' || outcome FROM activity ORDER BY id");
+    assert!(log.contains("reauth:otp:failure"), "{log}");
+    assert!(log.contains("reauth:otp:success"), "{log}");
+}

@@ -174,6 +174,17 @@ pub async fn get(req: &Request<'_>) -> Reply {
         Some("needs2fa") => Some(AccountMessage::OidcNeedsSecondFactor),
         Some("failed") => Some(AccountMessage::Failed),
         Some("device") => Some(AccountMessage::DeviceSignedOut),
+        Some("reauth_missing") => Some(AccountMessage::ReauthMissing),
+        Some("reauth_wrong") => Some(AccountMessage::ReauthWrong),
+        Some("reauth_locked") => Some(AccountMessage::ReauthLocked {
+            until: req
+                .query
+                .get("until")
+                .filter(|u| u.len() <= 8 && u.bytes().all(|b| b.is_ascii_digit() || b == b':'))
+                .unwrap_or("")
+                .to_string(),
+        }),
+        Some("reauth_unavailable") => Some(AccountMessage::ReauthUnavailable),
         _ => None,
     };
     let certificate = super::bind::certificate_row(req, &account);
@@ -216,8 +227,26 @@ pub async fn get(req: &Request<'_>) -> Reply {
         providers: &providers,
         message,
         sign_ins: &sign_in_rows,
+        reauth: super::reauth::required(&s, &account),
     });
-    Reply::html(200, html)
+    // Linking a provider is a form POST answered with a redirect to the provider: the
+    // policy's `form-action` must name the providers' origins on this page.
+    let origins: Vec<String> = req
+        .state
+        .providers
+        .iter()
+        .flat_map(|p| p.form_origins())
+        .collect();
+    let policy = if origins.is_empty() {
+        req.state.csp.clone()
+    } else {
+        req.state.csp.replacen(
+            "form-action 'self'",
+            &format!("form-action 'self' {}", origins.join(" ")),
+            1,
+        )
+    };
+    Reply::html(200, html).with_header("Content-Security-Policy", policy)
 }
 
 pub async fn unbind(session: &mut Session, req: &Request<'_>, provider: &str) -> Reply {
@@ -241,6 +270,15 @@ pub async fn unbind(session: &mut Session, req: &Request<'_>, provider: &str) ->
     }
     if !req.state.providers.iter().any(|p| p.config.id == provider) {
         return Reply::error(req.lang, menshen_pages::ErrorKind::NotFound, None);
+    }
+    let account = match super::bind::account_of(req, &s).await {
+        Ok(a) => a,
+        Err(reply) => return reply,
+    };
+    if let Some(refusal) =
+        reauth_refusal(req, &s, &account, &form, &format!("oidc:{provider}")).await
+    {
+        return refusal;
     }
     let store = match req.state.accounts().await {
         Ok(store) => store,
@@ -269,6 +307,32 @@ pub async fn unbind(session: &mut Session, req: &Request<'_>, provider: &str) ->
         .with_cookie(cookie),
         Err(reply) => reply,
     }
+}
+
+/// Checks the owner's proof for a change made from the account page; the refusal goes back to
+/// the login settings tab with the reason (`None`: proven).
+pub async fn reauth_refusal(
+    req: &Request<'_>,
+    s: &SessionData,
+    account: &crate::accounts::Account,
+    form: &crate::forms::Form,
+    what: &str,
+) -> Option<Reply> {
+    use super::reauth::Proof;
+    let msg = match super::reauth::check(req, s, account, form, what).await {
+        Ok(Proof::Proven) => return None,
+        Ok(Proof::Missing) => "reauth_missing".to_string(),
+        Ok(Proof::Wrong) => "reauth_wrong".to_string(),
+        Ok(Proof::Locked { until }) => {
+            format!("reauth_locked&until={}", super::encode_query_value(&until))
+        }
+        Ok(Proof::Unavailable) => "reauth_unavailable".to_string(),
+        Err(_) => return Some(super::unavailable(req.lang)),
+    };
+    Some(Reply::redirect(
+        303,
+        &format!("/.menshen/account?tab=settings&msg={msg}"),
+    ))
 }
 
 /// `POST /.menshen/account/sessions/{handle}/end` (登出此裝置) and `…/sessions/end-all`

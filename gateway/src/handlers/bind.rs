@@ -15,11 +15,13 @@ use std::time::Duration;
 use menshen_otp::totp::{self, Secret};
 use menshen_pages::{
     BindOtpMessage, BindOtpPage, BindPage, CertificatePurpose, CertificateRow, ErrorKind,
+    ReauthField,
 };
 use menshen_policies::factors::may_bind_certificate;
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 
+use super::reauth::{self, Proof};
 use super::{Request, activity, csrf_matches, session_of};
 use crate::accounts::Account;
 use crate::clock;
@@ -72,18 +74,26 @@ async fn binding_session(req: &Request<'_>) -> Result<(String, SessionData), Rep
     }
 }
 
+/// The session's account, or where to send the browser instead.
+pub async fn account_of(req: &Request<'_>, s: &SessionData) -> Result<Account, Reply> {
+    match req.state.accounts().await {
+        Ok(store) => match store.find_by_id(&s.account_id).await {
+            Ok(Some(a)) => Ok(a),
+            Ok(None) => Err(Reply::redirect(302, "/.menshen/login")),
+            Err(_) => Err(super::unavailable(req.lang)),
+        },
+        Err(_) => Err(super::unavailable(req.lang)),
+    }
+}
+
 pub async fn page(req: &Request<'_>) -> Reply {
     let (_, s) = match binding_session(req).await {
         Ok(x) => x,
         Err(reply) => return reply,
     };
-    let account = match req.state.accounts().await {
-        Ok(store) => match store.find_by_id(&s.account_id).await {
-            Ok(Some(a)) => a,
-            Ok(None) => return Reply::redirect(302, "/.menshen/login"),
-            Err(_) => return super::unavailable(req.lang),
-        },
-        Err(_) => return super::unavailable(req.lang),
+    let account = match account_of(req, &s).await {
+        Ok(a) => a,
+        Err(reply) => return reply,
     };
     let certificate = certificate_row(req, &account);
     let html = menshen_pages::render_bind(&BindPage {
@@ -134,17 +144,23 @@ pub async fn certificate(req: &Request<'_>) -> Reply {
     let Some(certificates) = req.state.certificates.as_deref() else {
         return Reply::redirect(302, "/.menshen/bind");
     };
+    let account = match account_of(req, &s).await {
+        Ok(a) => a,
+        Err(reply) => return reply,
+    };
     super::certificate::render_page(
         req,
         certificates,
         CertificatePurpose::Bind {
             display_name: &s.display_name,
             forced: s.stage == Stage::MustBind,
+            reauth: reauth::required(&s, &account),
         },
         &s.csrf,
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn render_otp(
     req: &Request<'_>,
     status: u16,
@@ -152,6 +168,7 @@ fn render_otp(
     bind_id: &str,
     secret: &Secret,
     message: Option<BindOtpMessage>,
+    proof: ReauthField,
 ) -> Reply {
     let issuer = &req.state.config.otp.issuer;
     let uri = totp::otpauth_uri(secret, issuer, &s.login_name);
@@ -171,6 +188,7 @@ fn render_otp(
         issuer,
         account: &s.login_name,
         message,
+        reauth: proof,
     });
     Reply::html(status, html)
 }
@@ -182,6 +200,7 @@ async fn new_view(
     s: &SessionData,
     status: u16,
     message: Option<BindOtpMessage>,
+    proof: ReauthField,
 ) -> Reply {
     let secret = Secret::generate();
     let bind_id = crate::random::token();
@@ -203,12 +222,16 @@ async fn new_view(
     {
         return super::unavailable(req.lang);
     }
-    render_otp(req, status, s, &bind_id, &secret, message)
+    render_otp(req, status, s, &bind_id, &secret, message, proof)
 }
 
 pub async fn otp_get(req: &Request<'_>) -> Reply {
-    match binding_session(req).await {
-        Ok((id, s)) => new_view(req, &id, &s, 200, None).await,
+    let (id, s) = match binding_session(req).await {
+        Ok(x) => x,
+        Err(reply) => return reply,
+    };
+    match account_of(req, &s).await {
+        Ok(account) => new_view(req, &id, &s, 200, None, reauth::required(&s, &account)).await,
         Err(reply) => reply,
     }
 }
@@ -229,9 +252,14 @@ pub async fn otp_post(session: &mut Session, req: &Request<'_>) -> Reply {
             Some("the form has expired; please try again"),
         );
     }
+    let account = match account_of(req, &s).await {
+        Ok(a) => a,
+        Err(reply) => return reply,
+    };
+    let proof = reauth::required(&s, &account);
     let bind_id = form.get("bind_id").unwrap_or("");
     if !crate::random::is_token(bind_id) {
-        return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired)).await;
+        return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired), proof).await;
     }
     let key = pending_key(bind_id);
     let pending: Option<PendingOtp> = match req.state.volatile.get(&key).await {
@@ -241,11 +269,24 @@ pub async fn otp_post(session: &mut Session, req: &Request<'_>) -> Reply {
     let Some(mut pending) =
         pending.filter(|p| p.session == store_key(&id) && p.account_id == s.account_id)
     else {
-        return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired)).await;
+        return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired), proof).await;
     };
     let Some(secret) = Secret::from_base32(&pending.secret_b32) else {
-        return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired)).await;
+        return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired), proof).await;
     };
+    // The owner's proof before anything else about the new code: a session alone cannot
+    // replace the authenticator. The same view stays (the scanned QR code is still good).
+    let refusal = match reauth::check(req, &s, &account, &form, "otp").await {
+        Ok(Proof::Proven) => None,
+        Ok(Proof::Missing) => Some((400, BindOtpMessage::ReauthMissing)),
+        Ok(Proof::Wrong) => Some((401, BindOtpMessage::ReauthWrong)),
+        Ok(Proof::Locked { until }) => Some((403, BindOtpMessage::ReauthLocked { until })),
+        Ok(Proof::Unavailable) => Some((403, BindOtpMessage::ReauthUnavailable)),
+        Err(_) => return super::unavailable(req.lang),
+    };
+    if let Some((status, message)) = refusal {
+        return render_otp(req, status, &s, bind_id, &secret, Some(message), proof);
+    }
     let now = clock::now_secs();
     let Some(step) = totp::matching_step(&secret, form.get("code").unwrap_or(""), now) else {
         pending.tries += 1;
@@ -261,7 +302,7 @@ pub async fn otp_post(session: &mut Session, req: &Request<'_>) -> Reply {
         .await;
         if pending.tries >= VIEW_TRIES {
             let _ = req.state.volatile.delete(&[key]).await;
-            return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired)).await;
+            return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired), proof).await;
         }
         if let Ok(json) = serde_json::to_vec(&pending)
             && req
@@ -280,12 +321,13 @@ pub async fn otp_post(session: &mut Session, req: &Request<'_>) -> Reply {
             bind_id,
             &secret,
             Some(BindOtpMessage::WrongCode),
+            proof,
         );
     };
     // Single use: of two racing submits of this view, only the one that takes it binds.
     match req.state.volatile.take(&key).await {
         Ok(Some(_)) => {}
-        Ok(None) => return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired)).await,
+        Ok(None) => return new_view(req, &id, &s, 400, Some(BindOtpMessage::Expired), proof).await,
         Err(_) => return super::unavailable(req.lang),
     }
     let sealed = req

@@ -28,6 +28,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::reauth::{self, Proof};
 use super::{Request, activity, csrf_matches};
 use crate::accounts::{Account, CertificateBindOutcome, CertificateBinding};
 use crate::certificates::{Certificates, OcspOutcome};
@@ -229,8 +230,29 @@ async fn binding_session(req: &Request<'_>, form: &Form) -> Result<(String, Sess
     Ok((sid, s))
 }
 
+/// The JSON refusal when a binding session does not prove its owner (`None`: proven, or the
+/// forced first binding).
+async fn bind_proof_refusal(req: &Request<'_>, s: &SessionData, form: &Form) -> Option<Reply> {
+    let account = match load_account(req, &s.account_id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return Some(error(401, "no_session")),
+        Err(reply) => return Some(reply),
+    };
+    match reauth::check(req, s, &account, form, METHOD).await {
+        Ok(Proof::Proven) => None,
+        Ok(Proof::Missing) => Some(error(401, "reauth_missing")),
+        Ok(Proof::Wrong) => Some(error(401, "reauth_wrong")),
+        Ok(Proof::Locked { until }) => {
+            Some(json(403, &json!({ "error": "locked", "until": until })))
+        }
+        Ok(Proof::Unavailable) => Some(error(403, "reauth_unavailable")),
+        Err(_) => Some(unavailable()),
+    }
+}
+
 /// `POST /.menshen/certificate/challenge`: fields `purpose` (`bind` or `login`), `csrf`, and
-/// for a login the return target `rd`.
+/// for a login the return target `rd`; a binding from a signed-in session also carries the
+/// owner's proof, `current_password` (or `current_code`), checked before the card signs.
 pub async fn challenge(session: &mut Session, req: &Request<'_>) -> Reply {
     if let Err(reply) = enabled(req) {
         return reply;
@@ -239,14 +261,35 @@ pub async fn challenge(session: &mut Session, req: &Request<'_>) -> Reply {
         Ok(f) => f,
         Err(reply) => return reply,
     };
+    // A login challenge is an anonymous write to the shared store: within the address's
+    // budget, so a loop cannot fill Redis.
+    if form.get("purpose") == Some("login") {
+        match req
+            .state
+            .regulation
+            .admit_anonymous_write(req.client_ip)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return error(429, "throttled").with_header("Retry-After", "60".into()),
+            Err(_) => return unavailable(),
+        }
+    }
     let (purpose, browser, account_id, return_to) = match form.get("purpose") {
         Some("bind") => match binding_session(req, &form).await {
-            Ok((sid, s)) => (
-                Purpose::Bind,
-                hash(&store_key(&sid)),
-                s.account_id,
-                String::new(),
-            ),
+            Ok((sid, s)) => {
+                // The owner's proof before the card is asked to sign: the challenge is only
+                // issued to a session that has just shown it (see `reauth`).
+                if let Some(refusal) = bind_proof_refusal(req, &s, &form).await {
+                    return refusal;
+                }
+                (
+                    Purpose::Bind,
+                    hash(&store_key(&sid)),
+                    s.account_id,
+                    String::new(),
+                )
+            }
             Err(reply) => return reply,
         },
         Some("login") => match login_csrf(req, &form) {
@@ -343,8 +386,10 @@ async fn verify_for(session: &mut Session, req: &Request<'_>, only: Option<Purpo
     if !random::is_token(id) {
         return error(400, "challenge_expired");
     }
-    // Single use: whatever happens next, this challenge is gone.
-    let stored: Option<Challenge> = match req.state.volatile.take(&challenge_key(id)).await {
+    // Read first, and take (single use) only once the caller is known to be the browser that
+    // asked for it: otherwise anyone who saw a challenge id could burn another browser's.
+    let key = challenge_key(id);
+    let stored: Option<Challenge> = match req.state.volatile.get(&key).await {
         Ok(raw) => raw.and_then(|b| serde_json::from_slice(&b).ok()),
         Err(_) => return unavailable(),
     };
@@ -375,6 +420,18 @@ async fn verify_for(session: &mut Session, req: &Request<'_>, only: Option<Purpo
             Err(reply) => return reply,
         },
     };
+    // Single use: whatever happens next, this challenge is gone; of two racing submits only
+    // the one that takes it goes on.
+    match req.state.volatile.take(&key).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            LOGINS
+                .with_label_values(&[METHOD, "challenge_expired"])
+                .inc();
+            return error(400, "challenge_expired");
+        }
+        Err(_) => return unavailable(),
+    }
     let who = bind_session
         .as_ref()
         .map(|s| s.login_name.clone())

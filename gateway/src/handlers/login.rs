@@ -56,6 +56,27 @@ async fn captcha_needed(req: &Request<'_>) -> Result<bool, Reply> {
     }
 }
 
+/// The per-address budget of anonymous writes to the shared store (here: a new captcha), or
+/// the "too many requests" page.
+pub async fn anonymous_write_allowed(req: &Request<'_>) -> Result<(), Reply> {
+    match req
+        .state
+        .regulation
+        .admit_anonymous_write(req.client_ip)
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            LOGINS.with_label_values(&["page", "throttled"]).inc();
+            Err(
+                Reply::error(req.lang, menshen_pages::ErrorKind::TooManyRequests, None)
+                    .with_header("Retry-After", "60".into()),
+            )
+        }
+        Err(_) => Err(super::unavailable(req.lang)),
+    }
+}
+
 /// Renders the form (with a fresh captcha when one is needed).
 async fn page(
     req: &Request<'_>,
@@ -69,9 +90,12 @@ async fn page(
         None => (random::token(), true),
     };
     let captcha_id = match captcha_needed(req).await {
-        Ok(true) => match req.state.captchas.issue().await {
-            Ok(id) => Some(id),
-            Err(_) => return super::unavailable(req.lang),
+        Ok(true) => match anonymous_write_allowed(req).await {
+            Ok(()) => match req.state.captchas.issue().await {
+                Ok(id) => Some(id),
+                Err(_) => return super::unavailable(req.lang),
+            },
+            Err(reply) => return reply,
         },
         Ok(false) => None,
         Err(reply) => return reply,

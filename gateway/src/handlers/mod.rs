@@ -10,6 +10,7 @@ pub mod login;
 pub mod logout;
 pub mod oidc;
 pub mod otp;
+pub mod reauth;
 
 use std::net::IpAddr;
 
@@ -174,10 +175,11 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
                 }
             } else if let Some(name) = rest.strip_prefix("/captcha/").filter(|_| get) {
                 login::captcha_picture(req, name).await
-            } else if let Some(flow) = rest.strip_prefix("/oidc/").filter(|_| get) {
-                match flow.split_once('/') {
-                    Some((id, "start")) => oidc::start(req, id).await,
-                    Some((id, "callback")) => oidc::callback(req, id).await,
+            } else if let Some(flow) = rest.strip_prefix("/oidc/").filter(|_| get || post) {
+                match (flow.split_once('/'), post) {
+                    (Some((id, "start")), false) => oidc::start(req, id).await,
+                    (Some((id, "start")), true) => oidc::start_bind(session, req, id).await,
+                    (Some((id, "callback")), false) => oidc::callback(req, id).await,
                     _ => Reply::error(req.lang, ErrorKind::NotFound, None),
                 }
             } else if rest == "/account/sessions/end-all" && post {

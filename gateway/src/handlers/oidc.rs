@@ -1,5 +1,6 @@
-//! `GET /.menshen/oidc/{provider}/start` and `/callback`: logging in with, or binding, an
-//! OpenID Connect account (Google, the education cloud, ...).
+//! `GET /.menshen/oidc/{provider}/start` (login), `POST …/start` (binding, from the account
+//! page with the CSRF token and the owner's proof) and `/callback`: logging in with, or
+//! binding, an OpenID Connect account (Google, the education cloud, ...).
 //!
 //! `state`, `nonce` and the PKCE verifier are kept server-side (volatile store), bound to the
 //! browser (a cookie of their own for a login; the session for a binding), short-lived and
@@ -21,8 +22,10 @@ use crate::clock;
 use crate::cookies;
 use crate::metrics::LOGINS;
 use crate::oidc::{OidcFailure, Provider};
+use crate::regulation::Counted;
 use crate::respond::Reply;
 use crate::sessions::{Factor, SessionData, Stage, store_key};
+use menshen_policies::lockout::LockState;
 
 const FLOW_LIFETIME: Duration = Duration::from_secs(600);
 
@@ -78,54 +81,107 @@ fn redirect_uri(req: &Request<'_>, id: &str) -> String {
     format!("{scheme}://{}/.menshen/oidc/{id}/callback", req.host)
 }
 
+/// `GET /.menshen/oidc/{id}/start`: signing in with the provider. Binding is not started by a
+/// GET (it changes the account): the account page posts to [`start_bind`].
 pub async fn start(req: &Request<'_>, id: &str) -> Reply {
     let Some(p) = provider(req, id) else {
         return Reply::error(req.lang, menshen_pages::ErrorKind::NotFound, None);
     };
-    let purpose = if req.query.get("purpose") == Some("bind") {
-        Purpose::Bind
+    if req.query.get("purpose") == Some("bind") {
+        return Reply::error(
+            req.lang,
+            menshen_pages::ErrorKind::MethodNotAllowed,
+            Some("linking an account starts from the login settings page's form"),
+        )
+        .with_header("Allow", "POST".to_string());
+    }
+    // An anonymous request that stores a flow for minutes: within the address's budget.
+    if let Err(reply) = super::login::anonymous_write_allowed(req).await {
+        return reply;
+    }
+    let token = crate::random::token();
+    let cookie = cookies::set(
+        flow_cookie(req.names),
+        &token,
+        req.names,
+        Some(FLOW_LIFETIME.as_secs()),
+    );
+    let rd = super::login::return_target(req, req.query.get("rd"));
+    begin(req, p, Purpose::Login, hash(&token), rd)
+        .await
+        .with_cookie(cookie)
+}
+
+/// `POST /.menshen/oidc/{id}/start` (fields `purpose=bind`, `csrf`, and the owner's proof,
+/// `current_password` or `current_code`): linking a provider account to the signed-in one.
+/// The session's CSRF token keeps another site from starting a link in this browser (which
+/// would bind the other site's provider account here); the proof keeps a stolen session from
+/// linking an account that would then sign in as this one.
+pub async fn start_bind(
+    session: &mut pingora::proxy::Session,
+    req: &Request<'_>,
+    id: &str,
+) -> Reply {
+    let form = match super::read_form(session, req.lang).await {
+        Ok(f) => f,
+        Err(reply) => return reply,
+    };
+    let Some(p) = provider(req, id) else {
+        return Reply::error(req.lang, menshen_pages::ErrorKind::NotFound, None);
+    };
+    let (sid, s) = match session_of(req, Reply::redirect(303, "/.menshen/login")).await {
+        Ok(x) => x,
+        Err(reply) => return reply,
+    };
+    if s.stage != Stage::Authenticated {
+        return Reply::redirect(303, "/.menshen/login");
+    }
+    if !super::csrf_matches(&form, &s) || form.get("purpose") != Some("bind") {
+        return Reply::error(
+            req.lang,
+            menshen_pages::ErrorKind::Forbidden,
+            Some("the form has expired; please reload the page and try again"),
+        );
+    }
+    // As for OTP and the card: a session left open (or stolen) cannot link another
+    // account that would then sign in as this one.
+    if !super::bind::recent_login(&s) {
+        return Reply::error(
+            req.lang,
+            menshen_pages::ErrorKind::Forbidden,
+            Some(super::bind::RELOGIN_TO_CHANGE),
+        );
+    }
+    let account = match load_account(req, &s.account_id).await {
+        Ok(a) if a.otp_bound || a.certificate_bound => a,
+        Ok(_) => return Reply::redirect(303, "/.menshen/account?tab=settings&msg=needs2fa"),
+        Err(reply) => return reply,
+    };
+    let what = format!("oidc:{id}");
+    if let Some(refusal) = super::account::reauth_refusal(req, &s, &account, &form, &what).await {
+        return refusal;
+    }
+    let reply = begin(req, p, Purpose::Bind, store_key(&sid), "/".to_string()).await;
+    if reply.status == 302 {
+        // A form's POST answered with 303 so the browser follows with a GET.
+        Reply {
+            status: 303,
+            ..reply
+        }
     } else {
-        Purpose::Login
-    };
-    let mut set_cookie = None;
-    let browser = match purpose {
-        Purpose::Bind => {
-            let (sid, s) = match session_of(req, Reply::redirect(302, "/.menshen/login")).await {
-                Ok(x) => x,
-                Err(reply) => return reply,
-            };
-            if s.stage != Stage::Authenticated {
-                return Reply::redirect(302, "/.menshen/login");
-            }
-            // As for OTP and the card: a session left open (or stolen) cannot link another
-            // account that would then sign in as this one.
-            if !super::bind::recent_login(&s) {
-                return Reply::error(
-                    req.lang,
-                    menshen_pages::ErrorKind::Forbidden,
-                    Some(super::bind::RELOGIN_TO_CHANGE),
-                );
-            }
-            match load_account(req, &s.account_id).await {
-                Ok(a) if a.otp_bound || a.certificate_bound => {}
-                Ok(_) => {
-                    return Reply::redirect(302, "/.menshen/account?tab=settings&msg=needs2fa");
-                }
-                Err(reply) => return reply,
-            }
-            store_key(&sid)
-        }
-        Purpose::Login => {
-            let token = crate::random::token();
-            set_cookie = Some(cookies::set(
-                flow_cookie(req.names),
-                &token,
-                req.names,
-                Some(FLOW_LIFETIME.as_secs()),
-            ));
-            hash(&token)
-        }
-    };
+        reply
+    }
+}
+
+/// Asks the provider for an authorization URL and keeps the flow server-side.
+async fn begin(
+    req: &Request<'_>,
+    p: &Provider,
+    purpose: Purpose,
+    browser: String,
+    return_to: String,
+) -> Reply {
+    let id = p.config.id.as_str();
     let redirect = redirect_uri(req, id);
     let auth = match p.authorize(&req.state.http, &redirect).await {
         Ok(a) => a,
@@ -141,7 +197,7 @@ pub async fn start(req: &Request<'_>, id: &str) -> Reply {
         nonce: auth.nonce,
         pkce_verifier: auth.pkce_verifier,
         redirect_uri: redirect,
-        return_to: super::login::return_target(req, req.query.get("rd")),
+        return_to,
     };
     let Ok(json) = serde_json::to_vec(&flow) else {
         return super::unavailable(req.lang);
@@ -155,11 +211,7 @@ pub async fn start(req: &Request<'_>, id: &str) -> Reply {
     {
         return super::unavailable(req.lang);
     }
-    let mut reply = Reply::redirect(302, &auth.url);
-    if let Some(c) = set_cookie {
-        reply = reply.with_cookie(c);
-    }
-    reply
+    Reply::redirect(302, &auth.url)
 }
 
 async fn load_account(req: &Request<'_>, account_id: &str) -> Result<Account, Reply> {
@@ -316,6 +368,29 @@ async fn login(
         return error_page(req, p, OidcError::NoOtp);
     };
     let now = clock::now_secs();
+    // A suspension after wrong passwords or codes holds for every method: a provider trusted
+    // alone (`require_otp = false`) would otherwise sign a suspended account straight in.
+    for kind in [Counted::Password, Counted::Otp] {
+        match req
+            .state
+            .regulation
+            .state(
+                kind,
+                &account.login_name,
+                account.unlocked_at.max(0) as u64,
+                now,
+            )
+            .await
+        {
+            Ok(LockState::Open) => {}
+            Ok(LockState::Suspended { .. }) => {
+                LOGINS.with_label_values(&[&method, "locked"]).inc();
+                activity(req, Some(&account), "", "login", &method, "locked", "").await;
+                return error_page(req, p, OidcError::Locked);
+            }
+            Err(_) => return super::unavailable(req.lang),
+        }
+    }
     let data = SessionData {
         account_id: account.id.clone(),
         login_name: account.login_name.clone(),
@@ -361,7 +436,17 @@ async fn login(
     } else {
         crate::sso::landing(&flow.return_to)
     };
-    Reply::redirect(302, &next).with_cookie(cookies::set(req.names.session, &sid, req.names, None))
+    // The login form's double-submit token from before the login is replaced too: whoever
+    // could read or plant it (another tab, a sibling host before `__Host-`) gets nothing
+    // that works with the new session.
+    Reply::redirect(302, &next)
+        .with_cookie(cookies::set(req.names.session, &sid, req.names, None))
+        .with_cookie(cookies::set(
+            req.names.csrf,
+            &crate::random::token(),
+            req.names,
+            None,
+        ))
 }
 
 async fn bind(req: &Request<'_>, p: &Provider, identity: &crate::oidc::ExternalIdentity) -> Reply {
@@ -449,6 +534,9 @@ pub async fn keep_only_this_session(
     let now = clock::now_secs();
     let mut fresh = s.clone();
     fresh.last_seen = now;
+    // A new session id gets a new CSRF token: forms (and tokens) of the session before the
+    // binding change do not carry over.
+    fresh.csrf = crate::random::token();
     match req.state.sessions.create(&fresh, now).await {
         Ok(new_id) => Ok(cookies::set(req.names.session, &new_id, req.names, None)),
         Err(_) => Err(super::unavailable(req.lang)),

@@ -7,7 +7,7 @@
 //! keeps serving it from its cache. The connection is shared with the volatile store
 //! ([`crate::redis_conn`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +15,24 @@ use async_trait::async_trait;
 use super::invalidation::{self, account_message, session_message};
 use super::{SessionData, SessionStore, StoreError};
 use crate::redis_conn::{RedisConn, store_err};
+
+/// KEYS: the account's set of session keys. ARGV: the session key prefix, the invalidation
+/// channel, the message. Deletes every session the set names, the set, and publishes, as
+/// one step. (The session keys are built from the set's members inside the script, so this
+/// assumes one Redis, not a cluster: as the rest of the store does.)
+static DELETE_ACCOUNT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local members = redis.call('SMEMBERS', KEYS[1])
+        for _, k in ipairs(members) do
+            redis.call('DEL', ARGV[1] .. k)
+        end
+        redis.call('DEL', KEYS[1])
+        redis.call('PUBLISH', ARGV[2], ARGV[3])
+        return #members
+        ",
+    )
+});
 
 pub struct RedisStore {
     conn: Arc<RedisConn>,
@@ -134,23 +152,18 @@ impl SessionStore for RedisStore {
 
     async fn delete_account(&self, account_id: &str) -> Result<(), StoreError> {
         let mut conn = self.connection().await?;
-        let account_key = self.account_key(account_id);
-        let keys: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(&account_key)
-            .query_async(&mut conn)
-            .await
-            .map_err(store_err)?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for k in &keys {
-            pipe.cmd("DEL").arg(self.session_key(k)).ignore();
-        }
-        pipe.cmd("DEL").arg(&account_key).ignore();
-        pipe.cmd("PUBLISH")
+        // One script: reading the account's set and deleting what it names cannot be split
+        // by a session created in between (which a read, then a separate MULTI, allowed: that
+        // session survived the binding change, and lost its place in the set as well).
+        DELETE_ACCOUNT
+            .key(self.account_key(account_id))
+            .arg(self.session_key(""))
             .arg(self.channel())
             .arg(account_message(account_id))
-            .ignore();
-        pipe.query_async::<()>(&mut conn).await.map_err(store_err)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(store_err)
     }
 
     async fn of_account(&self, account_id: &str) -> Result<Vec<(String, SessionData)>, StoreError> {
@@ -182,5 +195,107 @@ impl SessionStore for RedisStore {
             .query_async::<()>(&mut conn)
             .await
             .map_err(store_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sessions::{Factor, Stage};
+
+    fn data(account: &str) -> SessionData {
+        SessionData {
+            account_id: account.into(),
+            login_name: "wang01".into(),
+            display_name: String::new(),
+            school_code: String::new(),
+            roles: vec![],
+            factors: vec![Factor::Password],
+            stage: Stage::Authenticated,
+            auth_method: "password".into(),
+            csrf: String::new(),
+            created_at: 0,
+            last_seen: 0,
+            return_to: None,
+            portal: None,
+            site: None,
+            client_ip: String::new(),
+            user_agent: String::new(),
+        }
+    }
+
+    /// Sessions created while the account's sessions are being ended, over and over: after
+    /// the last end (with no creation running), nothing of the account is left. A read and a
+    /// separate delete let a session created in between survive, unlisted in the set.
+    /// Uses the local Redis (`MENSHEN_TEST_REDIS`, default 127.0.0.1:6379) under its own prefix.
+    #[tokio::test]
+    async fn ending_an_account_leaves_no_session_created_meanwhile() {
+        let url = std::env::var("MENSHEN_TEST_REDIS")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
+        let prefix = format!("mtest-del-{}:", crate::random::token());
+        let conn = match RedisConn::new(&url, &prefix) {
+            Ok(c) => Arc::new(c),
+            Err(e) => panic!("redis URL: {e}"),
+        };
+        let store = Arc::new(RedisStore::new(conn.clone()));
+        let creator = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..600 {
+                    let key = format!("k{i}");
+                    if store
+                        .put(&key, &data("acct"), Duration::from_secs(60))
+                        .await
+                        .is_err()
+                    {
+                        panic!("put failed: is Redis running at {url}?");
+                    }
+                }
+            })
+        };
+        while !creator.is_finished() {
+            let deleted = store.delete_account("acct").await;
+            assert!(deleted.is_ok(), "{deleted:?}");
+        }
+        assert!(creator.await.is_ok());
+        // Every session that exists now is listed in the set; ending the account removes all.
+        let mut c = match conn.get().await {
+            Ok(c) => c,
+            Err(e) => panic!("{e:?}"),
+        };
+        let live: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}s:*"))
+            .query_async(&mut c)
+            .await
+            .unwrap_or_default();
+        let listed: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(conn.key("as:acct"))
+            .query_async(&mut c)
+            .await
+            .unwrap_or_default();
+        let orphans: Vec<&String> = live
+            .iter()
+            .filter(|k| !listed.iter().any(|m| **k == conn.key(&format!("s:{m}"))))
+            .collect();
+        assert!(deleted_everything(&store, &conn).await);
+        assert!(
+            orphans.is_empty(),
+            "sessions outside the account's set: {orphans:?}"
+        );
+    }
+
+    async fn deleted_everything(store: &RedisStore, conn: &RedisConn) -> bool {
+        if store.delete_account("acct").await.is_err() {
+            return false;
+        }
+        let Ok(mut c) = conn.get().await else {
+            return false;
+        };
+        let left: Vec<String> = redis::cmd("KEYS")
+            .arg(conn.key("*"))
+            .query_async(&mut c)
+            .await
+            .unwrap_or_default();
+        left.is_empty()
     }
 }
