@@ -220,7 +220,7 @@ mod tests {
             portal: None,
             site: None,
             client_ip: String::new(),
-            user_agent: String::new(),
+            device: String::new(),
         }
     }
 
