@@ -527,11 +527,12 @@ async fn the_account_page_lists_sign_ins_and_ends_them() {
     // Device A signs in from the registry and reaches it through the hand-off.
     let mut app = browser_on(&gw.base(), "app.test", port);
     let login_url = app.get("/x").await.location().expect("login").to_string();
-    let used_step = (menshen_tests::client::now() + 30) / 30;
     let mut portal = browser_on(&gw.base(), "login.test", port);
     let secret = portal.bind_otp(STAFF.0, STAFF.2).await;
     let rd = query_value(&login_url, "rd").expect("rd");
     let done = portal.login_with_otp(STAFF.0, STAFF.2, &rd, &secret).await;
+    // The step that login used, or a later one (read after it): never an earlier one.
+    let used_step = (menshen_tests::client::now() + 30) / 30;
     let handoff = portal
         .get(done.location().expect("landing"))
         .await

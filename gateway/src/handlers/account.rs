@@ -249,25 +249,32 @@ pub async fn get(req: &Request<'_>) -> Reply {
     Reply::html(200, html).with_header("Content-Security-Policy", policy)
 }
 
+/// The form of a signed-in account page (the session complete, the form's token its own),
+/// or the reply that refuses it.
+async fn signed_in_form(
+    session: &mut Session,
+    req: &Request<'_>,
+) -> Result<(crate::forms::Form, String, crate::sessions::SessionData), Reply> {
+    let form = super::read_form(session, req.lang).await?;
+    let (sid, s) = session_of(req, Reply::redirect(303, "/.menshen/login")).await?;
+    if s.stage != Stage::Authenticated {
+        return Err(Reply::redirect(303, "/.menshen/login"));
+    }
+    if !csrf_matches(&form, &s) {
+        return Err(Reply::error(
+            req.lang,
+            menshen_pages::ErrorKind::Forbidden,
+            Some("the form has expired; please reload the page and try again"),
+        ));
+    }
+    Ok((form, sid, s))
+}
+
 pub async fn unbind(session: &mut Session, req: &Request<'_>, provider: &str) -> Reply {
-    let form = match super::read_form(session, req.lang).await {
-        Ok(f) => f,
-        Err(reply) => return reply,
-    };
-    let (sid, s) = match session_of(req, Reply::redirect(303, "/.menshen/login")).await {
+    let (form, sid, s) = match signed_in_form(session, req).await {
         Ok(x) => x,
         Err(reply) => return reply,
     };
-    if s.stage != Stage::Authenticated {
-        return Reply::redirect(303, "/.menshen/login");
-    }
-    if !csrf_matches(&form, &s) {
-        return Reply::error(
-            req.lang,
-            menshen_pages::ErrorKind::Forbidden,
-            Some("the form has expired; please try again"),
-        );
-    }
     if !req.state.providers.iter().any(|p| p.config.id == provider) {
         return Reply::error(req.lang, menshen_pages::ErrorKind::NotFound, None);
     }
@@ -338,24 +345,10 @@ pub async fn reauth_refusal(
 /// `POST /.menshen/account/sessions/{handle}/end` (登出此裝置) and `…/sessions/end-all`
 /// (登出所有裝置, `handle` = `None`). Ending the sign-in this page is shown in logs out here too.
 pub async fn end_sign_in(session: &mut Session, req: &Request<'_>, handle: Option<&str>) -> Reply {
-    let form = match super::read_form(session, req.lang).await {
-        Ok(f) => f,
-        Err(reply) => return reply,
-    };
-    let (sid, s) = match session_of(req, Reply::redirect(303, "/.menshen/login")).await {
+    let (_, sid, s) = match signed_in_form(session, req).await {
         Ok(x) => x,
         Err(reply) => return reply,
     };
-    if s.stage != Stage::Authenticated {
-        return Reply::redirect(303, "/.menshen/login");
-    }
-    if !csrf_matches(&form, &s) {
-        return Reply::error(
-            req.lang,
-            menshen_pages::ErrorKind::Forbidden,
-            Some("the form has expired; please reload the page and try again"),
-        );
-    }
     let signed_out = Reply::redirect(303, "/.menshen/login?lo=1")
         .with_cookie(cookies::clear(req.names.session, req.names));
     let Some(handle) = handle else {
