@@ -142,6 +142,34 @@ impl Standin {
     }
 }
 
+/// The fragment the stand-in writes, with a listener, a site and an `[otp]` table, passes
+/// `menshen check-config`: it can be handed to the gateway as it is.
+#[tokio::test]
+async fn the_fragment_passes_check_config() {
+    let standin = Standin::start().await;
+    let fragment = std::fs::read_to_string(standin.dir.path().join("mobile-certificate.toml"))
+        .expect("fragment");
+    let path = standin.dir.path().join("menshen.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[listen]]\naddress = \"127.0.0.1:0\"\n[[site]]\nname = \"a\"\nhosts = [\"a.test\"]\n\
+             upstreams = [\"127.0.0.1:9\"]\n[otp]\nkeys = \"k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n\
+             {fragment}"
+        ),
+    )
+    .expect("write");
+    let out = menshen_tests::gateway::cli_with_stdin(
+        &["check-config", path.to_str().unwrap_or("")],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn challenge() -> Challenge {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
