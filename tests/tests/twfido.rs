@@ -357,6 +357,44 @@ async fn every_failure_code_has_its_outcome() {
             .expect("ATH-01"),
     );
     assert_eq!(code.system, "SPTKT_TIME_ORV");
+    // A reused transaction ID (the client never sends one; a hand-made request does), with
+    // a zero IV as several public clients use.
+    let txn = "00000000-0000-4000-8000-000000000000";
+    let sign_data = challenge().sign_data().to_owned();
+    let sp_checksum = menshen_twfido::checksum::seal_with_iv(
+        &SpKey::new(standin.key),
+        &[
+            txn,
+            &standin.sp_service_id,
+            HOLDER,
+            "SIGN",
+            "I-SCAN",
+            "",
+            &sign_data,
+        ],
+        [0; 12],
+    );
+    let body = json!({
+        "transaction_id": txn, "sp_service_id": standin.sp_service_id, "sp_checksum": sp_checksum,
+        "id_num": HOLDER, "op_code": "SIGN", "op_mode": "I-SCAN", "hint": "", "time_limit": 60,
+        "sign_info": {"sign_type": "PKCS#1", "tbs_encoding": "base64", "hash_algorithm": "SHA256",
+                      "sign_data": sign_data},
+    });
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        let answer: Value = standin
+            .http
+            .post(format!("{}/moise/sp/getSpTicket", standin.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("ATH-01")
+            .json()
+            .await
+            .expect("JSON");
+        codes.push(answer["error_code"].as_str().unwrap_or("").to_owned());
+    }
+    assert_eq!(codes, ["0", "SP-API-ATH-01-TXNLOG_INS_ERR"]);
     // The integer-or-text question is settings, not code: text is accepted too.
     let text = Client::new(Settings {
         time_limit_format: TimeLimitFormat::Text,
@@ -414,6 +452,23 @@ async fn push_with_no_device_then_qr() {
     let body = push["body"].as_object().expect("object");
     assert!(!body.contains_key("op_mode"), "{body:?}");
     assert!(!body.contains_key("device_user_def_desc"), "{body:?}");
+    // A named phone: the alias is in the request and its checksum.
+    issued(
+        client
+            .request_ath_or_sign_push(STRANGER, &challenge(), Some("我的手機"))
+            .await
+            .expect("ATH-03"),
+    );
+    let code = refused(
+        client
+            .request_ath_or_sign_push(STRANGER, &challenge(), Some("平板"))
+            .await
+            .expect("ATH-03"),
+    );
+    assert_eq!(
+        (code.kind, code.system.as_str()),
+        (Kind::NoDevice, "DEV_DESC_MISMATCH")
+    );
     // Every call carried its own transaction ID.
     let ids: std::collections::HashSet<String> = standin
         .requests()
@@ -426,7 +481,7 @@ async fn push_with_no_device_then_qr() {
                 .to_owned()
         })
         .collect();
-    assert_eq!(ids.len(), 4);
+    assert_eq!(ids.len(), 6);
 }
 
 #[tokio::test]

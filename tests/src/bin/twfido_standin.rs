@@ -27,6 +27,8 @@
 //! - `POST /_standin/break {"on":bool}`: answers carry an `idp_checksum` over wrong data.
 //! - `POST /_standin/delay {"ms":n}`: every API answer waits this long (a slow MOI).
 //! - `GET /_standin/state`: the requests seen (without checksums) and the tickets.
+//!
+//! Every bound phone has the alias `我的手機`; a push naming another gets `DEV_DESC_MISMATCH`.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -69,6 +71,8 @@ struct Cli {
     sp_service_id: String,
 }
 
+/// The alias every bound phone has (`device_user_def_desc` on push).
+const DEVICE_ALIAS: &str = "我的手機";
 /// Larger bodies are refused; MOI's requests are a few hundred bytes.
 const MAX_BODY: usize = 64 * 1024;
 /// `sign_data` longer than this: `SIGNDATA_LEN_LIMIT`.
@@ -356,6 +360,9 @@ impl Standin {
             .ok_or(Refusal("IDNUM_USERPROF_NF", "查無使用者"))?;
         if push && !person.device {
             return Err(Refusal("IDNUM_DEVPROF_NF", "查無裝置"));
+        }
+        if push && body.contains_key("device_user_def_desc") && device != DEVICE_ALIAS {
+            return Err(Refusal("DEV_DESC_MISMATCH", "查無裝置別名"));
         }
         let mut state = self.lock();
         if !state.transactions.insert(txn.clone()) {
