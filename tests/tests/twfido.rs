@@ -80,14 +80,13 @@ impl Standin {
 
     fn settings(&self) -> Settings {
         Settings {
-            api_url: self.base.clone(),
-            sp_service_id: self.sp_service_id.clone(),
-            key: SpKey::new(self.key),
-            time_limit: Duration::from_secs(120),
-            time_limit_format: TimeLimitFormat::Integer,
-            request_timeout: Duration::from_secs(10),
             max_concurrent: 4,
-            hint: "登入門神".to_owned(),
+            ..Settings::new(
+                &format!("{}/", self.base),
+                &self.sp_service_id,
+                SpKey::new(self.key),
+                Duration::from_secs(120),
+            )
         }
     }
 

@@ -1,6 +1,10 @@
 //! The four SP API calls, server to server, and the polling driver. Every request carries a
 //! fresh `sp_checksum`; every successful answer must carry an `idp_checksum` that opens
 //! under our key, or it is refused.
+//!
+//! Business errors (a non-zero `error_code`) are taken as they come: the sources show none
+//! with an `idp_checksum`, and a forged refusal can only end a sign-in, which anyone on the
+//! path can do anyway. Nothing is ever granted on an answer whose checksum did not open.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +53,24 @@ pub struct Settings {
     pub max_concurrent: usize,
     /// Text shown in the app above the request.
     pub hint: String,
+}
+
+impl Settings {
+    /// Settings with the defaults for everything the configuration does not name: a
+    /// 10-second request timeout, 16 requests in flight, integer `time_limit`, and a hint
+    /// naming the gateway.
+    pub fn new(api_url: &str, sp_service_id: &str, key: SpKey, time_limit: Duration) -> Settings {
+        Settings {
+            api_url: api_url.trim_end_matches('/').to_owned(),
+            sp_service_id: sp_service_id.to_owned(),
+            key,
+            time_limit,
+            time_limit_format: TimeLimitFormat::Integer,
+            request_timeout: Duration::from_secs(10),
+            max_concurrent: 16,
+            hint: "門神登入".to_owned(),
+        }
+    }
 }
 
 /// Something broke: the call could not give an answer that means anything.
