@@ -29,6 +29,8 @@ pub struct Config {
     pub oidc: Vec<OidcProvider>,
     /// Citizen digital certificate (自然人憑證) login; `None` turns it off.
     pub certificate: Option<CertificateConfig>,
+    /// Mobile citizen certificate (行動自然人憑證) login; `None` turns the method off.
+    pub mobile_certificate: Option<MobileCertificateConfig>,
     /// Identity header names used for sites that do not override them.
     pub headers: HeaderNames,
     /// Protected sites; at least one, each host name in exactly one site.
@@ -296,6 +298,33 @@ pub struct CertificateConfig {
     /// How long one OCSP request may take, connection included; default 3 seconds. The
     /// user's login waits this long at most when the responder does not answer.
     pub ocsp_timeout: Duration,
+}
+
+/// `[mobile_certificate]`: the mobile citizen certificate (行動自然人憑證, TW FidO) through
+/// MOI's SP API. Its certificates are verified with the `[certificate]` trust store.
+#[derive(Debug, Clone)]
+pub struct MobileCertificateConfig {
+    /// MOI's SP API base, without a trailing `/` (production `https://fidoapi.moi.gov.tw`);
+    /// the client appends `/moise/sp/...`. Configurable because the UAT host is disputed.
+    pub api_url: String,
+    /// The SP service ID MOI issued with the key.
+    pub sp_service_id: String,
+    /// The AES-256 key that makes and opens the request and response checksums.
+    pub aes_key: MobileKey,
+    /// How long a ticket lives (MOI's `time_limit`) and how long the gateway polls;
+    /// whole seconds from 30 to 600, default 120.
+    pub time_limit: Duration,
+}
+
+/// The 32-byte AES key shared with MOI. Whoever holds it can push sign-in prompts to any ID
+/// in the school's name, so its `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MobileKey(pub [u8; 32]);
+
+impl std::fmt::Debug for MobileKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MobileKey(..)")
+    }
 }
 
 /// `certificate.ocsp`: what an OCSP responder's answer (or its silence) means. A CRL listing

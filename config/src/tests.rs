@@ -19,9 +19,14 @@ fn env(name: &str) -> Result<String, VarError> {
     match name {
         "MENSHEN_DB_PASSWORD" => Ok(SECRET.to_owned()),
         "REGISTRY_UPSTREAM" => Ok("127.0.0.1:8081".to_owned()),
+        "MENSHEN_TWFIDO_AES_KEY" => Ok(MOBILE_KEY.to_owned()),
+        "MENSHEN_TWFIDO_SP_ID" => Ok("12345678901234567890".to_owned()),
         _ => Err(VarError::NotPresent),
     }
 }
+
+/// A valid `[mobile_certificate]` key (32 bytes 0xfb, base64url without padding).
+const MOBILE_KEY: &str = "-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_s";
 
 /// A valid OTP keyring (32 zero bytes): `[otp] keys` is required, so texts that do not test
 /// the `[otp]` table get one appended (after their last line, so line numbers hold).
@@ -1165,4 +1170,156 @@ fn forward_auth_lists_its_trusted_proxies() {
         message.contains("is not an address or network"),
         "{message}"
     );
+}
+
+/// `[certificate]` with a readable anchor, then `[mobile_certificate]` from line 12 on
+/// (lines 1-7 the base, 8 blank, 9-10 `[certificate]`, 11 `[mobile_certificate]`).
+fn mobile_text(dir: &tempfile::TempDir, rest: &str) -> String {
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, "x").expect("write");
+    format!(
+        "[[listen]]\naddress = \"127.0.0.1:8080\"\n\n[[site]]\nname = \"a\"\nhosts = [\"a.test\"]\n\
+         upstreams = [\"127.0.0.1:9000\"]\n\n[certificate]\ntrust_anchors = [\"{}\"]\n\
+         [mobile_certificate]\n{rest}",
+        root.display()
+    )
+}
+
+#[test]
+fn mobile_certificate_table_is_read() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = valid(&mobile_text(
+        &dir,
+        "api_url = \"https://fidoapi.moi.gov.tw/\"\nsp_service_id = \"12345678901234567890\"\n\
+         aes_key = \"${MENSHEN_TWFIDO_AES_KEY}\"\n",
+    ));
+    let m = config.mobile_certificate.expect("mobile_certificate table");
+    assert_eq!(m.api_url, "https://fidoapi.moi.gov.tw");
+    assert_eq!(m.sp_service_id, "12345678901234567890");
+    assert_eq!(m.aes_key, MobileKey([0xfb; 32]));
+    assert_eq!(m.time_limit, Duration::from_secs(120));
+    // The key never shows in Debug output, in any form.
+    let shown = format!("{m:?}");
+    assert!(!shown.contains(MOBILE_KEY), "{shown}");
+    assert!(!shown.contains("251"), "{shown}");
+    assert!(!shown.to_ascii_lowercase().contains("fb"), "{shown}");
+
+    // Standard base64 with padding, and a time limit at each end of MOI's range.
+    for (limit, seconds) in [("\"30s\"", 30), ("600", 600), ("\"10m\"", 600)] {
+        let m = valid(&mobile_text(
+            &dir,
+            &format!(
+                "api_url = \"http://127.0.0.1:4100\"\nsp_service_id = \"x\"\n\
+                 aes_key = \"+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/s=\"\ntime_limit = {limit}\n"
+            ),
+        ))
+        .mobile_certificate
+        .expect("mobile_certificate table");
+        assert_eq!(m.aes_key, MobileKey([0xfb; 32]));
+        assert_eq!(m.time_limit, Duration::from_secs(seconds));
+    }
+    assert!(valid(BASE).mobile_certificate.is_none());
+}
+
+#[test]
+fn mobile_certificate_errors_are_reported_with_lines() {
+    let dir = tempfile::tempdir().expect("dir");
+    // A key of the wrong length that is otherwise plausible: it must not be quoted.
+    let wrong_key = "c2VjcmV0LWJ1dC10b28tc2hvcnQ";
+    let found = errors(&mobile_text(
+        &dir,
+        &format!(
+            "api_url = \"ftp://fidoapi.moi.gov.tw\"\nsp_service_id = \"has space\"\n\
+             aes_key = \"{wrong_key}\"\ntime_limit = \"29s\"\n"
+        ),
+    ));
+    let lines: Vec<usize> = found.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, vec![12, 13, 14, 15], "{found:?}");
+    assert!(
+        found[0].1.contains("`mobile_certificate.api_url`"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].1.contains("`mobile_certificate.sp_service_id`"),
+        "{found:?}"
+    );
+    assert!(
+        found[2]
+            .1
+            .contains("`mobile_certificate.aes_key` must be 32 bytes"),
+        "{found:?}"
+    );
+    assert!(found[3].1.contains("between 30s and 600s"), "{found:?}");
+    for (_, message) in &found {
+        assert!(!message.contains(wrong_key), "key leaked: {message}");
+    }
+
+    let too_long = one_error(&mobile_text(
+        &dir,
+        "api_url = \"https://a.test\"\nsp_service_id = \"x\"\n\
+         aes_key = \"${MENSHEN_TWFIDO_AES_KEY}\"\ntime_limit = \"601s\"\n",
+    ));
+    assert_eq!(too_long.0, 15);
+    assert!(too_long.1.contains("between 30s and 600s"), "{too_long:?}");
+
+    let query = one_error(&mobile_text(
+        &dir,
+        "api_url = \"https://a.test/?x=1\"\nsp_service_id = \"x\"\n\
+         aes_key = \"${MENSHEN_TWFIDO_AES_KEY}\"\n",
+    ));
+    assert_eq!(query.0, 12, "{query:?}");
+
+    // Every required key is named.
+    let missing = errors(&mobile_text(&dir, ""));
+    for key in ["api_url", "sp_service_id", "aes_key"] {
+        assert!(
+            missing.iter().any(|(l, m)| *l == 11 && m.contains(key)),
+            "{key}: {missing:?}"
+        );
+    }
+
+    // An unknown key is refused, as in every table.
+    let unknown = one_error(&mobile_text(
+        &dir,
+        "api_url = \"https://a.test\"\nsp_service_id = \"x\"\n\
+         aes_key = \"${MENSHEN_TWFIDO_AES_KEY}\"\nop_mode = \"PUSH\"\n",
+    ));
+    assert_eq!(unknown.0, 15, "{unknown:?}");
+}
+
+#[test]
+fn mobile_certificate_requires_certificate() {
+    let text = "[[listen]]\naddress = \"127.0.0.1:8080\"\n\n[[site]]\nname = \"a\"\nhosts = [\"a.test\"]\n\
+                upstreams = [\"127.0.0.1:9000\"]\n\n[mobile_certificate]\napi_url = \"https://a.test\"\n\
+                sp_service_id = \"x\"\naes_key = \"${MENSHEN_TWFIDO_AES_KEY}\"\n";
+    let (line, message) = one_error(text);
+    assert_eq!(line, 9);
+    assert!(
+        message.contains("requires a `[certificate]` table"),
+        "{message}"
+    );
+    assert!(!message.contains(MOBILE_KEY), "{message}");
+}
+
+/// The commented-out `[mobile_certificate]` block of `examples/school.toml`, uncommented,
+/// is a valid table: the reference cannot drift from the parser.
+#[test]
+fn mobile_certificate_example_is_valid() {
+    let example = include_str!("../examples/school.toml");
+    let block: String = example
+        .lines()
+        .skip_while(|l| *l != "# [mobile_certificate]")
+        .skip(1)
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(block.contains("aes_key"), "{block}");
+    let dir = tempfile::tempdir().expect("dir");
+    let m = valid(&mobile_text(&dir, &block))
+        .mobile_certificate
+        .expect("mobile_certificate table");
+    assert_eq!(m.api_url, "https://fidoapi.moi.gov.tw");
+    assert_eq!(m.time_limit, Duration::from_secs(120));
 }

@@ -219,7 +219,7 @@ fn component_origin(text: &str) -> Option<String> {
 }
 
 /// `http://` or `https://`, a host, no spaces or control characters.
-fn is_http_url(text: &str) -> bool {
+pub(super) fn is_http_url(text: &str) -> bool {
     let rest = text
         .strip_prefix("https://")
         .or_else(|| text.strip_prefix("http://"));

@@ -6,6 +6,7 @@ mod certificate;
 mod factors;
 mod forward_auth;
 mod headers;
+mod mobile;
 mod oidc;
 mod portal;
 mod site;
@@ -54,6 +55,7 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
     let otp = factors::otp(&mut root, cx);
     let oidc = oidc::providers(&mut root, cx);
     let certificate = certificate::certificate(&mut root, cx);
+    let mobile_certificate = mobile::mobile_certificate(&mut root, cx, certificate.is_some());
     let headers = match root.table(cx, "headers") {
         Some(table) => {
             let overrides = read_headers(cx, table);
@@ -90,6 +92,7 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
         otp,
         oidc,
         certificate,
+        mobile_certificate,
         headers: headers.names,
         sites,
         portal,
