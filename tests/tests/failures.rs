@@ -202,7 +202,8 @@ async fn idle_timeout_ends_an_unused_session() {
     let up = Upstream::start().await;
     let gw = Gateway::start(
         Options {
-            idle: "2s".into(),
+            // Each login step must fit in it on a loaded machine too.
+            idle: "4s".into(),
             absolute: "1h".into(),
             store: Store::SharedRedis,
             ..Options::default()
@@ -214,7 +215,7 @@ async fn idle_timeout_ends_an_unused_session() {
     let mut b = Browser::new(&gw.base());
     assert_eq!(b.sign_in(STAFF.0, STAFF.2, "/").await.0.status, 303);
     assert_eq!(b.get("/x").await.status, 200);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(b.get("/x").await.status, 302);
 }
 
@@ -223,8 +224,10 @@ async fn absolute_timeout_ends_a_session_in_use() {
     let up = Upstream::start().await;
     let gw = Gateway::start(
         Options {
-            idle: "2s".into(),
-            absolute: "4s".into(),
+            // Wide enough that each login step (argon2 runs at idle priority) fits in the idle
+            // timeout on a loaded machine.
+            idle: "4s".into(),
+            absolute: "8s".into(),
             ..Options::default()
         },
         up.addr,
@@ -236,7 +239,7 @@ async fn absolute_timeout_ends_a_session_in_use() {
     let start = std::time::Instant::now();
     // Used every half second, so the idle timeout never fires; the absolute one must.
     let mut ended = false;
-    while start.elapsed() < Duration::from_secs(12) {
+    while start.elapsed() < Duration::from_secs(20) {
         let status = b.get("/x").await.status;
         if status == 302 {
             ended = true;
@@ -247,7 +250,7 @@ async fn absolute_timeout_ends_a_session_in_use() {
     }
     assert!(ended, "the session outlived its absolute timeout");
     assert!(
-        start.elapsed() >= Duration::from_secs(2),
+        start.elapsed() >= Duration::from_secs(4),
         "it lived past the idle timeout first"
     );
 }

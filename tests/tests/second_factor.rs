@@ -386,7 +386,8 @@ async fn the_pages_state_the_configured_lockout_rule() {
 #[tokio::test]
 async fn suspensions_end_by_themselves() {
     let (_up, gw) = start(Options {
-        extra: "[lockout]\nduration = \"3s\"\n".into(),
+        // Long enough that the next login lands inside it on a loaded machine too.
+        extra: "[lockout]\nduration = \"8s\"\n".into(),
         ..Options::default()
     })
     .await;
@@ -400,7 +401,7 @@ async fn suspensions_end_by_themselves() {
             .status,
         403
     );
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(9)).await;
     assert_eq!(
         Browser::new(&gw.base())
             .login(STAFF.0, STAFF.2, "/")
