@@ -113,6 +113,25 @@ impl Regulation {
         Ok(result)
     }
 
+    /// Whether the account is suspended for either kind of failure (wrong passwords or wrong
+    /// OTP codes): a method that counts no failures of its own (a card, a provider trusted
+    /// alone) still respects both. `Some(until)` when suspended.
+    pub async fn suspended_until(
+        &self,
+        login_name: &str,
+        unlocked_at: u64,
+        now: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        for kind in [Counted::Password, Counted::Otp] {
+            if let LockState::Suspended { until } =
+                self.state(kind, login_name, unlocked_at, now).await?
+            {
+                return Ok(Some(until));
+            }
+        }
+        Ok(None)
+    }
+
     /// Reserves one attempt before the (slow) check, so attempts sent in parallel cannot
     /// get more guesses than the threshold allows.
     pub async fn reserve(

@@ -21,7 +21,6 @@ use menshen_pages::{
     CertificatePage, CertificatePurpose, DEFAULT_DOWNLOAD_URL, ErrorKind, render_certificate,
 };
 use menshen_pki::{Policy, Rejection, SignedChallenge, VerifiedCertificate};
-use menshen_policies::lockout::LockState;
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -34,7 +33,7 @@ use crate::accounts::{Account, CertificateBindOutcome, CertificateBinding};
 use crate::certificates::{Certificates, OcspOutcome};
 use crate::forms::{self, Form, FormError};
 use crate::metrics::LOGINS;
-use crate::regulation::{Counted, taipei_clock};
+use crate::regulation::taipei_clock;
 use crate::respond::{Reply, csp_with_component};
 use crate::sessions::{Factor, SessionData, Stage, store_key};
 use crate::{clock, cookies, random};
@@ -672,29 +671,22 @@ async fn login(
     // Not guessable, so it counts no failures; but a suspension after wrong passwords or
     // codes holds for every method.
     let now = clock::now_secs();
-    for kind in [Counted::Password, Counted::Otp] {
-        match req
-            .state
-            .regulation
-            .state(
-                kind,
-                &account.login_name,
-                account.unlocked_at.max(0) as u64,
-                now,
-            )
-            .await
-        {
-            Ok(LockState::Open) => {}
-            Ok(LockState::Suspended { until }) => {
-                LOGINS.with_label_values(&[METHOD, "locked"]).inc();
-                activity(req, Some(&account), "", "login", METHOD, "locked", "").await;
-                return json(
-                    403,
-                    &json!({ "error": "locked", "until": taipei_clock(until) }),
-                );
-            }
-            Err(_) => return unavailable(),
+    match req
+        .state
+        .regulation
+        .suspended_until(&account.login_name, account.unlocked_at.max(0) as u64, now)
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(until)) => {
+            LOGINS.with_label_values(&[METHOD, "locked"]).inc();
+            activity(req, Some(&account), "", "login", METHOD, "locked", "").await;
+            return json(
+                403,
+                &json!({ "error": "locked", "until": taipei_clock(until) }),
+            );
         }
+        Err(_) => return unavailable(),
     }
     let data = SessionData {
         account_id: account.id.clone(),

@@ -22,10 +22,8 @@ use crate::clock;
 use crate::cookies;
 use crate::metrics::LOGINS;
 use crate::oidc::{OidcFailure, Provider};
-use crate::regulation::Counted;
 use crate::respond::Reply;
 use crate::sessions::{Factor, SessionData, Stage, store_key};
-use menshen_policies::lockout::LockState;
 
 const FLOW_LIFETIME: Duration = Duration::from_secs(600);
 
@@ -370,26 +368,19 @@ async fn login(
     let now = clock::now_secs();
     // A suspension after wrong passwords or codes holds for every method: a provider trusted
     // alone (`require_otp = false`) would otherwise sign a suspended account straight in.
-    for kind in [Counted::Password, Counted::Otp] {
-        match req
-            .state
-            .regulation
-            .state(
-                kind,
-                &account.login_name,
-                account.unlocked_at.max(0) as u64,
-                now,
-            )
-            .await
-        {
-            Ok(LockState::Open) => {}
-            Ok(LockState::Suspended { .. }) => {
-                LOGINS.with_label_values(&[&method, "locked"]).inc();
-                activity(req, Some(&account), "", "login", &method, "locked", "").await;
-                return error_page(req, p, OidcError::Locked);
-            }
-            Err(_) => return super::unavailable(req.lang),
+    match req
+        .state
+        .regulation
+        .suspended_until(&account.login_name, account.unlocked_at.max(0) as u64, now)
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            LOGINS.with_label_values(&[&method, "locked"]).inc();
+            activity(req, Some(&account), "", "login", &method, "locked", "").await;
+            return error_page(req, p, OidcError::Locked);
         }
+        Err(_) => return super::unavailable(req.lang),
     }
     let data = SessionData {
         account_id: account.id.clone(),
