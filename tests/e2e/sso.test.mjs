@@ -320,6 +320,27 @@ describe('menshen demo with single sign-on in headless Chromium', { timeout: 300
     }
   });
 
+  it('4b. the portal lists the sign-in with both systems it reached', async () => {
+    await page.goto(`${portal()}/.menshen/account?tab=activity`);
+    const table = page.locator('#sign-ins-table');
+    await table.waitFor({ state: 'visible' });
+    const text = await table.innerText();
+    assert.match(text, /registry\.localhost/, `the registry is among the systems: ${text}`);
+    assert.match(text, /hr\.localhost/, `HR is among the systems: ${text}`);
+    assert.match(text, /目前使用的裝置/, 'this device is marked');
+    await screenshot(page, '08b-portal-sign-ins');
+    await page.setViewportSize(PHONE);
+    try {
+      await screenshot(page, '08c-portal-sign-ins-phone');
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `the account page fits 390 px without sideways scrolling (overflow ${overflow} px)`);
+    } finally {
+      await page.setViewportSize({ width: 1100, height: 800 });
+    }
+    await page.goto(`${hr()}/payroll`);
+    await page.locator('#identity').waitFor({ state: 'visible' });
+  });
+
   it('5. logs out on HR, which lands on the portal login page: 已登出所有系統', async () => {
     await clickAndWait(page, page.locator('#demo-logout'));
     const confirm = on(hr());
