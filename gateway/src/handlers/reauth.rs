@@ -210,22 +210,11 @@ mod tests {
 
     fn session(stage: Stage) -> SessionData {
         SessionData {
-            account_id: "a1".into(),
             login_name: "wang01".into(),
-            display_name: String::new(),
-            school_code: String::new(),
-            roles: vec![],
             factors: vec![],
             stage,
             auth_method: "certificate".into(),
-            csrf: String::new(),
-            created_at: 0,
-            last_seen: 0,
-            return_to: None,
-            portal: None,
-            site: None,
-            client_ip: String::new(),
-            device: String::new(),
+            ..SessionData::sample("a1", 0)
         }
     }
 

@@ -280,7 +280,7 @@ impl SessionCache {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Factor, Stage};
+    use super::super::Factor;
     use super::*;
 
     const T: Timeouts = Timeouts {
@@ -290,22 +290,10 @@ mod tests {
 
     fn data(account: &str, created_at: u64, last_seen: u64) -> Arc<SessionData> {
         Arc::new(SessionData {
-            account_id: account.into(),
-            login_name: "t".into(),
-            display_name: "T".into(),
-            school_code: "s".into(),
-            roles: vec!["staff".into()],
             factors: vec![Factor::Password, Factor::Otp],
-            stage: Stage::Authenticated,
             auth_method: "password+otp".into(),
-            csrf: "c".into(),
-            created_at,
             last_seen,
-            return_to: None,
-            portal: None,
-            site: None,
-            client_ip: String::new(),
-            device: String::new(),
+            ..SessionData::sample(account, created_at)
         })
     }
 

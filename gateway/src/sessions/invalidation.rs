@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_message_empties_the_cache() {
-        use super::super::{Factor, SessionData, Stage};
+        use super::super::SessionData;
         let cache = SessionCache::new(Duration::from_secs(1), 10);
         cache.set_live(true);
         let now = Instant::now();
@@ -173,22 +173,8 @@ mod tests {
             panic!("expected a miss");
         };
         let data = SessionData {
-            account_id: "a".into(),
-            login_name: "t".into(),
-            display_name: "T".into(),
-            school_code: "s".into(),
             roles: vec![],
-            factors: vec![Factor::Password],
-            stage: Stage::Authenticated,
-            auth_method: "password".into(),
-            csrf: "c".into(),
-            created_at: 0,
-            last_seen: 0,
-            return_to: None,
-            portal: None,
-            site: None,
-            client_ip: String::new(),
-            device: String::new(),
+            ..SessionData::sample("a", 0)
         };
         cache.fill([1; 32], Arc::new(data), ticket);
         assert_eq!(cache.len(), 1);

@@ -87,6 +87,30 @@ impl SessionData {
     pub fn is_authenticated(&self) -> bool {
         self.stage == Stage::Authenticated
     }
+
+    /// A complete password session of `account_id` made at `now`, for tests to adjust with
+    /// struct-update syntax (one place to extend when a field is added).
+    #[cfg(test)]
+    pub(crate) fn sample(account_id: &str, now: u64) -> SessionData {
+        SessionData {
+            account_id: account_id.into(),
+            login_name: "t".into(),
+            display_name: "T".into(),
+            school_code: "s".into(),
+            roles: vec!["staff".into()],
+            factors: vec![Factor::Password],
+            stage: Stage::Authenticated,
+            auth_method: "password".into(),
+            csrf: "c".into(),
+            created_at: now,
+            last_seen: now,
+            return_to: None,
+            portal: None,
+            site: None,
+            client_ip: String::new(),
+            device: String::new(),
+        }
+    }
 }
 
 /// The store could not be reached or answered nonsense: callers fail closed (503).
@@ -446,22 +470,8 @@ mod tests {
 
     fn data(now: u64) -> SessionData {
         SessionData {
-            account_id: "a1".into(),
-            login_name: "t".into(),
-            display_name: "T".into(),
-            school_code: "s".into(),
-            roles: vec!["staff".into()],
-            factors: vec![Factor::Password],
-            stage: Stage::Authenticated,
-            auth_method: "password".into(),
             csrf: random::token(),
-            created_at: now,
-            last_seen: now,
-            return_to: None,
-            portal: None,
-            site: None,
-            client_ip: String::new(),
-            device: String::new(),
+            ..SessionData::sample("a1", now)
         }
     }
 

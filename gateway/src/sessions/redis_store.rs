@@ -201,26 +201,11 @@ impl SessionStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sessions::{Factor, Stage};
 
     fn data(account: &str) -> SessionData {
         SessionData {
-            account_id: account.into(),
             login_name: "wang01".into(),
-            display_name: String::new(),
-            school_code: String::new(),
-            roles: vec![],
-            factors: vec![Factor::Password],
-            stage: Stage::Authenticated,
-            auth_method: "password".into(),
-            csrf: String::new(),
-            created_at: 0,
-            last_seen: 0,
-            return_to: None,
-            portal: None,
-            site: None,
-            client_ip: String::new(),
-            device: String::new(),
+            ..SessionData::sample(account, 0)
         }
     }
 
