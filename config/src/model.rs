@@ -314,6 +314,9 @@ pub struct MobileCertificateConfig {
     /// How long a ticket lives (MOI's `time_limit`) and how long the gateway polls;
     /// whole seconds from 30 to 600, default 120.
     pub time_limit: Duration,
+    /// How long one call to MOI may take, connection included (1s to 30s, default 10s): a
+    /// person waits this long at most before "temporarily unavailable".
+    pub request_timeout: Duration,
 }
 
 /// The 32-byte AES key shared with MOI. Whoever holds it can push sign-in prompts to any ID

@@ -1198,6 +1198,7 @@ fn mobile_certificate_table_is_read() {
     assert_eq!(m.sp_service_id, "12345678901234567890");
     assert_eq!(m.aes_key, MobileKey([0xfb; 32]));
     assert_eq!(m.time_limit, Duration::from_secs(120));
+    assert_eq!(m.request_timeout, Duration::from_secs(10));
     // The key never shows in Debug output, in any form.
     let shown = format!("{m:?}");
     assert!(!shown.contains(MOBILE_KEY), "{shown}");
@@ -1261,6 +1262,21 @@ fn mobile_certificate_errors_are_reported_with_lines() {
     ));
     assert_eq!(too_long.0, 15);
     assert!(too_long.1.contains("between 30s and 600s"), "{too_long:?}");
+
+    let slow = one_error(&mobile_text(
+        &dir,
+        "api_url = \"https://a.test\"\nsp_service_id = \"x\"\n\
+         aes_key = \"${MENSHEN_TWFIDO_AES_KEY}\"\nrequest_timeout = \"31s\"\n",
+    ));
+    assert_eq!(slow.0, 15);
+    assert!(slow.1.contains("between 1s and 30s"), "{slow:?}");
+    let quick = valid(&mobile_text(
+        &dir,
+        "api_url = \"https://a.test\"\nsp_service_id = \"x\"\n\
+         aes_key = \"${MENSHEN_TWFIDO_AES_KEY}\"\nrequest_timeout = \"2s\"\n",
+    ));
+    let quick = quick.mobile_certificate.expect("mobile_certificate table");
+    assert_eq!(quick.request_timeout, Duration::from_secs(2));
 
     let query = one_error(&mobile_text(
         &dir,

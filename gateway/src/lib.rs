@@ -16,6 +16,7 @@
 //!   [`regulation`] turns failure counts into suspensions and throttles; [`captcha`] draws
 //!   and checks the login captcha.
 //! - [`certificates`] holds the citizen-certificate trust store and refreshes the CRLs.
+//! - [`mobile`] holds the mobile citizen certificate (TW FidO) client and pending sign-ins.
 //! - [`accounts`] is the SQL account store (SQLite or PostgreSQL) with its migrations.
 //! - [`passwords`] hashes and verifies passwords with argon2id off the async workers, on the
 //!   idle-priority pool of [`low_priority`], shedding what it cannot take.
@@ -39,6 +40,7 @@ pub mod handlers;
 pub mod identity;
 pub mod low_priority;
 pub mod metrics;
+pub mod mobile;
 pub mod oidc;
 pub mod passwords;
 pub mod proxy;

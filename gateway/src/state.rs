@@ -195,6 +195,9 @@ pub struct AppState {
     pub csp: String,
     /// Citizen-certificate trust store and revocation lists, when `[certificate]` is set.
     pub certificates: Option<Arc<crate::certificates::Certificates>>,
+    /// MOI's SP API client for the mobile citizen certificate, when `[mobile_certificate]`
+    /// is set.
+    pub mobile: Option<Arc<crate::mobile::Mobile>>,
     /// Connected lazily inside the proxy's runtime (Pingora has none before it starts).
     accounts: OnceCell<AccountStore>,
 }
@@ -235,6 +238,12 @@ impl AppState {
                 .certificate
                 .clone()
                 .map(crate::certificates::Certificates::new)
+                .transpose()?
+                .map(Arc::new),
+            mobile: config
+                .mobile_certificate
+                .as_ref()
+                .map(crate::mobile::Mobile::new)
                 .transpose()?
                 .map(Arc::new),
             csp: crate::respond::policy(

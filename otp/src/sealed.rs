@@ -25,6 +25,8 @@ const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
 /// Poly1305 tag size; a payload shorter than nonce + tag cannot be genuine.
 const TAG_LEN: usize = 16;
+/// What the index key of each ring key is derived with.
+const INDEX_KEY_LABEL: &[u8] = b"menshen keyring: index key v1";
 /// Format version written into every sealed value.
 const VERSION: &str = "v1";
 /// Longest key id; ids are short labels such as `2025a`, not secrets.
@@ -43,6 +45,9 @@ fn valid_id(id: &str) -> bool {
 struct Entry {
     id: String,
     cipher: XChaCha20Poly1305,
+    /// The key for [`Keyring::keyed_hashes`], derived from the sealing key so the same key
+    /// material is never used for two purposes directly.
+    index_key: [u8; KEY_LEN],
 }
 
 /// The keys that seal and open secrets at rest: one primary key for sealing, any number of
@@ -143,7 +148,20 @@ fn parse_entry(entry: &str, position: usize) -> Result<Entry, KeyError> {
     Ok(Entry {
         id: id.to_owned(),
         cipher: XChaCha20Poly1305::new(&Key::from(key)),
+        index_key: hmac_sha256(&key, &[INDEX_KEY_LABEL]),
     })
+}
+
+/// HMAC-SHA256 of the concatenated `parts` under `key`.
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    // HMAC takes keys of any length; 32 bytes never fail.
+    let mut mac = <Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 /// The parts of a sealed value: key id and decoded payload.
@@ -192,6 +210,23 @@ impl Keyring {
     /// The id new values are sealed under.
     pub fn primary_id(&self) -> &str {
         &self.primary.id
+    }
+
+    /// Keyed hashes of `value` under every key of the ring, primary first, each as
+    /// `<key id>.<hex>`: what a lookup column holds for a value that must be found again but
+    /// never stored in clear (a national ID). Without the key, a leaked column cannot be
+    /// tested against the few million possible values. A row hashed under an older key is
+    /// still found (look up every hash) and can be re-hashed under the primary key when the
+    /// value is at hand again. `context` separates uses, so two columns never share hashes.
+    pub fn keyed_hashes(&self, context: &str, value: &[u8]) -> Vec<String> {
+        std::iter::once(&self.primary)
+            .chain(&self.others)
+            .map(|e| {
+                let digest = hmac_sha256(&e.index_key, &[context.as_bytes(), &[0], value]);
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{}.{hex}", e.id)
+            })
+            .collect()
     }
 
     /// The entry for a key id, primary first.
@@ -272,6 +307,27 @@ impl Keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_hashes_are_stable_per_key_and_separate_contexts() {
+        let old = Keyring::generate_entry("old");
+        let new = Keyring::generate_entry("new");
+        let before = Keyring::parse(&old).unwrap();
+        let after = Keyring::parse(&format!("{new},{old}")).unwrap();
+        let h1 = before.keyed_hashes("mobile-id", b"A123456789");
+        let h2 = after.keyed_hashes("mobile-id", b"A123456789");
+        assert_eq!(h1.len(), 1);
+        assert!(h1[0].starts_with("old.") && h1[0].len() == 4 + 64);
+        // After a rotation the primary hash is new and the old one is still among them.
+        assert!(h2[0].starts_with("new."));
+        assert_eq!(h2[1], h1[0]);
+        assert_ne!(h2[0], h1[0]);
+        assert_ne!(before.keyed_hashes("other", b"A123456789"), h1);
+        assert_ne!(before.keyed_hashes("mobile-id", b"A123456788"), h1);
+        // Another deployment's key gives other hashes.
+        let stranger = Keyring::parse(&Keyring::generate_entry("old")).unwrap();
+        assert_ne!(stranger.keyed_hashes("mobile-id", b"A123456789"), h1);
+    }
 
     /// A fixed key entry, so failures are reproducible.
     fn entry(id: &str, byte: u8) -> String {

@@ -116,6 +116,9 @@ fn main() {
         csrf: "abc",
         otp_bound: false,
         certificate: CertificateRow::NotYetAvailable,
+        mobile: Some(CertificateRow::Available {
+            href: "/.menshen/bind/mobile",
+        }),
         forced: true,
     };
     write(dir, "bind.html", &render_bind(&bind));
@@ -163,6 +166,43 @@ fn main() {
         download_url: DEFAULT_DOWNLOAD_URL,
     };
     write(dir, "certificate.html", &render_certificate(&certificate));
+    let mobile = MobilePage {
+        lang: Lang::ZhTw,
+        site_name: "學籍系統",
+        purpose: MobilePurpose::Login { rd: "/" },
+        csrf: "abc",
+        id_number: "",
+        mode: MobileMode::Push,
+        failure: None,
+    };
+    write(dir, "mobile.html", &render_mobile(&mobile));
+    write(
+        dir,
+        "mobile-no-device.html",
+        &render_mobile(&MobilePage {
+            id_number: "A123456789",
+            mode: MobileMode::Qr,
+            failure: Some(MobileFailure {
+                code: "no_device".into(),
+                until: String::new(),
+            }),
+            ..mobile.clone()
+        }),
+    );
+    write(
+        dir,
+        "mobile-wait-qr.html",
+        &render_mobile_wait(&MobileWaitPage {
+            lang: Lang::ZhTw,
+            site_name: "",
+            purpose: "bind",
+            mode: MobileMode::Qr,
+            qr_data_uri: Some(QR),
+            seconds_left: 117,
+            csrf: "abc",
+            masked_id: "******6789",
+        }),
+    );
     write(
         dir,
         "bind-certificate.html",
@@ -332,6 +372,14 @@ fn main() {
         otp_bound: true,
         certificate: CertificateRow::NotYetAvailable,
         certificate_holder: None,
+        mobile: Some(CertificateRow::Rebindable {
+            href: "/.menshen/bind/mobile",
+        }),
+        mobile_holder: Some(CertificateHolder {
+            name: "王小明",
+            id_last4: "6789",
+            bound_at: "2026-12-04 09:30",
+        }),
         providers: &providers,
         message: None,
         sign_ins: &[],

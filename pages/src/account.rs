@@ -39,6 +39,9 @@ pub struct AccountPage<'a> {
     pub certificate: CertificateRow<'a>,
     /// The bound card, shown in the certificate row when one is bound.
     pub certificate_holder: Option<CertificateHolder<'a>>,
+    /// The mobile citizen certificate row (`None`: not configured) and its bound holder.
+    pub mobile: Option<CertificateRow<'a>>,
+    pub mobile_holder: Option<CertificateHolder<'a>>,
     /// One row per configured OpenID Connect provider.
     pub providers: &'a [ProviderRow<'a>],
     pub message: Option<AccountMessage>,
@@ -274,6 +277,9 @@ struct AccountTemplate<'a> {
     cert: CertificateView<'a>,
     /// The bound card in words, e.g. 持卡人 王小明（身分證末四碼 6789），2026-12-01 09:30 綁定.
     cert_holder: Option<String>,
+    m: &'static crate::mobile::MobileTexts,
+    mobile: Option<CertificateView<'a>>,
+    mobile_holder: Option<String>,
     providers: Vec<ProviderView<'a>>,
     note_one_account: String,
     reauth: Option<ReauthView>,
@@ -358,6 +364,16 @@ pub fn render_account(page: &AccountPage) -> String {
                 t.settings_certificate_holder
             };
             text.replace("{name}", h.name)
+                .replace("{last4}", h.id_last4)
+                .replace("{date}", h.bound_at)
+        }),
+        m: page.lang.mobile_texts(),
+        mobile: page.mobile.map(CertificateView::new),
+        mobile_holder: page.mobile_holder.map(|h| {
+            page.lang
+                .mobile_texts()
+                .row_holder
+                .replace("{name}", h.name)
                 .replace("{last4}", h.id_last4)
                 .replace("{date}", h.bound_at)
         }),
@@ -585,6 +601,8 @@ mod tests {
             otp_bound: true,
             certificate: CertificateRow::NotYetAvailable,
             certificate_holder: None,
+            mobile: None,
+            mobile_holder: None,
             providers: &PROVIDERS,
             message: None,
             sign_ins: &[],
@@ -1097,6 +1115,45 @@ mod tests {
         assert!(cert.contains("✓</span> 已綁定"));
         assert!(cert.contains("如需重新綁定，請洽客服人員"));
         assert!(!cert.contains("bind-certificate"));
+    }
+
+    #[test]
+    fn the_mobile_row_offers_binding_and_names_the_holder() {
+        let roles = roles();
+        let none = render_account(&page(Lang::ZhTw, AccountTab::Settings, &roles));
+        assert!(!none.contains("row-mobile"));
+        let offered = render_account(&AccountPage {
+            mobile: Some(CertificateRow::Available {
+                href: "/.menshen/bind/mobile",
+            }),
+            ..page(Lang::ZhTw, AccountTab::Settings, &roles)
+        });
+        let r = row(&offered, "row-mobile");
+        assert!(
+            r.contains(r#"id="bind-mobile""#) && r.contains("/.menshen/bind/mobile"),
+            "{r}"
+        );
+        assert!(r.contains("×</span> 未綁定"), "{r}");
+        let bound = render_account(&AccountPage {
+            mobile: Some(CertificateRow::Rebindable {
+                href: "/.menshen/bind/mobile",
+            }),
+            mobile_holder: Some(CertificateHolder {
+                name: "王<小>明",
+                id_last4: "6789",
+                bound_at: "2026-12-04 10:00",
+            }),
+            ..page(Lang::ZhTw, AccountTab::Settings, &roles)
+        });
+        let r = row(&bound, "row-mobile");
+        assert!(
+            r.contains("王&#60;小&#62;明（身分證末四碼 6789），2026-12-04 10:00 綁定"),
+            "{r}"
+        );
+        assert!(
+            r.contains(r#"id="rebind-mobile""#) && r.contains("✓</span> 已綁定"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub struct StaticAsset {
 const MENSHEN_CSS: &[u8] = include_bytes!("../static/menshen.css");
 const FAVICON_SVG: &[u8] = include_bytes!("../static/favicon.svg");
 const CERTIFICATE_JS: &[u8] = include_bytes!("../static/certificate.js");
+const MOBILE_JS: &[u8] = include_bytes!("../static/mobile.js");
 
 /// The embedded asset called `name` (the part after `/.menshen/static/`), if any.
 pub fn static_asset(name: &str) -> Option<StaticAsset> {
@@ -23,6 +24,10 @@ pub fn static_asset(name: &str) -> Option<StaticAsset> {
         "certificate.js" => Some(StaticAsset {
             content_type: "text/javascript; charset=utf-8",
             body: CERTIFICATE_JS,
+        }),
+        "mobile.js" => Some(StaticAsset {
+            content_type: "text/javascript; charset=utf-8",
+            body: MOBILE_JS,
         }),
         "favicon.svg" => Some(StaticAsset {
             content_type: "image/svg+xml",

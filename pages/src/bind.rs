@@ -17,6 +17,8 @@ pub struct BindPage<'a> {
     /// Whether OTP is already bound (✓ 已綁定, no bind button) or not (× 未綁定).
     pub otp_bound: bool,
     pub certificate: CertificateRow<'a>,
+    /// The mobile citizen certificate row; `None` when the method is not configured.
+    pub mobile: Option<CertificateRow<'a>>,
     /// `true`: the forced first binding (the notes are shown prominently); `false`: reached
     /// from a full session to add a method (a link back to `/.menshen/` is added).
     pub forced: bool,
@@ -75,6 +77,8 @@ struct BindTemplate<'a> {
     subtitle: &'static str,
     page: &'a BindPage<'a>,
     cert: CertificateView<'a>,
+    m: &'static crate::mobile::MobileTexts,
+    mobile: Option<CertificateView<'a>>,
 }
 
 /// Renders the binding page.
@@ -87,6 +91,8 @@ pub fn render_bind(page: &BindPage) -> String {
         subtitle: t.tagline,
         page,
         cert,
+        m: page.lang.mobile_texts(),
+        mobile: page.mobile.map(CertificateView::new),
     })
 }
 
@@ -183,8 +189,35 @@ mod tests {
             csrf: "csrf-bind-1",
             otp_bound: false,
             certificate: CertificateRow::NotYetAvailable,
+            mobile: None,
             forced: true,
         }
+    }
+
+    #[test]
+    fn the_mobile_row_shows_only_where_configured() {
+        assert!(!render_bind(&bind(Lang::ZhTw)).contains("row-mobile"));
+        let offered = render_bind(&BindPage {
+            mobile: Some(CertificateRow::Available {
+                href: "/.menshen/bind/mobile",
+            }),
+            ..bind(Lang::ZhTw)
+        });
+        assert!(offered.contains(r#"<tr id="row-mobile">"#), "{offered}");
+        assert!(
+            offered.contains(r#"<a id="bind-mobile" class="button button-secondary" href="/.menshen/bind/mobile">行動自然人憑證綁定</a>"#),
+            "{offered}"
+        );
+        let aa = render_bind(&BindPage {
+            mobile: Some(CertificateRow::NotForAa),
+            ..bind(Lang::ZhTw)
+        });
+        assert!(aa.contains(r#"id="mobile-note""#) && !aa.contains("bind-mobile"));
+        let bound = render_bind(&BindPage {
+            mobile: Some(CertificateRow::Bound),
+            ..bind(Lang::En)
+        });
+        assert!(bound.contains(r#"id="mobile-status" class="status status-bound""#));
     }
 
     fn bind_otp(lang: Lang) -> BindOtpPage<'static> {

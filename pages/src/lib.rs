@@ -15,6 +15,7 @@ mod demo;
 mod error;
 mod lang;
 mod login;
+mod mobile;
 mod oidc_error;
 mod otp;
 mod reauth;
@@ -37,6 +38,10 @@ pub use demo::{DemoApp, DemoAppPage, render_demo_app};
 pub use error::{ErrorKind, ErrorPage, render_error};
 pub use lang::Lang;
 pub use login::{CaptchaField, LoginMessage, LoginPage, OtherMethod, render_login};
+pub use mobile::{
+    FIDO_SITE, MOBILE_EN, MOBILE_ZH_TW, MobileFailure, MobileMode, MobilePage, MobilePurpose,
+    MobileTexts, MobileWaitPage, render_mobile, render_mobile_wait,
+};
 pub use oidc_error::{OidcError, OidcErrorPage, render_oidc_error};
 pub use otp::{OtpMessage, OtpPage, render_otp};
 pub use reauth::{CODE_FIELD, PASSWORD_FIELD, ReauthField};

@@ -8,6 +8,7 @@ pub mod factors;
 pub mod headers;
 pub mod lockout;
 pub mod login_name;
+pub mod national_id;
 pub mod password;
 pub mod path;
 pub mod redirect;

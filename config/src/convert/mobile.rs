@@ -15,6 +15,11 @@ const MAX_TIME_LIMIT: Duration = Duration::from_secs(600);
 /// Two minutes: long enough to find the phone and unlock the app, short enough that an
 /// abandoned sign-in does not hold a polling slot for long.
 const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(120);
+/// One call to MOI: a person waiting on the page should hear "unavailable" within seconds,
+/// and a slow MOI must not hold a request slot for long.
+const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads `[mobile_certificate]`. `has_certificate`: whether `[certificate]` is configured;
 /// its trust store verifies the mobile certificates, so it is required.
@@ -96,8 +101,20 @@ pub(super) fn mobile_certificate(
         Some(d) => d.value,
         None => DEFAULT_TIME_LIMIT,
     };
+    let request_timeout = match table.duration(cx, "request_timeout") {
+        Some(d) if d.value < MIN_REQUEST_TIMEOUT || d.value > MAX_REQUEST_TIMEOUT => {
+            cx.error(
+                &d.span,
+                "`mobile_certificate.request_timeout` must be between 1s and 30s",
+            );
+            DEFAULT_REQUEST_TIMEOUT
+        }
+        Some(d) => d.value,
+        None => DEFAULT_REQUEST_TIMEOUT,
+    };
     table.finish(cx);
     Some(MobileCertificateConfig {
+        request_timeout,
         api_url: api_url.unwrap_or_default(),
         sp_service_id: sp_service_id.unwrap_or_default(),
         aes_key: aes_key.unwrap_or(MobileKey([0; 32])),

@@ -150,4 +150,24 @@ pub const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE accounts ADD COLUMN id_last4 TEXT NOT NULL DEFAULT ''",
         )],
     },
+    Migration {
+        version: 7,
+        description: "mobile citizen certificate bindings",
+        // One national ID binds to one account: `id_hash` is a keyed hash of it
+        // (`<key id>.<hex>`, see `Keyring::keyed_hashes`), never the ID in clear. The
+        // certificate's issuer, issuing-CA key id and serial are kept for the account pages
+        // and the activity log; a renewed certificate in the app does not need a re-binding.
+        statements: &[Both(
+            "CREATE TABLE mobile_bindings (
+            account_id TEXT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+            id_hash TEXT NOT NULL UNIQUE,
+            issuer TEXT NOT NULL,
+            issuer_key_id TEXT NOT NULL,
+            serial TEXT NOT NULL,
+            subject_name TEXT NOT NULL,
+            id_last4 TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        )",
+        )],
+    },
 ];

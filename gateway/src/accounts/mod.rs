@@ -6,6 +6,9 @@
 //! `login_key` column holds the canonical form (`menshen_policies::canonical_login_name`).
 
 pub mod migrations;
+mod mobile;
+
+pub use mobile::{MobileBindOutcome, MobileBinding};
 
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -36,6 +39,8 @@ pub struct Account {
     pub unlocked_at: i64,
     pub otp_bound: bool,
     pub certificate_bound: bool,
+    /// A mobile citizen certificate (行動自然人憑證) is bound.
+    pub mobile_bound: bool,
     /// Last four digits of the holder's national ID, when the school's record has them
     /// (empty otherwise); checked against the card when identity matching is required.
     pub id_last4: String,
@@ -44,6 +49,16 @@ pub struct Account {
 impl Account {
     pub fn is_aa(&self) -> bool {
         self.roles.iter().any(|r| r == "aa")
+    }
+
+    /// A citizen certificate signs in for this account: the card or the mobile app.
+    pub fn certificate_method_bound(&self) -> bool {
+        self.certificate_bound || self.mobile_bound
+    }
+
+    /// Some second factor is bound (what the manual requires before anything else binds).
+    pub fn second_factor_bound(&self) -> bool {
+        self.otp_bound || self.certificate_method_bound()
     }
 }
 
@@ -77,7 +92,8 @@ pub struct AccountStore {
 const SELECT_ACCOUNT: &str = "SELECT id, login_name, display_name, school_code, roles, email, \
      password_hash, enabled, created_at, updated_at, unlocked_at, id_last4, \
      (SELECT COUNT(*) FROM otp_bindings o WHERE o.account_id = accounts.id) AS otp_count, \
-     (SELECT COUNT(*) FROM certificate_bindings c WHERE c.account_id = accounts.id) AS cert_count \
+     (SELECT COUNT(*) FROM certificate_bindings c WHERE c.account_id = accounts.id) AS cert_count, \
+     (SELECT COUNT(*) FROM mobile_bindings m WHERE m.account_id = accounts.id) AS mobile_count \
      FROM accounts";
 
 impl AccountStore {
@@ -372,6 +388,10 @@ impl AccountStore {
             .bind(account_id.to_string())
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM mobile_bindings WHERE account_id = $1")
+            .bind(account_id.to_string())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -661,6 +681,7 @@ fn account_from_row(row: &AnyRow) -> anyhow::Result<Account> {
         unlocked_at: row.try_get("unlocked_at")?,
         otp_bound: row.try_get::<i64, _>("otp_count")? > 0,
         certificate_bound: row.try_get::<i64, _>("cert_count")? > 0,
+        mobile_bound: row.try_get::<i64, _>("mobile_count")? > 0,
         id_last4: row.try_get("id_last4")?,
     })
 }

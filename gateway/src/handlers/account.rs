@@ -111,20 +111,24 @@ pub async fn get(req: &Request<'_>) -> Reply {
         Ok(store) => store,
         Err(_) => return super::unavailable(req.lang),
     };
-    let (account, records, bindings, holder) = match (
+    let (account, records, bindings, holder, mobile_holder) = match (
         store.find_by_id(&s.account_id).await,
         store.activity_of(&s.login_name, 50).await,
         store.oidc_bindings_of(&s.account_id).await,
         store.certificate_holder(&s.account_id).await,
+        store.mobile_holder(&s.account_id).await,
     ) {
-        (Ok(Some(a)), Ok(r), Ok(b), Ok(h)) => (a, r, b, h),
-        (Ok(None), _, _, _) => return Reply::redirect(302, "/.menshen/login"),
+        (Ok(Some(a)), Ok(r), Ok(b), Ok(h), Ok(m)) => (a, r, b, h, m),
+        (Ok(None), _, _, _, _) => return Reply::redirect(302, "/.menshen/login"),
         _ => return super::unavailable(req.lang),
     };
-    let holder_bound_at = holder
-        .as_ref()
-        .map(|(_, _, at)| taipei_datetime(*at))
-        .unwrap_or_default();
+    let bound_at = |h: &Option<(String, String, i64)>| {
+        h.as_ref()
+            .map(|(_, _, at)| taipei_datetime(*at))
+            .unwrap_or_default()
+    };
+    let holder_bound_at = bound_at(&holder);
+    let mobile_bound_at = bound_at(&mobile_holder);
     let when: Vec<String> = records.iter().map(|r| taipei_datetime(r.at)).collect();
     let activity_rows: Vec<ActivityRow> = records
         .iter()
@@ -138,7 +142,7 @@ pub async fn get(req: &Request<'_>) -> Reply {
             user_agent: &r.user_agent,
         })
         .collect();
-    let may_bind = account.otp_bound || account.certificate_bound;
+    let may_bind = account.second_factor_bound();
     let providers: Vec<ProviderRow> = req
         .state
         .providers
@@ -222,6 +226,14 @@ pub async fn get(req: &Request<'_>) -> Reply {
                 name,
                 id_last4: last4,
                 bound_at: &holder_bound_at,
+            }
+        }),
+        mobile: super::mobile::mobile_row(req, &account),
+        mobile_holder: mobile_holder.as_ref().map(|(name, last4, _)| {
+            menshen_pages::CertificateHolder {
+                name,
+                id_last4: last4,
+                bound_at: &mobile_bound_at,
             }
         }),
         providers: &providers,

@@ -58,7 +58,7 @@ pub fn recent_login(s: &SessionData) -> bool {
 }
 
 /// The session allowed on binding pages, or where to send the browser instead.
-async fn binding_session(req: &Request<'_>) -> Result<(String, SessionData), Reply> {
+pub(super) async fn binding_session(req: &Request<'_>) -> Result<(String, SessionData), Reply> {
     let (id, s) = session_of(req, Reply::redirect(302, "/.menshen/login")).await?;
     match s.stage {
         Stage::MustBind => Ok((id, s)),
@@ -102,6 +102,7 @@ pub async fn page(req: &Request<'_>) -> Reply {
         csrf: &s.csrf,
         otp_bound: account.otp_bound,
         certificate,
+        mobile: super::mobile::mobile_row(req, &account),
         forced: s.stage == Stage::MustBind,
     });
     Reply::html(200, html)

@@ -495,17 +495,37 @@ async fn ocsp_refusal(
     v: &VerifiedCertificate,
     policy: &Policy,
 ) -> Option<Reply> {
+    let (code, detail) = ocsp_verdict(certificates, purpose.word(), v, policy).await?;
+    if purpose == Purpose::Login {
+        LOGINS.with_label_values(&[METHOD, code]).inc();
+    }
+    activity(req, None, who, purpose.word(), METHOD, code, &detail).await;
+    tracing::info!(purpose = purpose.word(), ip = ?req.client_ip, "certificate refused: {code}");
+    Some(error(403, code))
+}
+
+/// What `certificate.ocsp` says of a verified certificate: `None` to let it through, else
+/// the refusal's code (`revoked`, `ocsp_unavailable`) and a detail for the activity log.
+/// Shared by the card and the mobile certificate.
+pub(super) async fn ocsp_verdict(
+    certificates: &Certificates,
+    purpose: &str,
+    v: &VerifiedCertificate,
+    policy: &Policy,
+) -> Option<(&'static str, String)> {
     let mode = certificates.config.ocsp;
     if mode == OcspMode::Off {
         return None;
     }
-    let (code, detail) = match certificates.check_ocsp(v, policy.now_unix).await {
-        Ok(OcspOutcome::Good) => return None,
-        Ok(OcspOutcome::Revoked) => ("revoked", format!("serial {}: OCSP revoked", v.serial_hex)),
+    match certificates.check_ocsp(v, policy.now_unix).await {
+        Ok(OcspOutcome::Good) => None,
+        Ok(OcspOutcome::Revoked) => {
+            Some(("revoked", format!("serial {}: OCSP revoked", v.serial_hex)))
+        }
         Err(failure) => {
             let fallback = mode == OcspMode::Prefer;
             tracing::warn!(
-                purpose = purpose.word(),
+                purpose,
                 serial = %v.serial_hex,
                 "OCSP check failed{}: {failure}",
                 if fallback { ", the CRLs decide" } else { ", certificate refused" }
@@ -514,15 +534,9 @@ async fn ocsp_refusal(
                 return None;
             }
             let detail = format!("serial {}: {failure}", v.serial_hex);
-            ("ocsp_unavailable", detail.chars().take(200).collect())
+            Some(("ocsp_unavailable", detail.chars().take(200).collect()))
         }
-    };
-    if purpose == Purpose::Login {
-        LOGINS.with_label_values(&[METHOD, code]).inc();
     }
-    activity(req, None, who, purpose.word(), METHOD, code, &detail).await;
-    tracing::info!(purpose = purpose.word(), ip = ?req.client_ip, "certificate refused: {code}");
-    Some(error(403, code))
 }
 
 async fn load_account(req: &Request<'_>, account_id: &str) -> Result<Option<Account>, Reply> {
@@ -538,7 +552,7 @@ async fn load_account(req: &Request<'_>, account_id: &str) -> Result<Option<Acco
 /// When `require_identity_match` is on, the certificate's name and the national ID's last
 /// four digits must be the account's, where the account holds them. A certificate without
 /// the digits does not match an account that has them.
-fn identity_matches(
+pub(super) fn identity_matches(
     certificates: &Certificates,
     account: &Account,
     v: &VerifiedCertificate,
@@ -688,32 +702,19 @@ async fn login(
         }
         Err(_) => return unavailable(),
     }
-    let data = SessionData {
-        account_id: account.id.clone(),
-        login_name: account.login_name.clone(),
-        display_name: account.display_name.clone(),
-        school_code: account.school_code.clone(),
-        roles: account.roles.clone(),
-        factors: vec![Factor::Certificate],
-        stage: Stage::Authenticated,
-        auth_method: METHOD.to_string(),
-        csrf: random::token(),
-        created_at: now,
-        last_seen: now,
-        return_to: Some(ch.return_to.clone()),
-        portal: None,
-        site: None,
-        client_ip: req.client_ip_text(),
-        device: req.device(),
-    };
-    let sid = match req.state.sessions.create(&data, now).await {
+    let sid = match full_session(
+        req,
+        &account,
+        Factor::Certificate,
+        METHOD,
+        &ch.return_to,
+        now,
+    )
+    .await
+    {
         Ok(sid) => sid,
-        Err(_) => return unavailable(),
+        Err(()) => return unavailable(),
     };
-    // The browser's previous session, if any, ends here: it is never upgraded in place.
-    if let Some(old) = req.cookies.session.value() {
-        let _ = req.state.sessions.destroy(old).await;
-    }
     let detail = format!("serial {}", v.serial_hex);
     if !activity(req, Some(&account), "", "login", METHOD, "success", &detail).await {
         let _ = req.state.sessions.destroy(&sid).await;
@@ -726,4 +727,45 @@ async fn login(
         &json!({ "ok": true, "next": crate::sso::landing(&ch.return_to) }),
     )
     .with_cookie(cookies::set(req.names.session, &sid, req.names, None))
+}
+
+/// Creates the fully authenticated session of a certificate sign-in (card or mobile) and
+/// ends the browser's previous one: a session is never upgraded in place. `Err` when the
+/// session store cannot take it.
+pub(super) async fn full_session(
+    req: &Request<'_>,
+    account: &Account,
+    factor: Factor,
+    method: &str,
+    return_to: &str,
+    now: u64,
+) -> Result<String, ()> {
+    let data = SessionData {
+        account_id: account.id.clone(),
+        login_name: account.login_name.clone(),
+        display_name: account.display_name.clone(),
+        school_code: account.school_code.clone(),
+        roles: account.roles.clone(),
+        factors: vec![factor],
+        stage: Stage::Authenticated,
+        auth_method: method.to_string(),
+        csrf: random::token(),
+        created_at: now,
+        last_seen: now,
+        return_to: Some(return_to.to_string()),
+        portal: None,
+        site: None,
+        client_ip: req.client_ip_text(),
+        device: req.device(),
+    };
+    let sid = req
+        .state
+        .sessions
+        .create(&data, now)
+        .await
+        .map_err(|_| ())?;
+    if let Some(old) = req.cookies.session.value() {
+        let _ = req.state.sessions.destroy(old).await;
+    }
+    Ok(sid)
 }

@@ -125,10 +125,22 @@ async fn page(
             label: req.lang.certificate_texts().login_button,
             href: &certificate_href,
         });
-    // The manual's order: 自然人憑證登入 first, then the external accounts.
+    let mobile_href = format!("/.menshen/mobile?rd={}", super::encode_query_value(rd));
+    let mobile_method = req
+        .state
+        .mobile
+        .as_ref()
+        .filter(|_| req.state.certificates.is_some())
+        .map(|_| menshen_pages::OtherMethod {
+            label: req.lang.mobile_texts().login_button,
+            href: &mobile_href,
+        });
+    // The manual's order: 自然人憑證登入 first, then 行動自然人憑證APP登入 (the slides), then
+    // the external accounts.
     let other_methods: Vec<menshen_pages::OtherMethod> =
         certificate_method
             .into_iter()
+            .chain(mobile_method)
             .chain(req.state.providers.iter().zip(&hrefs).map(|(p, href)| {
                 menshen_pages::OtherMethod {
                     label: &p.config.button_label,
@@ -351,7 +363,7 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
     let stage = match after_password(
         account.is_aa(),
         account.otp_bound,
-        account.certificate_bound,
+        account.certificate_method_bound(),
     ) {
         AfterPassword::AskOtp => Stage::NeedsSecondFactor,
         AfterPassword::MustBind => Stage::MustBind,

@@ -8,6 +8,7 @@ pub mod handoff;
 pub mod home;
 pub mod login;
 pub mod logout;
+pub mod mobile;
 pub mod oidc;
 pub mod otp;
 pub mod reauth;
@@ -126,7 +127,9 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
     let always_open = rest == "/logout"
         || rest.starts_with("/static/")
         || rest.starts_with("/captcha/")
-        || rest.starts_with("/certificate/");
+        || rest.starts_with("/certificate/")
+        || rest == "/mobile"
+        || rest.starts_with("/mobile/");
     if !always_open && let Some(stage) = stage_of(req).await {
         match stage {
             Ok(Stage::MustBind) if !(rest == "/bind" || rest.starts_with("/bind/")) => {
@@ -154,16 +157,23 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
         "/bind/certificate" if get => bind::certificate(req).await,
         "/bind/certificate" if post => certificate::verify_binding(session, req).await,
         "/certificate" if get => certificate::page(req).await,
+        "/mobile" if get => mobile::page(req).await,
+        "/mobile" if post => mobile::start(session, req).await,
+        "/mobile/wait" if get => mobile::wait(req).await,
+        "/mobile/status" if get => mobile::status(req).await,
+        "/mobile/cancel" if post => mobile::cancel(session, req).await,
+        "/bind/mobile" if get => mobile::bind_page(req).await,
         "/account" if get => account::get(req).await,
         "/certificate/challenge" if post => certificate::challenge(session, req).await,
         "/certificate/verify" if post => certificate::verify(session, req).await,
         "/login" | "/logout" | "" | "/" | "/otp" | "/bind" | "/bind/otp" | "/bind/certificate"
-        | "/certificate" => Reply::error(req.lang, ErrorKind::MethodNotAllowed, None).with_header(
+        | "/certificate" | "/mobile" | "/mobile/wait" | "/mobile/status" | "/mobile/cancel"
+        | "/bind/mobile" => Reply::error(req.lang, ErrorKind::MethodNotAllowed, None).with_header(
             "Allow",
-            if rest == "/certificate" {
-                "GET, HEAD"
-            } else {
-                "GET, HEAD, POST"
+            match rest {
+                "/certificate" | "/mobile/wait" | "/mobile/status" | "/bind/mobile" => "GET, HEAD",
+                "/mobile/cancel" => "POST",
+                _ => "GET, HEAD, POST",
             }
             .to_string(),
         ),

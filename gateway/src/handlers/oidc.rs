@@ -151,7 +151,7 @@ pub async fn start_bind(
         );
     }
     let account = match load_account(req, &s.account_id).await {
-        Ok(a) if a.otp_bound || a.certificate_bound => a,
+        Ok(a) if a.second_factor_bound() => a,
         Ok(_) => return Reply::redirect(303, "/.menshen/account?tab=settings&msg=needs2fa"),
         Err(reply) => return reply,
     };
@@ -348,7 +348,7 @@ async fn login(
             return error_page(req, p, OidcError::NoOtp);
         }
         Stage::NeedsSecondFactor
-    } else if account.otp_bound || account.certificate_bound {
+    } else if account.second_factor_bound() {
         // A provider trusted alone still needs an account that has a second factor bound
         // (the manual's rule for binding providers at all).
         Stage::Authenticated
@@ -453,7 +453,7 @@ async fn bind(req: &Request<'_>, p: &Provider, identity: &crate::oidc::ExternalI
         Ok(a) => a,
         Err(reply) => return reply,
     };
-    if !(account.otp_bound || account.certificate_bound) {
+    if !account.second_factor_bound() {
         return Reply::redirect(302, "/.menshen/account?tab=settings&msg=needs2fa");
     }
     let store = match req.state.accounts().await {

@@ -204,6 +204,7 @@ mod tests {
             unlocked_at: 0,
             otp_bound: otp,
             certificate_bound: !otp,
+            mobile_bound: false,
             id_last4: String::new(),
         }
     }

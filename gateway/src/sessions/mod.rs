@@ -32,6 +32,8 @@ pub enum Factor {
     Otp,
     Certificate,
     Oidc,
+    /// The mobile citizen certificate (行動自然人憑證), approved in the app.
+    MobileCertificate,
 }
 
 /// How far this session has come.
