@@ -8,11 +8,13 @@
 //! - [`gateway`]: writes a config, seeds accounts through the CLI, runs `menshen run`.
 //! - [`backends`]: SQLite / PostgreSQL databases and Redis prefixes or private servers.
 //! - [`client`]: an HTTP client that never follows redirects, and a login helper.
+//! - [`twfido`]: the TW FidO stand-in process and its test controls.
 
 pub mod backends;
 pub mod client;
 pub mod gateway;
 pub mod oidc;
+pub mod twfido;
 pub mod upstream;
 
 use std::net::TcpListener;

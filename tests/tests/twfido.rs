@@ -2,82 +2,32 @@
 //! signature over exactly our challenge that verifies with the returned certificate, every
 //! failure code, forged answers, a wrong key, and MOI down or slow.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use menshen_pki::{Policy, RevocationLists, SignedChallenge, TrustStore, verify};
-use menshen_tests::client::client_builder;
+use menshen_tests::twfido::Standin;
 use menshen_twfido::{
     Challenge, Client, DeviceOutcome, Error, Kind, ResultOutcome, Settings, SpKey, Ticket,
     TicketOutcome, TimeLimitFormat,
 };
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::Instant;
 
 const HOLDER: &str = "A123456789";
-const STRANGER: &str = "B223456780";
-const NO_DEVICE: &str = "C123456788";
+const STRANGER: &str = "B223456782";
+const NO_DEVICE: &str = "C123456781";
 const ORIGIN: &str = "https://portal.school.example";
 
-/// A running stand-in, killed on drop.
-struct Standin {
-    _child: Child,
-    base: String,
-    dir: tempfile::TempDir,
-    sp_service_id: String,
-    key: [u8; 32],
-    http: reqwest::Client,
-    _stdout: Lines<BufReader<ChildStdout>>,
+/// What these tests add to the stand-in: a client configured for it and its PKI.
+trait StandinExt {
+    fn settings(&self) -> Settings;
+    fn client(&self) -> Client;
+    fn trust(&self) -> (TrustStore, RevocationLists);
 }
 
-impl Standin {
-    async fn start() -> Standin {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_twfido-standin"))
-            .arg("--dir")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn twfido-standin");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let line = tokio::time::timeout(Duration::from_secs(300), stdout.next_line())
-            .await
-            .expect("twfido-standin did not start")
-            .expect("read stdout")
-            .expect("twfido-standin exited before listening");
-        let base = line
-            .strip_prefix("twfido-standin listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .to_owned();
-        let fragment: toml::Table =
-            std::fs::read_to_string(dir.path().join("mobile-certificate.toml"))
-                .expect("fragment")
-                .parse()
-                .expect("fragment is TOML");
-        let mobile = fragment["mobile_certificate"].as_table().expect("table");
-        assert_eq!(mobile["api_url"].as_str(), Some(base.as_str()));
-        assert!(fragment["certificate"]["trust_anchors"].is_array());
-        let key = URL_SAFE_NO_PAD
-            .decode(mobile["aes_key"].as_str().expect("aes_key"))
-            .expect("base64url key");
-        Standin {
-            _child: child,
-            base,
-            sp_service_id: mobile["sp_service_id"].as_str().expect("id").to_owned(),
-            key: key.try_into().expect("32 bytes"),
-            dir,
-            http: client_builder().build().expect("client"),
-            _stdout: stdout,
-        }
-    }
-
+impl StandinExt for Standin {
     fn settings(&self) -> Settings {
         Settings {
             max_concurrent: 4,
@@ -92,39 +42,6 @@ impl Standin {
 
     fn client(&self) -> Client {
         Client::new(self.settings()).expect("client")
-    }
-
-    async fn control(&self, path: &str, body: Value) {
-        let resp = self
-            .http
-            .post(format!("{}/_standin/{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("control request");
-        assert_eq!(
-            resp.status(),
-            200,
-            "{path}: {}",
-            resp.text().await.unwrap_or_default()
-        );
-    }
-
-    async fn requests(&self) -> Vec<Value> {
-        let state: Value = self
-            .http
-            .get(format!("{}/_standin/state", self.base))
-            .send()
-            .await
-            .expect("state")
-            .json()
-            .await
-            .expect("state JSON");
-        state["requests"].as_array().expect("requests").clone()
-    }
-
-    fn file(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.path().join(name)).expect(name)
     }
 
     /// The stand-in's PKI as the gateway would load it.
@@ -145,7 +62,7 @@ impl Standin {
 /// `menshen check-config`: it can be handed to the gateway as it is.
 #[tokio::test]
 async fn the_fragment_passes_check_config() {
-    let standin = Standin::start().await;
+    let standin = Standin::start(env!("CARGO_BIN_EXE_twfido-standin")).await;
     let fragment = std::fs::read_to_string(standin.dir.path().join("mobile-certificate.toml"))
         .expect("fragment");
     let path = standin.dir.path().join("menshen.toml");
@@ -193,7 +110,7 @@ fn refused(outcome: TicketOutcome) -> menshen_twfido::ErrorCode {
 
 #[tokio::test]
 async fn qr_sign_in_signs_exactly_our_challenge() {
-    let standin = Standin::start().await;
+    let standin = Standin::start(env!("CARGO_BIN_EXE_twfido-standin")).await;
     let client = standin.client();
     let challenge = challenge();
     let started = Instant::now();
@@ -253,7 +170,7 @@ async fn qr_sign_in_signs_exactly_our_challenge() {
 
 #[tokio::test]
 async fn every_failure_code_has_its_outcome() {
-    let standin = Standin::start().await;
+    let standin = Standin::start(env!("CARGO_BIN_EXE_twfido-standin")).await;
     let client = standin.client();
     let ticket = issued(
         client
@@ -409,7 +326,7 @@ async fn every_failure_code_has_its_outcome() {
 
 #[tokio::test]
 async fn push_with_no_device_then_qr() {
-    let standin = Standin::start().await;
+    let standin = Standin::start(env!("CARGO_BIN_EXE_twfido-standin")).await;
     let client = standin.client();
     let code = refused(
         client
@@ -485,7 +402,7 @@ async fn push_with_no_device_then_qr() {
 
 #[tokio::test]
 async fn forged_answers_and_a_wrong_key_are_refused() {
-    let standin = Standin::start().await;
+    let standin = Standin::start(env!("CARGO_BIN_EXE_twfido-standin")).await;
     let client = standin.client();
     let wrong_key = Client::new(Settings {
         key: SpKey::new([9; 32]),
@@ -551,7 +468,7 @@ async fn forged_answers_and_a_wrong_key_are_refused() {
 
 #[tokio::test]
 async fn a_swapped_certificate_names_someone_else() {
-    let standin = Standin::start().await;
+    let standin = Standin::start(env!("CARGO_BIN_EXE_twfido-standin")).await;
     let client = standin.client();
     let challenge = challenge();
     let ticket = issued(
@@ -594,7 +511,7 @@ async fn a_swapped_certificate_names_someone_else() {
 
 #[tokio::test]
 async fn moi_down_or_slow_is_a_transport_error() {
-    let standin = Standin::start().await;
+    let standin = Standin::start(env!("CARGO_BIN_EXE_twfido-standin")).await;
     // A closed port: bound, then released.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = closed.local_addr().expect("addr");

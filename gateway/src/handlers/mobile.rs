@@ -54,7 +54,7 @@ use crate::{clock, cookies, random};
 const METHOD: &str = "mobile-certificate";
 /// Prompts one ID may receive in [`ID_WINDOW`], whoever asks: a typed ID sends a push to
 /// that person's phone, so a stranger must not be able to keep someone's phone ringing.
-const ID_BUDGET: u64 = 5;
+const ID_BUDGET: u64 = 10;
 const ID_WINDOW: Duration = Duration::from_secs(600);
 /// How long a failure stays readable (the waiting page reloads to show it).
 const FAILURE_LIFETIME: Duration = Duration::from_secs(120);

@@ -24,9 +24,14 @@
 //!   what the phone (or the clock) does to a ticket.
 //! - `POST /_standin/certificate {"id_num","person"}`: results for `id_num` carry and are
 //!   signed as `person`'s certificate from now on.
+//! - `POST /_standin/report-id {"id_num","as"}`: results for `id_num` carry the hashed ID of
+//!   `as` (a result for another ID).
+//! - `POST /_standin/replay {"sp_ticket_id","from"}`: the ticket's result carries the signature
+//!   made for the ticket `from` (a replayed result).
 //! - `POST /_standin/break {"on":bool}`: answers carry an `idp_checksum` over wrong data.
 //! - `POST /_standin/delay {"ms":n}`: every API answer waits this long (a slow MOI).
-//! - `GET /_standin/state`: the requests seen (without checksums) and the tickets.
+//! - `GET /_standin/state`: the requests seen (without checksums) and the tickets, oldest
+//!   first.
 //!
 //! Every bound phone has the alias `我的手機`; a push naming another gets `DEV_DESC_MISMATCH`.
 
@@ -103,7 +108,7 @@ const PEOPLE: &[Person] = &[
     },
     Person {
         name: "stranger",
-        id_num: "B223456780",
+        id_num: "B223456782",
         cn: "陳大文",
         device: true,
         serial: 0x2000_0002,
@@ -111,7 +116,7 @@ const PEOPLE: &[Person] = &[
     },
     Person {
         name: "nodevice",
-        id_num: "C123456788",
+        id_num: "C123456781",
         cn: "林小華",
         device: false,
         serial: 0x2000_0003,
@@ -119,7 +124,7 @@ const PEOPLE: &[Person] = &[
     },
     Person {
         name: "revoked",
-        id_num: "D123456787",
+        id_num: "D123456782",
         cn: "張志明",
         device: true,
         serial: 0x2000_0004,
@@ -208,6 +213,10 @@ struct TicketState {
     transaction_id: String,
     id_num: String,
     sign_data: String,
+    /// Set by `/_standin/replay`: the data the result's signature covers instead.
+    signs_for: Option<String>,
+    /// Issue order (the state lists tickets oldest first).
+    seq: usize,
     expires_at_ms: u64,
     phase: Phase,
 }
@@ -218,6 +227,8 @@ struct State {
     tickets: HashMap<String, TicketState>,
     /// id_num → the person whose certificate results carry.
     swapped: HashMap<String, &'static str>,
+    /// id_num → the ID whose hash results carry.
+    reported_as: HashMap<String, String>,
     broken: bool,
     delay: Duration,
     seen: Vec<Value>,
@@ -384,12 +395,15 @@ impl Standin {
             "hashed_id_num": hashed_id(&id),
             "version": "1.0",
         }));
+        let seq = state.tickets.len();
         state.tickets.insert(
             sp_ticket_id,
             TicketState {
                 transaction_id: txn.clone(),
                 id_num: id,
                 sign_data,
+                signs_for: None,
+                seq,
                 expires_at_ms,
                 phase: Phase::Pending,
             },
@@ -416,6 +430,7 @@ impl Standin {
         let mut state = self.lock();
         let broken = state.broken;
         let swapped = state.swapped.clone();
+        let reported_as = state.reported_as.clone();
         let ticket = state
             .tickets
             .get_mut(&ticket_id)
@@ -447,10 +462,10 @@ impl Standin {
             .find(|h| h.person.name == name)
             .ok_or(Refusal("UNDEFINED", "stand-in: no such person"))?;
         let tbs = STANDARD
-            .decode(&ticket.sign_data)
+            .decode(ticket.signs_for.as_ref().unwrap_or(&ticket.sign_data))
             .map_err(|_| Refusal("APP_DECODE_FAIL", "解碼失敗"))?;
         let signed_response = STANDARD.encode(holder.leaf.sign_pkcs1(&tbs));
-        let hashed = hashed_id(&ticket.id_num);
+        let hashed = hashed_id(reported_as.get(&ticket.id_num).unwrap_or(&ticket.id_num));
         ticket.phase = Phase::Redeemed;
         let idp_checksum = self.idp(broken, &[&txn, "0", &hashed, &signed_response]);
         Ok(json!({
@@ -517,6 +532,17 @@ impl Standin {
             person: String,
         }
         #[derive(Deserialize)]
+        struct ReportAs {
+            id_num: String,
+            #[serde(rename = "as")]
+            reported: String,
+        }
+        #[derive(Deserialize)]
+        struct Replay {
+            sp_ticket_id: String,
+            from: String,
+        }
+        #[derive(Deserialize)]
         struct Flag {
             on: bool,
         }
@@ -546,6 +572,24 @@ impl Standin {
                     .find(|p| p.name == s.person)
                     .ok_or("no such person")?;
                 state.swapped.insert(s.id_num, person.name);
+            }
+            "/_standin/report-id" => {
+                let r: ReportAs = serde_json::from_slice(body).map_err(parse_err)?;
+                state.reported_as.insert(r.id_num, r.reported);
+            }
+            "/_standin/replay" => {
+                let r: Replay = serde_json::from_slice(body).map_err(parse_err)?;
+                let from = state
+                    .tickets
+                    .get(&r.from)
+                    .ok_or("no such ticket (from)")?
+                    .sign_data
+                    .clone();
+                state
+                    .tickets
+                    .get_mut(&r.sp_ticket_id)
+                    .ok_or("no such ticket")?
+                    .signs_for = Some(from);
             }
             "/_standin/break" => {
                 let f: Flag = serde_json::from_slice(body).map_err(parse_err)?;
@@ -593,9 +637,10 @@ async fn route(standin: &Arc<Standin>, req: Request<Incoming>) -> Answer {
     let method = req.method().clone();
     if method == Method::GET && path == "/_standin/state" {
         let state = standin.lock();
-        let tickets: Vec<Value> = state
-            .tickets
-            .iter()
+        let mut tickets: Vec<(&String, &TicketState)> = state.tickets.iter().collect();
+        tickets.sort_by_key(|(_, t)| t.seq);
+        let tickets: Vec<Value> = tickets
+            .into_iter()
             .map(|(id, t)| json!({ "sp_ticket_id": id, "id_num": t.id_num, "phase": format!("{:?}", t.phase) }))
             .collect();
         return json_answer(
