@@ -59,6 +59,11 @@ enum Command {
         /// this file (trust anchors, CRLs, component URL), as in a full configuration.
         #[arg(long)]
         certificate_config: Option<PathBuf>,
+        /// Offer mobile citizen certificate (行動自然人憑證) sign-in with the
+        /// `[mobile_certificate]` table in this file (the TW FidO stand-in writes one, with
+        /// the `[certificate]` table that verifies its certificates).
+        #[arg(long)]
+        mobile_certificate_config: Option<PathBuf>,
         /// One demo app on any host name, with its own sign-in pages, instead of single
         /// sign-on (portal at login.localhost, apps at registry.localhost and hr.localhost).
         #[arg(long)]
@@ -150,6 +155,7 @@ pub fn main() -> ExitCode {
             oidc_client_id,
             oidc_client_secret,
             certificate_config,
+            mobile_certificate_config,
             single_host,
         } => {
             let oidc = match (oidc_issuer, oidc_client_id) {
@@ -164,6 +170,7 @@ pub fn main() -> ExitCode {
                 listen: &listen,
                 oidc: oidc.as_ref(),
                 certificate_config: certificate_config.as_deref(),
+                mobile_certificate_config: mobile_certificate_config.as_deref(),
                 single_sign_on: !single_host,
             })
         }

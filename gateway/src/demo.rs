@@ -44,6 +44,9 @@ pub struct DemoOptions<'a> {
     pub oidc: Option<&'a DemoOidc>,
     /// A file holding a `[certificate]` table (the HiPKI stand-in of the test suite writes one).
     pub certificate_config: Option<&'a Path>,
+    /// A file holding a `[mobile_certificate]` table (and, as the TW FidO stand-in writes it,
+    /// the `[certificate]` table its certificates are verified with).
+    pub mobile_certificate_config: Option<&'a Path>,
     /// The portal and two apps (default), or one app on any host.
     pub single_sign_on: bool,
 }
@@ -174,38 +177,43 @@ struct DemoAccount {
     password: String,
 }
 
-/// Parses the demo configuration with the operator's `[certificate]` file appended, if any.
-/// Problems inside that file are reported with its own name and line numbers.
-fn with_certificate_table(
-    demo: &str,
-    certificate_config: Option<&Path>,
-) -> anyhow::Result<menshen_config::Config> {
-    let Some(path) = certificate_config else {
-        return menshen_config::parse(demo, "<demo>")
-            .map_err(|e| anyhow::anyhow!("the demo configuration is invalid:\n{e}"));
-    };
-    let fragment =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let offset = demo.lines().count() + 1;
-    let text = format!("{demo}\n{fragment}");
+/// Parses the demo configuration with the operator's files appended (a `[certificate]`
+/// table, a `[mobile_certificate]` table; the TW FidO stand-in writes both in one file).
+/// Problems inside a file are reported with its own name and line numbers.
+fn with_fragments(demo: &str, fragments: &[&Path]) -> anyhow::Result<menshen_config::Config> {
+    let mut text = demo.to_string();
+    // (first line of the file in `text`, its name), in order.
+    let mut starts = Vec::new();
+    for path in fragments {
+        let fragment = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        starts.push((text.lines().count() + 1, path.display().to_string()));
+        text.push('\n');
+        text.push_str(&fragment);
+    }
     menshen_config::parse(&text, "<demo>").map_err(|e| {
-        let shown = path.display().to_string();
         let errors: Vec<String> = e
             .errors()
             .iter()
             .map(|err| {
                 let mut err = err.clone();
-                if err.line > offset {
-                    err.file.clone_from(&shown);
+                if let Some((offset, shown)) = starts.iter().rev().find(|(o, _)| err.line > *o) {
+                    err.file.clone_from(shown);
                     err.line -= offset;
                 }
                 err.to_string()
             })
             .collect();
-        anyhow::anyhow!(
-            "the demo configuration with {shown} is invalid:\n{}",
-            errors.join("\n")
-        )
+        let names: Vec<&str> = starts.iter().map(|(_, n)| n.as_str()).collect();
+        if names.is_empty() {
+            anyhow::anyhow!("the demo configuration is invalid:\n{}", errors.join("\n"))
+        } else {
+            anyhow::anyhow!(
+                "the demo configuration with {} is invalid:\n{}",
+                names.join(" and "),
+                errors.join("\n")
+            )
+        }
     })
 }
 
@@ -219,7 +227,12 @@ pub fn run(opts: DemoOptions<'_>) -> anyhow::Result<()> {
     let app_ports = (free_port()?, free_port()?);
     let otp_keys = menshen_otp::sealed::Keyring::generate_entry("demo");
     let text = demo_config(&opts, &database, app_ports, &otp_keys);
-    let config = with_certificate_table(&text, opts.certificate_config)?;
+    let fragments: Vec<&Path> = opts
+        .certificate_config
+        .into_iter()
+        .chain(opts.mobile_certificate_config)
+        .collect();
+    let config = with_fragments(&text, &fragments)?;
 
     let accounts = vec![
         DemoAccount {
@@ -290,6 +303,13 @@ pub fn run(opts: DemoOptions<'_>) -> anyhow::Result<()> {
     if let Some(path) = opts.certificate_config {
         println!(
             "  Citizen certificate: {} (staff accounts bind a card on /.menshen/bind)",
+            path.display()
+        );
+    }
+    if let Some(path) = opts.mobile_certificate_config {
+        println!(
+            "  Mobile citizen certificate: {} (staff accounts bind it on /.menshen/bind; \
+             the login page offers 行動自然人憑證APP登入)",
             path.display()
         );
     }
@@ -401,5 +421,70 @@ impl ServeHttp for DemoLegacyApp {
             .header("Content-Length", body.len())
             .body(body)
             .unwrap_or_else(|_| Response::new(Vec::new()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo_text() -> String {
+        let opts = DemoOptions {
+            listen: "127.0.0.1:8080",
+            oidc: None,
+            certificate_config: None,
+            mobile_certificate_config: None,
+            single_sign_on: true,
+        };
+        let keys = menshen_otp::sealed::Keyring::generate_entry("demo");
+        demo_config(&opts, "sqlite://demo.db", (9001, 9002), &keys)
+    }
+
+    #[test]
+    fn fragments_are_appended_and_their_errors_name_their_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let anchor = dir.path().join("root.der");
+        std::fs::write(&anchor, b"not read at parse time").expect("write");
+        let good = dir.path().join("mobile-certificate.toml");
+        std::fs::write(
+            &good,
+            format!(
+                "[certificate]\ntrust_anchors = [{:?}]\n\n[mobile_certificate]\n\
+                 api_url = \"http://127.0.0.1:4100\"\nsp_service_id = \"x\"\n\
+                 aes_key = \"-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_s\"\n",
+                anchor.display().to_string()
+            ),
+        )
+        .expect("write");
+        let config = with_fragments(&demo_text(), &[&good]).expect("valid");
+        assert!(config.mobile_certificate.is_some());
+        assert!(config.certificate.is_some());
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(
+            &bad,
+            "[mobile_certificate]\napi_url = \"ftp://x\"\nsp_service_id = \"x\"\n\
+             aes_key = \"-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_s\"\n",
+        )
+        .expect("write");
+        let card = dir.path().join("certificate.toml");
+        std::fs::write(
+            &card,
+            format!(
+                "[certificate]\ntrust_anchors = [{:?}]\n",
+                anchor.display().to_string()
+            ),
+        )
+        .expect("write");
+        let message = with_fragments(&demo_text(), &[&card, &bad])
+            .err()
+            .expect("invalid")
+            .to_string();
+        assert!(
+            message.contains(&format!("{}:2", bad.display())),
+            "the error names the second file and its line: {message}"
+        );
+        assert!(message.contains("api_url"), "{message}");
+        assert!(!message.contains("v7-_v7"), "no key in errors: {message}");
     }
 }

@@ -16,6 +16,8 @@ export const REPO = path.resolve(HERE, '..', '..');
 const TARGET_DIR = process.env.CARGO_TARGET_DIR || path.join(REPO, 'target');
 export const MENSHEN_BIN = process.env.MENSHEN_BIN || path.join(TARGET_DIR, 'debug', 'menshen');
 export const STANDIN_BIN = process.env.HIPKI_STANDIN_BIN || path.join(TARGET_DIR, 'debug', 'hipki-standin');
+export const TWFIDO_STANDIN_BIN =
+  process.env.TWFIDO_STANDIN_BIN || path.join(TARGET_DIR, 'debug', 'twfido-standin');
 export const OUTPUT_DIR = path.join(process.env.MENSHEN_TEST_OUTPUT || path.join(REPO, 'test-output'), 'e2e');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
