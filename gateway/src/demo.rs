@@ -477,8 +477,7 @@ mod tests {
         )
         .expect("write");
         let message = with_fragments(&demo_text(), &[&card, &bad])
-            .err()
-            .expect("invalid")
+            .expect_err("invalid")
             .to_string();
         assert!(
             message.contains(&format!("{}:2", bad.display())),
