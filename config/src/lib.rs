@@ -32,8 +32,9 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     CaptchaMode, CertificateConfig, Config, ConnectionConfig, CrlSource, ForwardAuth, HeaderNames,
-    Listener, LockoutConfig, LoginConfig, MobileCertificateConfig, MobileKey, OcspMode,
-    OidcProvider, OtpConfig, Portal, SessionConfig, Site, StoreConfig, TlsFiles,
+    Listener, LockoutConfig, LoginConfig, MailConfig, MailPassword, MailTransport,
+    MobileCertificateConfig, MobileKey, OcspMode, OidcProvider, OtpConfig, Portal, SessionConfig,
+    Site, SmtpSecurity, SmtpServer, StoreConfig, TlsFiles,
 };
 
 use crate::env::Lookup;

@@ -39,6 +39,63 @@ pub struct Config {
     pub portal: Option<Portal>,
     /// `GET /.menshen/auth` for a proxy in front (nginx `auth_request`, …); `None` turns it off.
     pub forward_auth: Option<ForwardAuth>,
+    /// Outgoing mail (password reset links, notices); `None` turns those features off.
+    pub mail: Option<MailConfig>,
+}
+
+/// `[mail]`: how Menshen sends mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailConfig {
+    /// The sender, `"門神 Menshen <noreply@school.example>"` or a bare address; checked to be
+    /// one RFC 5322 mailbox.
+    pub from: String,
+    pub transport: MailTransport,
+    /// How long one delivery may take, connection included (1s to 120s, default 15s).
+    pub timeout: Duration,
+    /// The origin put in mailed links (`https://login.school.example`), when the Host a request
+    /// came with must not be trusted for that; default: the portal, else the request's host
+    /// when it is one of the configured hosts.
+    pub link_base: Option<String>,
+}
+
+/// Where mail goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    /// An SMTP submission server.
+    Smtp(SmtpServer),
+    /// A directory that receives each message as an `.eml` file (development, the demo).
+    Outbox(PathBuf),
+}
+
+/// `mail.smtp_url`, taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpServer {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub user: Option<String>,
+    pub password: Option<MailPassword>,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// `smtp://`: plain connection upgraded with STARTTLS, which the server must offer.
+    StartTls,
+    /// `smtps://`: TLS from the first byte (port 465).
+    Tls,
+    /// `smtp://…?tls=none`: no encryption; accepted only for a loopback server.
+    None,
+}
+
+/// The SMTP password. Its `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MailPassword(pub String);
+
+impl std::fmt::Debug for MailPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MailPassword(..)")
+    }
 }
 
 /// `[forward_auth]`: who may ask Menshen to decide for them.
@@ -143,8 +200,10 @@ pub struct LoginConfig {
     pub default_language: String,
     /// Operator-written notice shown on the login page.
     pub notice: Option<String>,
-    /// Support desk contact and hours, shown on the login page.
+    /// Support desk contact and hours, shown on the login page and the help page.
     pub support: Option<String>,
+    /// Longer operator text for the help page (`/.menshen/help`): whom to ask, office hours.
+    pub help: Option<String>,
     pub password_policy: PasswordPolicy,
 }
 

@@ -1339,3 +1339,113 @@ fn mobile_certificate_example_is_valid() {
     assert_eq!(m.api_url, "https://fidoapi.moi.gov.tw");
     assert_eq!(m.time_limit, Duration::from_secs(120));
 }
+
+#[test]
+fn mail_is_off_unless_configured() {
+    let config = valid(BASE);
+    assert!(config.mail.is_none());
+    assert!(config.login.help.is_none());
+}
+
+#[test]
+fn mail_over_starttls_with_a_password_from_the_environment() {
+    let config = valid(&with_base(
+        "[mail]\nfrom = \"門神 Menshen <noreply@school.example>\"\n\
+         smtp_url = \"smtp://menshen%40school:${MENSHEN_DB_PASSWORD}@mail.school.example\"\n\
+         link_base = \"https://login.school.example/\"\n",
+    ));
+    let mail = config.mail.unwrap();
+    assert_eq!(mail.from, "門神 Menshen <noreply@school.example>");
+    assert_eq!(mail.timeout, Duration::from_secs(15));
+    assert_eq!(
+        mail.link_base.as_deref(),
+        Some("https://login.school.example")
+    );
+    let MailTransport::Smtp(server) = mail.transport else {
+        panic!("expected SMTP");
+    };
+    assert_eq!(server.host, "mail.school.example");
+    assert_eq!(server.port, 587);
+    assert_eq!(server.security, SmtpSecurity::StartTls);
+    assert_eq!(server.user.as_deref(), Some("menshen@school"));
+    assert_eq!(server.password, Some(MailPassword(SECRET.to_owned())));
+    assert!(!format!("{server:?}").contains(SECRET));
+}
+
+#[test]
+fn mail_over_tls_and_plain_loopback_and_outbox() {
+    let tls = valid(&with_base(
+        "[mail]\nfrom = \"noreply@school.example\"\nsmtp_url = \"smtps://mail.school.example\"\n\
+         timeout = \"30s\"\n",
+    ))
+    .mail
+    .unwrap();
+    assert_eq!(tls.timeout, Duration::from_secs(30));
+    match tls.transport {
+        MailTransport::Smtp(s) => {
+            assert_eq!((s.port, s.security), (465, SmtpSecurity::Tls));
+            assert!(s.user.is_none() && s.password.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+    let plain = valid(&with_base(
+        "[mail]\nfrom = \"noreply@school.example\"\nsmtp_url = \"smtp://127.0.0.1:2525?tls=none\"\n",
+    ))
+    .mail
+    .unwrap();
+    match plain.transport {
+        MailTransport::Smtp(s) => assert_eq!((s.port, s.security), (2525, SmtpSecurity::None)),
+        other => panic!("{other:?}"),
+    }
+    let outbox = valid(&with_base(
+        "[mail]\nfrom = \"noreply@school.example\"\noutbox = \"/tmp/outbox\"\n",
+    ))
+    .mail
+    .unwrap();
+    assert_eq!(
+        outbox.transport,
+        MailTransport::Outbox(std::path::PathBuf::from("/tmp/outbox"))
+    );
+}
+
+#[test]
+fn bad_mail_settings_are_reported_at_their_lines_without_the_password() {
+    let (line, message) = one_error(&with_base(
+        "[mail]\nfrom = \"noreply@school.example\"\n\
+         smtp_url = \"smtp://u:${MENSHEN_DB_PASSWORD}@mail.school.example?tls=none\"\n",
+    ));
+    assert_eq!(line, 9);
+    assert!(
+        message.contains("only for a server on this machine"),
+        "{message}"
+    );
+    let (line, message) = one_error(&with_base(
+        "[mail]\nfrom = \"not an address\"\noutbox = \"/tmp/o\"\n",
+    ));
+    assert_eq!(line, 8);
+    assert!(message.contains("`mail.from`"), "{message}");
+    let (line, message) = one_error(&with_base(
+        "[mail]\nfrom = \"a@b.example\"\nsmtp_url = \"http://mail.school.example\"\n",
+    ));
+    assert_eq!(line, 9);
+    assert!(message.contains("smtp:// or smtps://"), "{message}");
+    let (line, message) = one_error(&with_base("[mail]\nfrom = \"a@b.example\"\n"));
+    assert_eq!(line, 7);
+    assert!(message.contains("needs `smtp_url`"), "{message}");
+    let all = errors(&with_base(
+        "[mail]\nfrom = \"a@b.example\"\nsmtp_url = \"smtp://h\"\noutbox = \"/o\"\n\
+         timeout = \"10m\"\nlink_base = \"https://login.school.example/path\"\n",
+    ));
+    let lines: Vec<usize> = all.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, vec![10, 11, 12], "{all:#?}");
+    let (line, _) = one_error(&with_base("[mail]\noutbox = \"/o\"\n"));
+    assert_eq!(line, 7);
+}
+
+#[test]
+fn login_help_text() {
+    let config = valid(&with_base(
+        "[login]\nsupport = \"教務處 分機 123\"\nhelp = \"請於上班時間來電。\"\n",
+    ));
+    assert_eq!(config.login.help.as_deref(), Some("請於上班時間來電。"));
+}

@@ -63,8 +63,26 @@ fn demo_config(
     database: &str,
     app_ports: (u16, u16),
     otp_keys: &str,
+    outbox: &Path,
 ) -> String {
     let listen = opts.listen;
+    // Mailed links go to the portal with single sign-on; on one host, to the listener (the
+    // catch-all site's Host header is not trusted for links).
+    let link_base = if opts.single_sign_on {
+        String::new()
+    } else {
+        let origin = match listen.parse::<std::net::SocketAddr>() {
+            Ok(addr) if addr.ip().is_unspecified() => format!("127.0.0.1:{}", addr.port()),
+            _ => listen.to_string(),
+        };
+        format!("link_base = {}\n", toml_str(&format!("http://{origin}")))
+    };
+    let mail = format!(
+        "[mail]\nfrom = \"門神 Menshen demo <noreply@demo.invalid>\"\n\
+         # Development transport: each message is written to this directory as an .eml file.\n\
+         outbox = {}\n{link_base}",
+        toml_str(&outbox.display().to_string())
+    );
     let oidc = opts
         .oidc
         .map(|o| {
@@ -147,6 +165,7 @@ issuer = "Menshen demo"
 # A key made for this run only: bindings do not outlive the demo.
 keys = "{otp_keys}"
 
+{mail}
 {oidc}
 {sites}
 "#
@@ -226,7 +245,8 @@ pub fn run(opts: DemoOptions<'_>) -> anyhow::Result<()> {
     let database = format!("sqlite://{}", dir.path().join("demo.db").display());
     let app_ports = (free_port()?, free_port()?);
     let otp_keys = menshen_otp::sealed::Keyring::generate_entry("demo");
-    let text = demo_config(&opts, &database, app_ports, &otp_keys);
+    let outbox = dir.path().join("outbox");
+    let text = demo_config(&opts, &database, app_ports, &otp_keys, &outbox);
     let fragments: Vec<&Path> = opts
         .certificate_config
         .into_iter()
@@ -300,6 +320,10 @@ pub fn run(opts: DemoOptions<'_>) -> anyhow::Result<()> {
     println!();
     println!("  The demo legacy apps show the identity headers they receive.");
     println!("  /public/ is open to everyone; /admin/ only to AA accounts. Stop with Ctrl-C.");
+    println!(
+        "  Mail:      {} (忘記密碼 reset links and notices, as .eml files)",
+        outbox.display()
+    );
     if let Some(path) = opts.certificate_config {
         println!(
             "  Citizen certificate: {} (staff accounts bind a card on /.menshen/bind)",
@@ -437,7 +461,13 @@ mod tests {
             single_sign_on: true,
         };
         let keys = menshen_otp::sealed::Keyring::generate_entry("demo");
-        demo_config(&opts, "sqlite://demo.db", (9001, 9002), &keys)
+        demo_config(
+            &opts,
+            "sqlite://demo.db",
+            (9001, 9002),
+            &keys,
+            Path::new("/tmp/outbox"),
+        )
     }
 
     #[test]

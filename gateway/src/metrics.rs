@@ -56,6 +56,16 @@ pub static HANDOFFS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Mails by kind (`password_reset`, `password_changed`, …) and result: `sent`, `failed`
+/// (the server refused it or did not answer in time), `dropped` (the queue was full).
+pub static MAIL: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "menshen_mail_total",
+        "Mails by kind and result (sent, failed, dropped).",
+        &["kind", "result"],
+    )
+});
+
 /// Password checks running now (bounded by login.argon2_max_concurrent, the pool's threads).
 pub static ARGON2_INFLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
     gauge(

@@ -107,6 +107,25 @@ impl PasswordChecker {
 }
 
 impl CheckSlot {
+    /// Runs `work` (checking a new password's rules, then hashing it) on the pool: a reset
+    /// or change form costs the proxy's workers nothing, like a login.
+    pub async fn run<T, F>(self, work: F) -> Result<T, HashError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let job = self.slot.run(move || {
+            ARGON2_INFLIGHT.inc();
+            let out = work();
+            ARGON2_INFLIGHT.dec();
+            out
+        });
+        tokio::time::timeout(CHECK_DEADLINE, job)
+            .await
+            .map_err(|_| HashError::Busy)?
+            .map_err(|e| HashError::Internal(e.to_string()))
+    }
+
     /// True only when `hash` is `Some` and matches. `None` (no such account) costs the same.
     pub async fn verify(self, password: &str, hash: Option<&str>) -> Result<bool, HashError> {
         let known = hash.is_some();

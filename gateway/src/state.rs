@@ -198,6 +198,10 @@ pub struct AppState {
     /// MOI's SP API client for the mobile citizen certificate, when `[mobile_certificate]`
     /// is set.
     pub mobile: Option<Arc<crate::mobile::Mobile>>,
+    /// Outgoing mail, when `[mail]` is set.
+    pub mailer: Option<crate::mail::Mailer>,
+    /// Password reset links.
+    pub resets: crate::recovery::Resets,
     /// Connected lazily inside the proxy's runtime (Pingora has none before it starts).
     accounts: OnceCell<AccountStore>,
 }
@@ -226,6 +230,12 @@ impl AppState {
         Ok(AppState {
             regulation: Regulation::new(volatile.clone(), config.lockout.clone()),
             captchas: Captchas::new(volatile.clone()),
+            resets: crate::recovery::Resets::new(volatile.clone()),
+            mailer: config
+                .mail
+                .as_ref()
+                .map(crate::mail::Mailer::start)
+                .transpose()?,
             volatile,
             keyring,
             providers: config

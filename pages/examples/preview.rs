@@ -46,6 +46,7 @@ fn main() {
     let notice = "各位師長好：\n本系統資安等級由C級調升為B級，系統修改帳號規則複雜度，造成不便，敬請見諒。\n請勿使用瀏覽器自動儲存帳號密碼功能，請直接輸入帳號及密碼。";
     let support = "☎ 03-5622056（代表號）\n週一至週五 上午 08:30–12:00，下午 13:00–17:30\n（例假日及國定假日除外）";
     let page = LoginPage {
+        forgot_password_href: "/.menshen/password/forgot",
         lang: Lang::ZhTw,
         site_name: "屏東縣學籍管理系統 2.0",
         csrf: "abc",

@@ -173,6 +173,8 @@ pub enum AccountMessage {
     DeviceSignedOut,
     /// Something went wrong; try again.
     Failed,
+    /// The password was changed (修改密碼).
+    PasswordChanged,
     /// A binding change was refused: the current password (or code) was not given.
     ReauthMissing,
     /// A binding change was refused: the current password (or code) was wrong.
@@ -202,6 +204,7 @@ impl AccountMessage {
             AccountMessage::OtpRebound => MessageView::success(t.msg_otp_rebound),
             AccountMessage::DeviceSignedOut => MessageView::success(t.msg_device_signed_out),
             AccountMessage::Failed => MessageView::error(t.msg_account_failed),
+            AccountMessage::PasswordChanged => MessageView::success(t.msg_password_changed),
             AccountMessage::ReauthMissing => MessageView::error(t.msg_reauth_missing),
             AccountMessage::ReauthWrong => MessageView::error(t.msg_reauth_wrong),
             AccountMessage::ReauthLocked { until } => {
@@ -430,6 +433,9 @@ fn event_label(event: &str, outcome: &str, t: &'static Texts) -> String {
         "everywhere" => Some(t.outcome_everywhere),
         "device" => Some(t.outcome_device),
         "all_devices" => Some(t.outcome_all_devices),
+        "sent" => Some(t.outcome_sent),
+        "no_address" => Some(t.outcome_no_address),
+        "limited" => Some(t.outcome_limited),
         other => Some(other),
     };
     let with_outcome = |base: &str, outcome: &str| {
@@ -452,6 +458,9 @@ fn event_label(event: &str, outcome: &str, t: &'static Texts) -> String {
                 "unbind" => t.event_unbind,
                 "handoff" => t.event_handoff,
                 "logout" => t.event_logout,
+                "password_reset" => t.event_password_reset,
+                "password_change" => t.event_password_change,
+                "password_reset_request" => t.event_password_reset_request,
                 other => other,
             };
             match outcome_word {

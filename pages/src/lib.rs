@@ -18,6 +18,7 @@ mod login;
 mod mobile;
 mod oidc_error;
 mod otp;
+mod password;
 mod reauth;
 mod signed_in;
 mod texts;
@@ -44,6 +45,12 @@ pub use mobile::{
 };
 pub use oidc_error::{OidcError, OidcErrorPage, render_oidc_error};
 pub use otp::{OtpMessage, OtpPage, render_otp};
+pub use password::{
+    ForgotCaptcha, ForgotPage, HelpPage, MailContext, MailText, NoticePage, PASSWORD_EN,
+    PASSWORD_ZH_TW, PasswordFormKind, PasswordFormPage, PasswordNotice, PasswordTexts,
+    changed_mail, password_rule_text, render_forgot, render_help, render_password_form,
+    render_password_notice, reset_mail,
+};
 pub use reauth::{CODE_FIELD, PASSWORD_FIELD, ReauthField};
 pub use signed_in::{SignedInPage, SystemLink, render_signed_in};
 pub use texts::{EN, Texts, ZH_TW};

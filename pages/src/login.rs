@@ -44,6 +44,8 @@ pub struct LoginPage<'a> {
     pub captcha: Option<CaptchaField<'a>>,
     /// The password suspension rule, stated under the form and in the suspension message.
     pub lockout: LockoutRule,
+    /// Where 忘記密碼? leads: the forgot form when mail is configured, else the help page.
+    pub forgot_password_href: &'a str,
 }
 
 /// The picture verification code field of the login form.
@@ -89,6 +91,8 @@ pub enum LoginMessage {
     UseCertificate,
     /// Sign-in is temporarily unavailable.
     Unavailable,
+    /// The password was reset through a mailed link; sign in with the new one.
+    PasswordReset,
 }
 
 impl LoginMessage {
@@ -108,6 +112,7 @@ impl LoginMessage {
             LoginMessage::LoggedOut => MessageView::info(t.msg_logged_out),
             LoginMessage::LoggedOutEverywhere => MessageView::info(t.msg_logged_out_everywhere),
             LoginMessage::BoundLogInAgain => MessageView::success(t.msg_bound_log_in_again),
+            LoginMessage::PasswordReset => MessageView::success(t.msg_password_reset),
         }
     }
 }
@@ -125,6 +130,7 @@ struct LoginTemplate<'a> {
     switch_href: String,
     switch_label: &'static str,
     switch_lang: &'static str,
+    p_help_title: &'static str,
 }
 
 /// The language switch link target: `?lang=<other>` plus the percent-encoded `rd`, if any.
@@ -156,6 +162,7 @@ pub fn render_login(page: &LoginPage) -> String {
         switch_href: switch_href(other, page.rd),
         switch_label: other.texts().switch_to_this_language,
         switch_lang: other.html_lang(),
+        p_help_title: page.lang.password_texts().help_title,
     };
     render_or_fallback(&template)
 }
@@ -188,6 +195,7 @@ mod tests {
             other_methods: &[],
             captcha: None,
             lockout: LockoutRule::default(),
+            forgot_password_href: "/.menshen/help#forgot-password",
         }
     }
 
@@ -221,7 +229,8 @@ mod tests {
         assert!(html.contains("<button id=\"login-submit\" class=\"button button-primary\" type=\"submit\">登入</button>"));
         assert!(html.contains("忘記帳號?"));
         assert!(html.contains("忘記密碼?"));
-        assert!(html.contains("href=\"/.menshen/help#forgot\""));
+        assert!(html.contains("id=\"forgot-account\" href=\"/.menshen/help#forgot-account\""));
+        assert!(html.contains("id=\"forgot-password\" href=\"/.menshen/help#forgot-password\""));
         assert!(html.contains("瀏覽器"));
         assert!(html.contains("Menshen"));
         // Nothing optional when not given.
@@ -499,6 +508,7 @@ mod tests {
         };
         let zh = render_login(&LoginPage {
             lockout: rule,
+            forgot_password_href: "/.menshen/help#forgot-password",
             message: Some(LoginMessage::Locked {
                 until: "14:35".into(),
             }),
@@ -509,6 +519,7 @@ mod tests {
         assert!(!zh.contains("{n}") && !zh.contains("{minutes}"));
         let en = render_login(&LoginPage {
             lockout: rule,
+            forgot_password_href: "/.menshen/help#forgot-password",
             ..page(Lang::En)
         });
         assert!(en.contains("After 5 wrong passwords in a row"));

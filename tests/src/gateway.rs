@@ -320,6 +320,23 @@ access = "deny"
         );
     }
 
+    /// The answer of the captcha on a page (its hidden `captcha_id`), read from this
+    /// gateway's Redis keys as only the server can; needs `Store::SharedRedis`.
+    pub fn captcha_answer(&self, body: &str) -> (String, String) {
+        let id = crate::client::hidden_value(body, "captcha_id").expect("captcha on the page");
+        let redis = self
+            .redis
+            .as_ref()
+            .expect("a Redis prefix (Store::SharedRedis)");
+        let client = redis::Client::open(redis.url.as_str()).expect("url");
+        let mut conn = client.get_connection().expect("redis");
+        let answer: String = redis::cmd("GET")
+            .arg(format!("{}cap:{id}", redis.prefix))
+            .query(&mut conn)
+            .expect("answer");
+        (id, answer)
+    }
+
     /// Starts another `menshen run` with this gateway's config file (as it is on disk now) on
     /// a port of its own: a second instance sharing the same database and Redis prefix.
     pub async fn sibling(&self) -> Sibling {

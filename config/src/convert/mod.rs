@@ -6,6 +6,7 @@ mod certificate;
 mod factors;
 mod forward_auth;
 mod headers;
+mod mail;
 mod mobile;
 mod oidc;
 mod portal;
@@ -77,6 +78,7 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
         &certificates,
     );
     let forward_auth = forward_auth::forward_auth(&mut root, cx);
+    let mail = mail::mail(&mut root, cx);
     root.finish(cx);
 
     Config {
@@ -97,6 +99,7 @@ pub(crate) fn convert(document: &Spanned<DeTable<'_>>, cx: &mut Cx<'_>) -> Confi
         sites,
         portal,
         forward_auth,
+        mail,
     }
 }
 
@@ -387,6 +390,7 @@ fn login(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> LoginConfig {
         default_language: LANGUAGES[0].to_owned(),
         notice: None,
         support: None,
+        help: None,
         password_policy: PasswordPolicy::default(),
     };
     let Some(mut table) = root.table(cx, "login") else {
@@ -417,6 +421,10 @@ fn login(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> LoginConfig {
         .filter(|t| !t.trim().is_empty());
     login.support = table
         .string(cx, "support")
+        .map(|t| t.value)
+        .filter(|t| !t.trim().is_empty());
+    login.help = table
+        .string(cx, "help")
         .map(|t| t.value)
         .filter(|t| !t.trim().is_empty());
     if let Some(password) = table.table(cx, "password") {

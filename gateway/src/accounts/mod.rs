@@ -183,6 +183,55 @@ impl AccountStore {
         row.map(|r| account_from_row(&r)).transpose()
     }
 
+    /// The one account whose address on file is `email` (compared without case); none when
+    /// no account or several share it (a reset link must reach exactly one person).
+    pub async fn find_by_email(&self, email: &str) -> anyhow::Result<Option<Account>> {
+        let email = email.trim();
+        if email.is_empty() || !email.contains('@') {
+            return Ok(None);
+        }
+        let sql = select_where("WHERE LOWER(email) = LOWER($1) LIMIT 2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(email.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        match rows.as_slice() {
+            [one] => Ok(Some(account_from_row(one)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Sets a new password hash. With `void_sessions_before`, sessions of the account that
+    /// began at or before that time are void on every instance from the next account poll
+    /// (the database's lock behind the session store's own `destroy_account`).
+    pub async fn replace_password(
+        &self,
+        account_id: &str,
+        hash: &str,
+        now: i64,
+        void_sessions_before: Option<i64>,
+    ) -> anyhow::Result<bool> {
+        let query = match void_sessions_before {
+            Some(t) => sqlx::query(
+                "UPDATE accounts SET password_hash = $1, updated_at = $2, \
+                 sessions_not_before = $3 WHERE id = $4",
+            )
+            .bind(hash.to_string())
+            .bind(now)
+            .bind(t),
+            None => {
+                sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3")
+                    .bind(hash.to_string())
+                    .bind(now)
+            }
+        };
+        let done = query
+            .bind(account_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     pub async fn find_by_id(&self, id: &str) -> anyhow::Result<Option<Account>> {
         let sql = select_where("WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -80,7 +80,7 @@ async fn sign_ins(
 }
 
 /// "2026-11-24 14:05" in Taiwan time.
-fn taipei_datetime(unix: i64) -> String {
+pub(super) fn taipei_datetime(unix: i64) -> String {
     let Ok(t) = time::OffsetDateTime::from_unix_timestamp(unix.saturating_add(8 * 3600)) else {
         return String::new();
     };
@@ -178,6 +178,7 @@ pub async fn get(req: &Request<'_>) -> Reply {
         Some("needs2fa") => Some(AccountMessage::OidcNeedsSecondFactor),
         Some("failed") => Some(AccountMessage::Failed),
         Some("device") => Some(AccountMessage::DeviceSignedOut),
+        Some("password_changed") => Some(AccountMessage::PasswordChanged),
         Some("reauth_missing") => Some(AccountMessage::ReauthMissing),
         Some("reauth_wrong") => Some(AccountMessage::ReauthWrong),
         Some("reauth_locked") => Some(AccountMessage::ReauthLocked {

@@ -77,6 +77,37 @@ pub async fn anonymous_write_allowed(req: &Request<'_>) -> Result<(), Reply> {
     }
 }
 
+/// The anonymous forms' CSRF token (double submit): the browser's cookie value, or a new one
+/// to set (`true`) when it has none.
+pub fn form_token(req: &Request<'_>) -> (String, bool) {
+    match req.cookies.csrf.value() {
+        Some(t) => (t.to_string(), false),
+        None => (random::token(), true),
+    }
+}
+
+/// Whether an anonymous form's `csrf` field matches the browser's cookie.
+pub fn form_token_matches(req: &Request<'_>, form: &crate::forms::Form) -> bool {
+    let sent = form.get("csrf").unwrap_or("");
+    req.cookies
+        .csrf
+        .value()
+        .is_some_and(|c| bool::from(c.as_bytes().ct_eq(sent.as_bytes())))
+}
+
+/// A new captcha for an anonymous form, within the address's budget of store writes:
+/// `(id, picture URL)`.
+pub async fn new_captcha(req: &Request<'_>) -> Result<(String, String), Reply> {
+    anonymous_write_allowed(req).await?;
+    match req.state.captchas.issue().await {
+        Ok(id) => {
+            let src = format!("/.menshen/captcha/{id}.png");
+            Ok((id, src))
+        }
+        Err(_) => Err(super::unavailable(req.lang)),
+    }
+}
+
 /// Renders the form (with a fresh captcha when one is needed).
 async fn page(
     req: &Request<'_>,
@@ -85,10 +116,7 @@ async fn page(
     username: &str,
     message: Option<LoginMessage>,
 ) -> Reply {
-    let (csrf, fresh) = match req.cookies.csrf.value() {
-        Some(t) => (t.to_string(), false),
-        None => (random::token(), true),
-    };
+    let (csrf, fresh) = form_token(req);
     let captcha_id = match captcha_needed(req).await {
         Ok(true) => match anonymous_write_allowed(req).await {
             Ok(()) => match req.state.captchas.issue().await {
@@ -159,6 +187,11 @@ async fn page(
         support: req.state.config.login.support.as_deref(),
         other_methods: &other_methods,
         lockout: super::lockout_rule(req.state.config.lockout.password_failures, req),
+        forgot_password_href: if req.state.mailer.is_some() {
+            "/.menshen/password/forgot"
+        } else {
+            "/.menshen/help#forgot-password"
+        },
         captcha: match (&captcha_id, &image) {
             (Some(id), Some(src)) => Some(CaptchaField {
                 id,
@@ -200,6 +233,8 @@ pub async fn get(req: &Request<'_>) -> Reply {
         Some(LoginMessage::BoundLogInAgain)
     } else if req.query.get("exp").is_some() {
         Some(LoginMessage::SessionExpired)
+    } else if req.query.get("reset").is_some() {
+        Some(LoginMessage::PasswordReset)
     } else {
         None
     };
@@ -233,13 +268,7 @@ pub async fn post(session: &mut Session, req: &Request<'_>) -> Reply {
     let username = form.get("username").unwrap_or("").trim();
     let password = form.get("password").unwrap_or("");
 
-    let sent_csrf = form.get("csrf").unwrap_or("");
-    let csrf_ok = req
-        .cookies
-        .csrf
-        .value()
-        .is_some_and(|c| bool::from(c.as_bytes().ct_eq(sent_csrf.as_bytes())));
-    if !csrf_ok {
+    if !form_token_matches(req, &form) {
         LOGINS.with_label_values(&["password", "csrf"]).inc();
         return page(req, 403, rd, username, Some(LoginMessage::FormExpired)).await;
     }

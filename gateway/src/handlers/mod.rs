@@ -11,6 +11,7 @@ pub mod logout;
 pub mod mobile;
 pub mod oidc;
 pub mod otp;
+pub mod password;
 pub mod reauth;
 
 use std::net::IpAddr;
@@ -129,7 +130,10 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
         || rest.starts_with("/captcha/")
         || rest.starts_with("/certificate/")
         || rest == "/mobile"
-        || rest.starts_with("/mobile/");
+        || rest.starts_with("/mobile/")
+        || rest == "/help"
+        || rest == "/password/forgot"
+        || rest == "/password/reset";
     if !always_open && let Some(stage) = stage_of(req).await {
         match stage {
             Ok(Stage::MustBind) if !(rest == "/bind" || rest.starts_with("/bind/")) => {
@@ -164,19 +168,29 @@ pub async fn handle(session: &mut Session, req: &Request<'_>) -> Reply {
         "/mobile/cancel" if post => mobile::cancel(session, req).await,
         "/bind/mobile" if get => mobile::bind_page(req).await,
         "/account" if get => account::get(req).await,
+        "/help" if get => password::help(req).await,
+        "/password/forgot" if get => password::forgot_get(req).await,
+        "/password/forgot" if post => password::forgot_post(session, req).await,
+        "/password/reset" if get => password::reset_get(req).await,
+        "/password/reset" if post => password::reset_post(session, req).await,
+        "/password/change" if get => password::change_get(req).await,
+        "/password/change" if post => password::change_post(session, req).await,
         "/certificate/challenge" if post => certificate::challenge(session, req).await,
         "/certificate/verify" if post => certificate::verify(session, req).await,
         "/login" | "/logout" | "" | "/" | "/otp" | "/bind" | "/bind/otp" | "/bind/certificate"
         | "/certificate" | "/mobile" | "/mobile/wait" | "/mobile/status" | "/mobile/cancel"
-        | "/bind/mobile" => Reply::error(req.lang, ErrorKind::MethodNotAllowed, None).with_header(
-            "Allow",
-            match rest {
-                "/certificate" | "/mobile/wait" | "/mobile/status" | "/bind/mobile" => "GET, HEAD",
-                "/mobile/cancel" => "POST",
-                _ => "GET, HEAD, POST",
-            }
-            .to_string(),
-        ),
+        | "/bind/mobile" | "/help" | "/password/forgot" | "/password/reset"
+        | "/password/change" => Reply::error(req.lang, ErrorKind::MethodNotAllowed, None)
+            .with_header(
+                "Allow",
+                match rest {
+                    "/certificate" | "/mobile/wait" | "/mobile/status" | "/bind/mobile"
+                    | "/help" => "GET, HEAD",
+                    "/mobile/cancel" => "POST",
+                    _ => "GET, HEAD, POST",
+                }
+                .to_string(),
+            ),
         _ => {
             if let Some(name) = rest.strip_prefix("/static/").filter(|_| get) {
                 match menshen_pages::static_asset(name) {
