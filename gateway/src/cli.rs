@@ -68,6 +68,11 @@ enum Command {
         /// sign-on (portal at login.localhost, apps at registry.localhost and hr.localhost).
         #[arg(long)]
         single_host: bool,
+        /// Send mail (reset links, notices) through this SMTP server instead of writing
+        /// .eml files to the demo's outbox (`smtp://127.0.0.1:2525?tls=none` for a local
+        /// test server).
+        #[arg(long)]
+        smtp_url: Option<String>,
     },
     /// Make and rotate the keys that seal OTP secrets at rest.
     Keys {
@@ -157,6 +162,7 @@ pub fn main() -> ExitCode {
             certificate_config,
             mobile_certificate_config,
             single_host,
+            smtp_url,
         } => {
             let oidc = match (oidc_issuer, oidc_client_id) {
                 (Some(issuer), Some(client_id)) => Some(crate::demo::DemoOidc {
@@ -172,6 +178,7 @@ pub fn main() -> ExitCode {
                 certificate_config: certificate_config.as_deref(),
                 mobile_certificate_config: mobile_certificate_config.as_deref(),
                 single_sign_on: !single_host,
+                smtp_url: smtp_url.as_deref(),
             })
         }
         Command::Account { config, action } => load(&config).and_then(|c| account(&c, action)),

@@ -49,6 +49,8 @@ pub struct DemoOptions<'a> {
     pub mobile_certificate_config: Option<&'a Path>,
     /// The portal and two apps (default), or one app on any host.
     pub single_sign_on: bool,
+    /// Mail through this SMTP server instead of the outbox directory.
+    pub smtp_url: Option<&'a str>,
 }
 
 /// Host names of the single sign-on demo (`*.localhost` is loopback in every browser).
@@ -77,11 +79,16 @@ fn demo_config(
         };
         format!("link_base = {}\n", toml_str(&format!("http://{origin}")))
     };
+    let transport = match opts.smtp_url {
+        Some(url) => format!("smtp_url = {}\n", toml_str(url)),
+        None => format!(
+            "# Development transport: each message is written to this directory as an .eml \
+             file.\noutbox = {}\n",
+            toml_str(&outbox.display().to_string())
+        ),
+    };
     let mail = format!(
-        "[mail]\nfrom = \"門神 Menshen demo <noreply@demo.invalid>\"\n\
-         # Development transport: each message is written to this directory as an .eml file.\n\
-         outbox = {}\n{link_base}",
-        toml_str(&outbox.display().to_string())
+        "[mail]\nfrom = \"門神 Menshen demo <noreply@demo.invalid>\"\n{transport}{link_base}"
     );
     let oidc = opts
         .oidc
@@ -320,10 +327,15 @@ pub fn run(opts: DemoOptions<'_>) -> anyhow::Result<()> {
     println!();
     println!("  The demo legacy apps show the identity headers they receive.");
     println!("  /public/ is open to everyone; /admin/ only to AA accounts. Stop with Ctrl-C.");
-    println!(
-        "  Mail:      {} (忘記密碼 reset links and notices, as .eml files)",
-        outbox.display()
-    );
+    match opts.smtp_url {
+        Some(_) => {
+            println!("  Mail:      through the given SMTP server (忘記密碼 reset links, notices)")
+        }
+        None => println!(
+            "  Mail:      {} (忘記密碼 reset links and notices, as .eml files)",
+            outbox.display()
+        ),
+    }
     if let Some(path) = opts.certificate_config {
         println!(
             "  Citizen certificate: {} (staff accounts bind a card on /.menshen/bind)",
@@ -459,6 +471,7 @@ mod tests {
             certificate_config: None,
             mobile_certificate_config: None,
             single_sign_on: true,
+            smtp_url: None,
         };
         let keys = menshen_otp::sealed::Keyring::generate_entry("demo");
         demo_config(

@@ -596,7 +596,7 @@ mod tests {
         let m = changed_mail(&c, true);
         assert_eq!(m.subject, "您的密碼已變更");
         assert!(!m.html.contains("<script>"));
-        assert!(m.html.contains("&lt;script&gt;"));
+        assert!(m.html.contains("&lt;script&gt;") || m.html.contains("&#60;script&#62;"));
         assert!(m.text.contains("經由重設連結變更"));
         assert!(
             changed_mail(&cx(Lang::ZhTw), false)

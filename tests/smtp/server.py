@@ -3,9 +3,9 @@ scripts/setup into tests/smtp/.venv). Every message it receives is parsed with P
 email package and written to the output directory as NNNN.json (envelope, headers decoded,
 text and HTML parts, the MIME structure and any defects the parser found), plus NNNN.eml.
 
-    server.py --port 2525 --dir /tmp/mails [--require-starttls CERT KEY]
+    server.py --port 2525 --dir /tmp/mails
 
-It prints "ready" on stdout once it accepts connections.
+It prints "ready" on stdout once it accepts connections, and runs until it is killed.
 """
 
 import argparse
@@ -14,9 +14,8 @@ import email
 import email.policy
 import json
 import os
-import ssl
-import sys
 import threading
+import time
 
 from aiosmtpd.controller import Controller
 
@@ -73,8 +72,9 @@ def main():
     controller.start()
     print("ready", flush=True)
     try:
-        # Runs until the test kills the process (or closes stdin).
-        sys.stdin.read()
+        # Runs until the test stops the process.
+        while True:
+            time.sleep(3600)
     finally:
         controller.stop()
 

@@ -14,12 +14,15 @@ const STAFF: (&str, &str, &str) = ("teacher", "staff", "correct-horse-42");
 const ADDRESS: &str = "t@example.org";
 const NEW_PASSWORD: &str = "a brand new passphrase 2026";
 
-async fn start(smtp: &TestSmtp, store: Store, extra: &str) -> (Upstream, Gateway) {
+/// A gateway mailing through `smtp`; `captcha` is `[captcha] mode`, which the forgot form
+/// follows like the login form.
+async fn start(smtp: &TestSmtp, store: Store, captcha: &'static str) -> (Upstream, Gateway) {
     let up = Upstream::start().await;
     let gw = Gateway::start(
         Options {
             store,
-            extra: format!("{}\n{extra}", smtp.mail_table(None)),
+            captcha,
+            extra: smtp.mail_table(None),
             ..Options::default()
         },
         up.addr,
@@ -33,17 +36,17 @@ async fn start(smtp: &TestSmtp, store: Store, extra: &str) -> (Upstream, Gateway
 async fn request_link(b: &mut Browser, gw: &Gateway, login: &str) -> Page {
     let page = b.get("/.menshen/password/forgot").await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let (id, answer) = gw.captcha_answer(&page.body);
-    b.post_form(
-        "/.menshen/password/forgot",
-        &[
-            ("login", login),
-            ("captcha_id", &id),
-            ("captcha", &answer),
-            ("csrf", &page.csrf()),
-        ],
-    )
-    .await
+    let captcha = page
+        .body
+        .contains("name=\"captcha_id\"")
+        .then(|| gw.captcha_answer(&page.body));
+    let csrf = page.csrf();
+    let mut fields = vec![("login", login), ("csrf", csrf.as_str())];
+    if let Some((id, answer)) = &captcha {
+        fields.push(("captcha_id", id));
+        fields.push(("captcha", answer));
+    }
+    b.post_form("/.menshen/password/forgot", &fields).await
 }
 
 /// The path and query of a mailed link (the test talks to the gateway by its port).
@@ -76,7 +79,7 @@ async fn use_link(b: &mut Browser, link: &str, password: &str, confirm: &str) ->
 #[tokio::test]
 async fn a_mailed_link_resets_the_password_once_and_keeps_the_second_factor() {
     let smtp = TestSmtp::start();
-    let (_up, gw) = start(&smtp, Store::SharedRedis, "").await;
+    let (_up, gw) = start(&smtp, Store::SharedRedis, "off").await;
     let mut owner = Browser::new(&gw.base());
     let (signed_in, _secret) = owner.sign_in(STAFF.0, STAFF.2, "/").await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
@@ -177,13 +180,31 @@ async fn a_mailed_link_resets_the_password_once_and_keeps_the_second_factor() {
 #[tokio::test]
 async fn a_newer_link_voids_the_older_and_unknown_names_get_the_same_answer() {
     let smtp = TestSmtp::start();
-    let (_up, gw) = start(&smtp, Store::SharedRedis, "").await;
+    let (_up, gw) = start(&smtp, Store::SharedRedis, "always").await;
     let mut b = Browser::new(&gw.base());
     let unknown = request_link(&mut b, &gw, "nobody.here").await;
     let no_mail_address = request_link(&mut b, &gw, "nobody@example.org").await;
     let first = request_link(&mut b, &gw, STAFF.0).await;
     // By address, as the form allows.
     let second = request_link(&mut b, &gw, ADDRESS).await;
+    // A wrong captcha is refused before anything is looked up.
+    let page = b.get("/.menshen/password/forgot").await;
+    assert!(page.body.contains("id=\"captcha-image\""));
+    let (id, _) = gw.captcha_answer(&page.body);
+    let wrong = b
+        .post_form(
+            "/.menshen/password/forgot",
+            &[
+                ("login", STAFF.0),
+                ("captcha_id", &id),
+                ("captcha", "WRONG"),
+                ("csrf", &page.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.body.contains("驗證碼錯誤"));
+    assert!(wrong.body.contains("value=\"teacher\""), "the name is kept");
     for page in [&unknown, &no_mail_address, &first, &second] {
         assert_eq!(page.status, 200);
         assert_eq!(
@@ -217,7 +238,7 @@ async fn a_newer_link_voids_the_older_and_unknown_names_get_the_same_answer() {
 #[tokio::test]
 async fn requests_per_account_are_limited_without_saying_so() {
     let smtp = TestSmtp::start();
-    let (_up, gw) = start(&smtp, Store::SharedRedis, "").await;
+    let (_up, gw) = start(&smtp, Store::SharedRedis, "always").await;
     let mut b = Browser::new(&gw.base());
     for _ in 0..5 {
         let page = request_link(&mut b, &gw, STAFF.0).await;
@@ -238,7 +259,7 @@ async fn requests_per_account_are_limited_without_saying_so() {
 #[tokio::test]
 async fn a_reset_ends_the_sessions_on_every_instance() {
     let smtp = TestSmtp::start();
-    let (_up, gw) = start(&smtp, Store::SharedRedis, "").await;
+    let (_up, gw) = start(&smtp, Store::SharedRedis, "off").await;
     let sibling = gw.sibling().await;
     let mut here = Browser::new(&gw.base());
     let (page, secret) = here.sign_in(STAFF.0, STAFF.2, "/").await;
@@ -284,7 +305,7 @@ async fn change(b: &mut Browser, current: &str, new: &str, confirm: &str, csrf: 
 #[tokio::test]
 async fn the_password_is_changed_from_the_profile() {
     let smtp = TestSmtp::start();
-    let (_up, gw) = start(&smtp, Store::SharedRedis, "").await;
+    let (_up, gw) = start(&smtp, Store::SharedRedis, "off").await;
     let mut other = Browser::new(&gw.base());
     let (_, secret) = other.sign_in(STAFF.0, STAFF.2, "/").await;
     let mut b = Browser::new(&gw.base());

@@ -42,8 +42,8 @@ pub fn return_target(req: &Request<'_>, rd: Option<&str>) -> String {
     .unwrap_or_else(|| "/".to_string())
 }
 
-/// Whether this client must solve a captcha now.
-async fn captcha_needed(req: &Request<'_>) -> Result<bool, Reply> {
+/// Whether this client must solve a captcha now (the login and forgot-password forms).
+pub async fn captcha_needed(req: &Request<'_>) -> Result<bool, Reply> {
     match req.state.config.captcha {
         CaptchaMode::Always => Ok(true),
         CaptchaMode::Off => Ok(false),

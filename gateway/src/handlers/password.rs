@@ -16,7 +16,7 @@ use menshen_pages::{
 use menshen_policies::password::{PasswordPolicy, check_password};
 use pingora::proxy::Session;
 
-use super::login::{form_token, form_token_matches, new_captcha};
+use super::login::{captcha_needed, form_token, form_token_matches, new_captcha};
 use super::reauth::{self, Proof};
 use super::{Request, activity, csrf_matches, session_of};
 use crate::accounts::Account;
@@ -80,7 +80,11 @@ async fn forgot_page(
 ) -> Reply {
     let (csrf, fresh) = form_token(req);
     let mail = req.state.mailer.is_some();
-    let captcha = if mail && !sent {
+    let needed = match captcha_needed(req).await {
+        Ok(n) => n,
+        Err(reply) => return reply,
+    };
+    let captcha = if mail && !sent && needed {
         match new_captcha(req).await {
             Ok(c) => Some(c),
             Err(reply) => return reply,
@@ -138,20 +142,27 @@ pub async fn forgot_post(session: &mut Session, req: &Request<'_>) -> Reply {
         Ok(false) => return forgot_page(req, 429, shown, false, Some(p.msg_throttled)).await,
         Err(_) => return super::unavailable(req.lang),
     }
-    match req
-        .state
-        .captchas
-        .check(
-            form.get("captcha_id").unwrap_or(""),
-            form.get("captcha").unwrap_or(""),
-        )
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            return forgot_page(req, 400, shown, false, Some(p.msg_captcha_wrong)).await;
+    // The login page's captcha rule (`[captcha] mode`); the hourly limits apply regardless.
+    let needed = match captcha_needed(req).await {
+        Ok(n) => n,
+        Err(reply) => return reply,
+    };
+    if needed {
+        match req
+            .state
+            .captchas
+            .check(
+                form.get("captcha_id").unwrap_or(""),
+                form.get("captcha").unwrap_or(""),
+            )
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return forgot_page(req, 400, shown, false, Some(p.msg_captcha_wrong)).await;
+            }
+            Err(_) => return super::unavailable(req.lang),
         }
-        Err(_) => return super::unavailable(req.lang),
     }
     if login.is_empty() || login.chars().count() > MAX_LOGIN {
         return forgot_page(req, 400, shown, false, Some(p.msg_missing)).await;
