@@ -312,7 +312,13 @@ pub fn render_account(page: &AccountPage) -> String {
         .iter()
         .map(|row| ActivityView {
             when: row.when,
-            event: event_label(row.event, row.outcome, t),
+            // The password step of a two-step sign-in is not yet a sign-in (the manual's
+            // 密碼驗證成功); the completed sign-in is the second factor's 登入成功.
+            event: if (row.event, row.method, row.outcome) == ("login", "password", "success") {
+                t.event_password_verified.to_owned()
+            } else {
+                event_label(row.event, row.outcome, t)
+            },
             outcome_class: outcome_class(row.event, row.outcome),
             method: method_label(row.method, t),
             client_ip: row.client_ip,
@@ -821,6 +827,32 @@ mod tests {
         assert!(html.contains("school administrator (AA account) or the support desk"));
         assert!(!html.contains("個人資料管理"));
         assert!(!html.contains("登出"));
+    }
+
+    #[test]
+    fn the_password_step_and_the_completed_sign_in_read_differently() {
+        let roles = roles();
+        let rows = [
+            ActivityRow {
+                event: "login",
+                method: "otp",
+                ..ACTIVITY[0]
+            },
+            ActivityRow {
+                event: "login",
+                method: "password",
+                outcome: "success",
+                ..ACTIVITY[1]
+            },
+        ];
+        let html = render_account(&AccountPage {
+            activity: &rows,
+            ..page(Lang::ZhTw, AccountTab::Activity, &roles)
+        });
+        let table = part(&html, "<table id=\"activity-table\"", "</table>");
+        let rows: Vec<&str> = table.split("<tr class=\"activity-row\">").skip(1).collect();
+        assert!(rows[0].contains(">登入成功<"), "{}", rows[0]);
+        assert!(rows[1].contains(">密碼驗證成功<"), "{}", rows[1]);
     }
 
     #[test]
