@@ -70,6 +70,10 @@ pub struct OtherMethod<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginMessage {
     InvalidCredentials,
+    /// A wrong password (or unknown account), with the tries left before the suspension.
+    InvalidCredentialsTriesLeft {
+        left: u32,
+    },
     FormExpired,
     LoggedOut,
     /// Single sign-on: the logout ended the sign-in on every system.
@@ -99,11 +103,18 @@ impl LoginMessage {
     fn view(&self, t: &'static Texts) -> MessageView {
         match self {
             LoginMessage::InvalidCredentials => MessageView::error(t.msg_invalid_credentials),
+            LoginMessage::InvalidCredentialsTriesLeft { left } => MessageView::error(&format!(
+                "{} {}",
+                t.msg_invalid_credentials,
+                t.msg_tries_left.replace("{left}", &left.to_string())
+            )),
             LoginMessage::MissingFields => MessageView::error(t.msg_missing_fields),
             LoginMessage::CaptchaWrong => MessageView::error(t.msg_captcha_wrong),
-            LoginMessage::Locked { until } => {
-                MessageView::error(&t.msg_locked.replace("{until}", until))
-            }
+            LoginMessage::Locked { until } => MessageView::error(&format!(
+                "{} {}",
+                t.msg_locked.replace("{until}", until),
+                t.msg_lift_early
+            )),
             LoginMessage::FormExpired => MessageView::warning(t.msg_form_expired),
             LoginMessage::SessionExpired => MessageView::warning(t.msg_session_expired),
             LoginMessage::Throttled => MessageView::warning(t.msg_throttled),

@@ -21,6 +21,10 @@ pub struct OtpPage<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OtpMessage {
     WrongCode,
+    /// A wrong code, with the tries left before the suspension.
+    WrongCodeTriesLeft {
+        left: u32,
+    },
     /// Too many wrong codes; the account is suspended. The code form is not shown.
     Locked {
         /// When the suspension ends, already formatted for display (e.g. "14:35").
@@ -34,9 +38,16 @@ impl OtpMessage {
     fn view(&self, t: &'static Texts) -> MessageView {
         match self {
             OtpMessage::WrongCode => MessageView::error(t.msg_otp_wrong_code),
-            OtpMessage::Locked { until } => {
-                MessageView::error(&t.msg_otp_locked.replace("{until}", until))
-            }
+            OtpMessage::WrongCodeTriesLeft { left } => MessageView::error(&format!(
+                "{} {}",
+                t.msg_otp_wrong_code,
+                t.msg_tries_left.replace("{left}", &left.to_string())
+            )),
+            OtpMessage::Locked { until } => MessageView::error(&format!(
+                "{} {}",
+                t.msg_otp_locked.replace("{until}", until),
+                t.msg_lift_early
+            )),
             OtpMessage::Expired => MessageView::warning(t.msg_otp_expired),
         }
     }

@@ -36,6 +36,10 @@ pub struct Texts {
     pub msg_captcha_wrong: &'static str,
     /// Contains `{until}`, replaced by the time the suspension ends.
     pub msg_locked: &'static str,
+    /// After a wrong password or code: `{left}` tries before the suspension.
+    pub msg_tries_left: &'static str,
+    /// Added to every suspension message.
+    pub msg_lift_early: &'static str,
     pub msg_throttled: &'static str,
     pub msg_bound_log_in_again: &'static str,
     pub msg_use_certificate: &'static str,
@@ -312,6 +316,8 @@ pub const ZH_TW: Texts = Texts {
     lockout_hint: "密碼連續輸入 {n} 次錯誤，將暫時停用帳號，需等待 {minutes} 分鐘後方能再次登入。",
     msg_captcha_wrong: "驗證碼錯誤，請重新輸入。",
     msg_locked: "帳號已暫時停用（連續輸入錯誤 {n} 次），請於 {until} 後再試。",
+    msg_tries_left: "還可再試 {left} 次；再錯將暫停帳號 {minutes} 分鐘。",
+    msg_lift_early: "學校管理者 (AA 帳號) 或客服可提前解除暫停。",
     msg_throttled: "此網路連線的登入嘗試次數過多，請稍候數分鐘後再試。",
     msg_bound_log_in_again: "綁定完成，請使用已綁定方式重新登入。",
     msg_use_certificate: "此帳號僅綁定自然人憑證，請使用下方「自然人憑證登入」。",
@@ -560,6 +566,8 @@ pub const EN: Texts = Texts {
     lockout_hint: "After {n} wrong passwords in a row the account is suspended; you can sign in again after {minutes} minutes.",
     msg_captcha_wrong: "The verification code is wrong. Please type the characters in the picture again.",
     msg_locked: "This account is temporarily suspended after repeated failures; try again after {until}.",
+    msg_tries_left: "{left} more tries before the account is suspended for {minutes} minutes.",
+    msg_lift_early: "The school administrator (AA account) or the support desk can lift the suspension earlier.",
     msg_throttled: "Too many sign-in attempts from this network. Please wait a few minutes and try again.",
     msg_bound_log_in_again: "Setup complete. Please sign in again with the method you set up.",
     msg_use_certificate: "This account only has a citizen digital certificate set up. Please use \"自然人憑證登入\" (citizen certificate sign-in) below.",

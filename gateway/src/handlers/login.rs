@@ -491,15 +491,10 @@ async fn failed(
         .failure(Counted::Password, username, attempt, now)
         .await
     {
-        Ok(FailureOutcome::Counted(_)) => {
-            page(
-                req,
-                401,
-                rd,
-                username,
-                Some(LoginMessage::InvalidCredentials),
-            )
-            .await
+        Ok(FailureOutcome::Counted(n)) => {
+            let left = req.state.config.lockout.password_failures.saturating_sub(n);
+            let message = LoginMessage::InvalidCredentialsTriesLeft { left };
+            page(req, 401, rd, username, Some(message)).await
         }
         Ok(FailureOutcome::Suspended { until }) => {
             activity(req, account, username, "lock", "password", "locked", "").await;

@@ -203,7 +203,10 @@ async fn wrong_code(
         .failure(Counted::Otp, &account.login_name, attempt, now)
         .await
     {
-        Ok(FailureOutcome::Counted(_)) => render(req, 401, s, Some(OtpMessage::WrongCode)),
+        Ok(FailureOutcome::Counted(n)) => {
+            let left = req.state.config.lockout.otp_failures.saturating_sub(n);
+            render(req, 401, s, Some(OtpMessage::WrongCodeTriesLeft { left }))
+        }
         Ok(FailureOutcome::Suspended { until }) => {
             activity(
                 req,
