@@ -253,6 +253,9 @@ pub struct Site {
     pub untrusted_headers: Vec<String>,
     /// The global `[headers]` with this site's `[site.headers]` overrides applied.
     pub headers: HeaderNames,
+    /// The name people know the system by (`display_name`, e.g. "臺南市學籍管理系統"), shown
+    /// in the pages' header instead of `name`.
+    pub display_name: Option<String>,
 }
 
 /// Suspensions after repeated failures (the registry manual: 3 wrong passwords or 3 wrong OTP

@@ -1449,3 +1449,18 @@ fn login_help_text() {
     ));
     assert_eq!(config.login.help.as_deref(), Some("請於上班時間來電。"));
 }
+
+#[test]
+fn a_site_may_have_a_display_name() {
+    let config = valid(&format!(
+        "{BASE}display_name = \"  屏東縣學籍管理系統 \"\n{OTP_TABLE}"
+    ));
+    assert_eq!(
+        config.sites[0].display_name.as_deref(),
+        Some("屏東縣學籍管理系統")
+    );
+    assert!(valid(BASE).sites[0].display_name.is_none());
+    let (line, message) = one_error(&format!("{BASE}display_name = \"a\\nb\"\n{OTP_TABLE}"));
+    assert_eq!(line, 7);
+    assert!(message.contains("display_name"), "{message}");
+}

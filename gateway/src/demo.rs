@@ -125,11 +125,13 @@ host = "{PORTAL_HOST}"
 
 [[site]]
 name = "demo-registry"
+display_name = "示範學籍系統"
 hosts = [{registry_hosts}]
 upstreams = ["127.0.0.1:{registry_port}"]
 {RULES}
 [[site]]
 name = "demo-hr"
+display_name = "示範人事系統"
 hosts = ["{HR_HOST}"]
 upstreams = ["127.0.0.1:{hr_port}"]
 {RULES}"#
@@ -139,6 +141,7 @@ upstreams = ["127.0.0.1:{hr_port}"]
             r#"
 [[site]]
 name = "demo-registry"
+display_name = "示範學籍系統"
 hosts = ["*"]
 upstreams = ["127.0.0.1:{registry_port}"]
 {RULES}"#

@@ -80,6 +80,7 @@ impl SiteRuntime {
                 .map(|n| (*n).to_owned())
                 .collect(),
             allow_double_encoded_separators: false,
+            display_name: None,
         };
         Ok(SiteRuntime {
             portal: true,

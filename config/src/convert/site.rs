@@ -193,6 +193,17 @@ fn site(cx: &mut Cx<'_>, mut table: Table<'_, '_>, global_headers: &HeaderSet) -
     let allow_double_encoded_separators = table
         .bool(cx, "allow_double_encoded_separators")
         .unwrap_or(false);
+    let display_name = table.string(cx, "display_name").and_then(|text| {
+        let value = text.value.trim().to_owned();
+        if value.chars().count() > 80 || value.chars().any(char::is_control) {
+            cx.error(
+                &text.span,
+                "`site.display_name` must be one line of at most 80 characters",
+            );
+            return None;
+        }
+        (!value.is_empty()).then_some(value)
+    });
     let untrusted_headers = untrusted_headers(cx, &mut table);
 
     let headers = match table.table(cx, "headers") {
@@ -247,6 +258,7 @@ fn site(cx: &mut Cx<'_>, mut table: Table<'_, '_>, global_headers: &HeaderSet) -
             allow_double_encoded_separators,
             untrusted_headers,
             headers: headers.names,
+            display_name,
         },
         name_span: name.map(|n| n.span),
         host_spans,

@@ -70,7 +70,11 @@ impl Request<'_> {
         if self.site.portal {
             ""
         } else {
-            &self.site.config.name
+            self.site
+                .config
+                .display_name
+                .as_deref()
+                .unwrap_or(&self.site.config.name)
         }
     }
 
