@@ -54,6 +54,10 @@ pub(crate) enum SignerError {
 #[derive(Debug, Clone)]
 pub(crate) struct CaCert {
     pub(crate) subject_raw: Vec<u8>,
+    /// The subject name as [`crate::VerifiedCertificate::issuer`] renders names.
+    pub(crate) subject: String,
+    /// The serial number's DER INTEGER content octets, to look the CA up in its issuer's CRL.
+    pub(crate) serial: Vec<u8>,
     issuer_raw: Vec<u8>,
     pub(crate) key_id: Vec<u8>,
     authority_key_id: Option<Vec<u8>>,
@@ -65,7 +69,7 @@ pub(crate) struct CaCert {
     tbs: Vec<u8>,
     signature_hash: Option<HashAlg>,
     signature: Vec<u8>,
-    is_root: bool,
+    pub(crate) is_root: bool,
     may_sign_certificates: bool,
     may_sign_crls: bool,
 }
@@ -187,15 +191,22 @@ impl TrustStore {
     }
 
     /// Checks that `ca` chains to a root through verified signatures and that every CA on
-    /// the way is within its validity period at `now_unix`.
-    pub(crate) fn check_chain(&self, ca: &CaCert, now_unix: i64) -> Result<(), Rejection> {
+    /// the way is within its validity period at `now_unix`. Returns the path, `ca` first and
+    /// the root last, so each CA's revocation can be checked against its issuer's CRL.
+    pub(crate) fn check_chain<'s>(
+        &'s self,
+        ca: &'s CaCert,
+        now_unix: i64,
+    ) -> Result<Vec<&'s CaCert>, Rejection> {
         let mut current = ca;
+        let mut path = Vec::with_capacity(3);
         for _ in 0..MAX_CHAIN_DEPTH {
             if now_unix < current.not_before || now_unix > current.not_after {
                 return Err(Rejection::IssuerExpired);
             }
+            path.push(current);
             if current.is_root {
-                return Ok(());
+                return Ok(path);
             }
             let signed = SignedPart {
                 tbs: &current.tbs,
@@ -275,6 +286,8 @@ impl CaCert {
         let validity = cert.validity();
         Ok(Self {
             subject_raw: cert.subject().as_raw().to_vec(),
+            subject: cert.subject().to_string(),
+            serial: cert.raw_serial().to_vec(),
             issuer_raw: cert.issuer().as_raw().to_vec(),
             key_id: util::key_identifier(&cert),
             authority_key_id: util::authority_key_id(cert.extensions()).map(<[u8]>::to_vec),
