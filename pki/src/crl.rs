@@ -36,7 +36,7 @@ use x509_cert::spki::AlgorithmIdentifierRef;
 use x509_cert::time::Time;
 use x509_parser::prelude::{FromDer, Pem, X509Name};
 
-use crate::trust::{Purpose, SignedPart, SignerError, TrustStore};
+use crate::trust::{CrlIssuer, Purpose, SignedPart, SignerError, TrustStore};
 use crate::util::{self, HashAlg};
 
 /// The largest CRL input [`RevocationLists::load`] accepts, and what the gateway's
@@ -274,7 +274,7 @@ pub enum RevocationStatus {
     /// Every certificate on the path was looked up in a current CRL of its issuer, and none
     /// is listed.
     Good,
-    /// A certificate on the path is listed ([`crate::verify`] turns this into
+    /// A certificate on the path is listed ([`crate::verify()`] turns this into
     /// [`crate::Rejection::Revoked`]).
     Revoked {
         /// The name of the CA whose CRL lists it.
@@ -506,6 +506,21 @@ impl RevocationLists {
             })
             .map(|(_, crl)| &crl.info)
             .max_by_key(|info| info.next_update_unix)
+    }
+
+    /// The CAs of `trust` that verifications need a CRL from (see
+    /// [`TrustStore::crl_issuers`]) and that have no current one by `at`: what the gateway
+    /// should warn about at start and in `check-config`, and alert on.
+    #[must_use]
+    pub fn uncovered(&self, trust: &TrustStore, at: Freshness) -> Vec<CrlIssuer> {
+        trust
+            .crl_issuers()
+            .into_iter()
+            .filter(|ca| {
+                self.current_crl(&ca.key_id, ca.about_ca_certificates, at)
+                    .is_none()
+            })
+            .collect()
     }
 
     /// The CRL held for every issuer key and scope, ordered by issuer key.

@@ -11,7 +11,7 @@
 //! - [`trust`]: the trusted root(s) and CA certificates, several generations with one name.
 //! - [`crl`]: revocation lists, verified against the trust store before their entries are
 //!   read, refused when partial, stale or older than the one held; kept for O(1) lookups.
-//! - [`verify`]: the verification of one signed challenge.
+//! - [`verify`](mod@verify): the verification of one signed challenge.
 //! - [`ocsp`]: an OCSP request about a verified certificate, and the checks of the answer.
 //! - `testpki` (feature `testpki`): a MOICA-shaped PKI generated at test time.
 
@@ -29,5 +29,5 @@ pub use crl::{
     RevocationLists, RevocationStatus,
 };
 pub use ocsp::{OcspAnswer, OcspError, OcspRequest, OcspStatus};
-pub use trust::{TrustError, TrustStore};
+pub use trust::{CrlIssuer, TrustError, TrustStore};
 pub use verify::{Policy, Rejection, SignedChallenge, VerifiedCertificate, verify};

@@ -459,17 +459,32 @@ impl TestPki {
         generation: Generation,
         revoked_serials: impl Iterator<Item = u64>,
     ) -> Vec<u8> {
+        self.current_crl(CrlSigner::Ca(generation), revoked_serials.collect())
+    }
+
+    /// The root's CRL (ARL) listing the CA serials `revoked_serials` ([`CA_G2_SERIAL`],
+    /// [`CA_G3_SERIAL`]), current at the wall clock like [`TestPki::crl`]. A verification
+    /// needs it for the CA certificate on the path.
+    ///
+    /// # Panics
+    /// If the CRL cannot be encoded or signed.
+    #[must_use]
+    pub fn root_crl(&self, revoked_serials: impl Iterator<Item = u64>) -> Vec<u8> {
+        self.current_crl(CrlSigner::Root, revoked_serials.collect())
+    }
+
+    fn current_crl(&self, issuer: CrlSigner, revoked_serials: Vec<u64>) -> Vec<u8> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(CRL_THIS_UPDATE_UNIX, |d| {
                 i64::try_from(d.as_secs()).expect("time fits")
             });
         self.crl_with(
-            CrlIssuer::Ca(generation),
+            issuer,
             &CrlOptions {
                 this_update_unix: now - 3600,
                 next_update_unix: Some(now + 7 * 86_400),
-                revoked_serials: revoked_serials.collect(),
+                revoked_serials,
                 ..CrlOptions::default()
             },
         )
@@ -483,11 +498,11 @@ impl TestPki {
     /// # Panics
     /// If the options cannot be encoded (e.g. a bad OID) or signing fails.
     #[must_use]
-    pub fn crl_with(&self, issuer: CrlIssuer, opts: &CrlOptions) -> Vec<u8> {
+    pub fn crl_with(&self, issuer: CrlSigner, opts: &CrlOptions) -> Vec<u8> {
         let (key, ca_der) = match issuer {
-            CrlIssuer::Root => (&keys().root, &self.root_der),
-            CrlIssuer::Ca(Generation::G2) => (&keys().g2, &self.ca_g2_der),
-            CrlIssuer::Ca(Generation::G3) => (&keys().g3, &self.ca_g3_der),
+            CrlSigner::Root => (&keys().root, &self.root_der),
+            CrlSigner::Ca(Generation::G2) => (&keys().g2, &self.ca_g2_der),
+            CrlSigner::Ca(Generation::G3) => (&keys().g3, &self.ca_g3_der),
         };
         let (_, ca) = X509Certificate::from_der(ca_der).expect("generated CA parses");
         let key_id = crate::util::key_identifier(&ca);
@@ -732,7 +747,7 @@ impl TestPki {
 
 /// Who signs a test CRL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrlIssuer {
+pub enum CrlSigner {
     /// The root: an authority revocation list, about the issuing CAs.
     Root,
     /// An issuing CA generation: about card certificates.

@@ -122,6 +122,45 @@ impl TrustStore {
         self.cas.is_empty()
     }
 
+    /// The CAs whose CRL a verification asks for: every intermediate (about the cards it
+    /// issues), and every CA in the store that signed an intermediate (about CA
+    /// certificates: the root's ARL). For `check-config`, start-up logs and CRL-age metrics:
+    /// see [`crate::RevocationLists::uncovered`].
+    #[must_use]
+    pub fn crl_issuers(&self) -> Vec<CrlIssuer> {
+        let mut issuers: Vec<CrlIssuer> = Vec::new();
+        let mut push = |ca: &CaCert, about_ca_certificates: bool| {
+            if !issuers
+                .iter()
+                .any(|i| i.key_id == ca.key_id && i.about_ca_certificates == about_ca_certificates)
+            {
+                issuers.push(CrlIssuer {
+                    name: ca.subject.clone(),
+                    key_id: ca.key_id.clone(),
+                    key_id_hex: util::hex(&ca.key_id),
+                    about_ca_certificates,
+                });
+            }
+        };
+        for ca in self.cas.iter().filter(|ca| !ca.is_root) {
+            push(ca, false);
+            let signed = SignedPart {
+                tbs: &ca.tbs,
+                hash: ca.signature_hash,
+                signature: &ca.signature,
+            };
+            if let Ok(parent) = self.find_signer(
+                &ca.issuer_raw,
+                ca.authority_key_id.as_deref(),
+                &signed,
+                Purpose::Certificates,
+            ) {
+                push(parent, true);
+            }
+        }
+        issuers
+    }
+
     fn add(&mut self, der_or_pem: &[u8], is_root: bool) -> Result<usize, TrustError> {
         let mut parsed = Vec::new();
         if util::looks_like_pem(der_or_pem) {
@@ -224,6 +263,19 @@ impl TrustStore {
         }
         Err(Rejection::UntrustedIssuer)
     }
+}
+
+/// A CA whose CRL verifications need, as [`TrustStore::crl_issuers`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlIssuer {
+    /// The CA's subject name (same form as [`crate::VerifiedCertificate::issuer`]).
+    pub name: String,
+    /// The CA's key identifier, as [`crate::RevocationLists`] keys lists by.
+    pub key_id: Vec<u8>,
+    /// [`CrlIssuer::key_id`], lowercase hex.
+    pub key_id_hex: String,
+    /// Whether the list needed is about CA certificates (a root's ARL) rather than cards.
+    pub about_ca_certificates: bool,
 }
 
 /// The signed portion of a certificate or CRL with its signature, borrowed for one check.

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use menshen_pki::testpki::{
-    CA_G2_SERIAL, CA_G3_SERIAL, CRL_NEXT_UPDATE_UNIX, CRL_THIS_UPDATE_UNIX, CrlIssuer, CrlOptions,
+    CA_G2_SERIAL, CA_G3_SERIAL, CRL_NEXT_UPDATE_UNIX, CRL_THIS_UPDATE_UNIX, CrlOptions, CrlSigner,
     Generation, LeafOptions, MOICA_ISSUER, TEST_POLICY_OID, TestExtension, TestLeaf, TestPki,
     serial_bytes,
 };
@@ -42,7 +42,7 @@ fn policy() -> Policy {
 /// A complete CRL from a CA generation, current at [`NOW`], listing `serials`.
 fn ca_crl(generation: Generation, serials: impl IntoIterator<Item = u64>) -> Vec<u8> {
     PKI.crl_with(
-        CrlIssuer::Ca(generation),
+        CrlSigner::Ca(generation),
         &CrlOptions {
             revoked_serials: serials.into_iter().collect(),
             ..CrlOptions::default()
@@ -53,7 +53,7 @@ fn ca_crl(generation: Generation, serials: impl IntoIterator<Item = u64>) -> Vec
 /// The root's CRL (ARL), current at [`NOW`], listing `serials`.
 fn root_crl(serials: impl IntoIterator<Item = u64>) -> Vec<u8> {
     PKI.crl_with(
-        CrlIssuer::Root,
+        CrlSigner::Root,
         &CrlOptions {
             revoked_serials: serials.into_iter().collect(),
             ..CrlOptions::default()
@@ -646,7 +646,7 @@ fn load(crl: &[u8]) -> Result<menshen_pki::CrlInfo, CrlError> {
 }
 
 fn g3_crl(opts: CrlOptions) -> Vec<u8> {
-    PKI.crl_with(CrlIssuer::Ca(Generation::G3), &opts)
+    PKI.crl_with(CrlSigner::Ca(Generation::G3), &opts)
 }
 
 #[test]
@@ -704,7 +704,7 @@ fn partitioned_and_indirect_crls_are_refused() {
 fn a_user_certificates_only_crl_does_not_cover_ca_certificates() {
     let mut lists = RevocationLists::new();
     let user_only = PKI.crl_with(
-        CrlIssuer::Root,
+        CrlSigner::Root,
         &CrlOptions {
             extensions: vec![TestExtension::issuing_distribution_point(
                 true, false, false,
@@ -724,7 +724,7 @@ fn a_user_certificates_only_crl_does_not_cover_ca_certificates() {
     ));
     // A CA-certificates-only list (an ARL) does.
     let ca_only = PKI.crl_with(
-        CrlIssuer::Root,
+        CrlSigner::Root,
         &CrlOptions {
             extensions: vec![TestExtension::issuing_distribution_point(
                 false, true, false,
@@ -1023,4 +1023,57 @@ fn a_listed_card_is_revoked_even_when_its_crl_is_no_longer_current() {
         pkcs1(&card, CHALLENGE, &lists, &late),
         Err(Rejection::Revoked)
     );
+}
+
+#[test]
+fn the_cas_without_a_current_crl_are_listed() {
+    let names = |lists: &RevocationLists| {
+        let mut uncovered: Vec<(String, bool)> = lists
+            .uncovered(&TRUST, AT)
+            .into_iter()
+            .map(|ca| (ca.key_id_hex, ca.about_ca_certificates))
+            .collect();
+        uncovered.sort();
+        uncovered
+    };
+    let g2 = hex(&PKI.key_id(Generation::G2));
+    let g3 = hex(&PKI.key_id(Generation::G3));
+    assert_eq!(TRUST.crl_issuers().len(), 3);
+    let mut lists = RevocationLists::new();
+    assert_eq!(names(&lists).len(), 3);
+    lists.load(&root_crl([]), &TRUST, AT).unwrap();
+    let mut expected = vec![(g2, false), (g3.clone(), false)];
+    expected.sort();
+    assert_eq!(names(&lists), expected);
+    lists.load(&ca_crl(Generation::G2, []), &TRUST, AT).unwrap();
+    assert_eq!(names(&lists), vec![(g3, false)]);
+    lists.load(&ca_crl(Generation::G3, []), &TRUST, AT).unwrap();
+    assert!(names(&lists).is_empty());
+    let root = TRUST
+        .crl_issuers()
+        .into_iter()
+        .find(|ca| ca.about_ca_certificates)
+        .unwrap();
+    assert_eq!(root.name, ROOT_NAME);
+}
+
+#[test]
+fn wall_clock_crls_load_now() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let at = Freshness {
+        now_unix: now,
+        grace_secs: 0,
+    };
+    let mut lists = RevocationLists::new();
+    lists
+        .load(&PKI.root_crl([CA_G2_SERIAL].into_iter()), &TRUST, at)
+        .unwrap();
+    lists
+        .load(&PKI.crl(Generation::G3, [5].into_iter()), &TRUST, at)
+        .unwrap();
+    assert!(lists.is_revoked(&PKI.key_id(Generation::G3), &serial_bytes(5)));
+    assert_eq!(lists.uncovered(&TRUST, at).len(), 1);
 }
