@@ -9,11 +9,13 @@
 //! - [`backends`]: SQLite / PostgreSQL databases and Redis prefixes or private servers.
 //! - [`client`]: an HTTP client that never follows redirects, and a login helper.
 //! - [`twfido`]: the TW FidO stand-in process and its test controls.
+//! - [`pki`]: the test PKI's certificate and CRL files for a `[certificate]` table.
 
 pub mod backends;
 pub mod client;
 pub mod gateway;
 pub mod oidc;
+pub mod pki;
 pub mod twfido;
 pub mod upstream;
 
