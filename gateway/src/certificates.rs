@@ -641,6 +641,33 @@ mod tests {
     }
 
     #[test]
+    fn ca_labels_are_short_and_tell_lists_apart() {
+        let ca = |about_ca_certificates| CrlIssuer {
+            name: "C=TW, O=行政院, OU=內政部憑證管理中心".into(),
+            key_id: vec![0x3a, 0x1f, 0x09, 0xc2, 0x55],
+            key_id_hex: "3a1f09c255".into(),
+            about_ca_certificates,
+        };
+        assert_eq!(ca_label(&ca(false)), "內政部憑證管理中心/3a1f09c2");
+        assert_eq!(ca_label(&ca(true)), "內政部憑證管理中心/3a1f09c2/arl");
+    }
+
+    #[test]
+    fn a_crl_file_over_the_limit_is_refused_without_reading_it_all() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("big.crl");
+        let file = std::fs::File::create(&path).expect("create");
+        file.set_len(MAX_CRL_BYTES as u64 + 1).expect("sparse file");
+        let error = read_capped(&path)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("larger than"), "{error}");
+        file.set_len(16).expect("shrink");
+        assert_eq!(read_capped(&path).map(|b| b.len()).ok(), Some(16));
+    }
+
+    #[test]
     fn responder_failures_name_the_origin_only() {
         assert_eq!(
             origin("http://user:secret@ocsp.example.test:8080/cgi-bin/ocsp?x=1"),
