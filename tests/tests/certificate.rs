@@ -1745,7 +1745,12 @@ mod crl {
     async fn an_older_list_served_after_a_newer_one_is_refused() {
         let serial = LeafOptions::default().serial;
         let server = CrlServer::start(g3_crl(now() - 3600, now() + 86_400, 2, &[serial])).await;
-        let (_up, gw, _files) = start(&[server.url.clone()], "crl_refresh = \"1s\"\n", false).await;
+        let (_up, gw, _files) = start(
+            std::slice::from_ref(&server.url),
+            "crl_refresh = \"1s\"\n",
+            false,
+        )
+        .await;
         let (_, page) = login(&gw, &default_card(), Kind::Pkcs1, "/").await;
         assert_eq!((page.status, error_code(&page)), (403, "revoked".into()));
 
