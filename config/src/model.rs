@@ -340,10 +340,14 @@ pub struct CertificateConfig {
     pub crls: Vec<CrlSource>,
     /// How often the CRLs are fetched again; default 6 hours.
     pub crl_refresh: Duration,
+    /// How long past its nextUpdate a CRL still counts as current; default 12 hours, at
+    /// most 7 days. After that a CA's cards are refused with `revocation_unavailable`
+    /// (unless OCSP answers good for the card) until a current list is loaded.
+    pub crl_grace: Duration,
     /// Certificate policy OIDs every card certificate must carry; empty: no requirement.
     pub required_policies: Vec<String>,
-    /// When true, the certificate's name and national-ID last four digits must equal the
-    /// account's display name and `id_last4`, where the account holds them.
+    /// When true (the default), the certificate's name and national-ID last four digits
+    /// must equal the account's display name and `id_last4`, where the account holds them.
     pub require_identity_match: bool,
     /// Where users download the HiPKI component (shown by the pages).
     pub component_download_url: Option<String>,

@@ -177,6 +177,24 @@ impl<'t, 'i> Table<'t, 'i> {
 
     /// A positive duration: integer seconds or a string such as `"30m"`.
     pub(crate) fn duration(&mut self, cx: &mut Cx<'_>, key: &'static str) -> Option<At<Duration>> {
+        self.duration_from(cx, key, false)
+    }
+
+    /// A duration that may be zero (a tolerance, where none is a valid choice).
+    pub(crate) fn duration_or_zero(
+        &mut self,
+        cx: &mut Cx<'_>,
+        key: &'static str,
+    ) -> Option<At<Duration>> {
+        self.duration_from(cx, key, true)
+    }
+
+    fn duration_from(
+        &mut self,
+        cx: &mut Cx<'_>,
+        key: &'static str,
+        zero_ok: bool,
+    ) -> Option<At<Duration>> {
         let value = self.get(key)?;
         let span = value.span();
         let parsed = match value.get_ref() {
@@ -195,7 +213,7 @@ impl<'t, 'i> Table<'t, 'i> {
             }
         };
         match parsed {
-            Ok(duration) if duration.is_zero() => {
+            Ok(duration) if duration.is_zero() && !zero_ok => {
                 cx.error(
                     &span,
                     format!("`{}` must be longer than zero", self.name(key)),

@@ -908,7 +908,8 @@ fn certificate_table_is_read_and_checked() {
         vec![CrlSource::Url("https://example.test/g3.crl".into())]
     );
     assert_eq!(c.crl_refresh, Duration::from_secs(3600));
-    assert!(!c.require_identity_match);
+    assert!(c.require_identity_match, "on unless turned off");
+    assert_eq!(c.crl_grace, Duration::from_secs(12 * 3600));
     assert_eq!(c.component_url, "http://localhost:61161");
     assert_eq!(c.component_min_version, "1.3.4");
     assert!(valid(base).certificate.is_none());
@@ -946,6 +947,46 @@ fn certificate_table_is_read_and_checked() {
         missing.iter().any(|(_, m)| m.contains("trust_anchors")),
         "{missing:?}"
     );
+}
+
+#[test]
+fn certificate_crl_grace_is_read_and_bounded() {
+    let dir = tempfile::tempdir().expect("dir");
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, "x").expect("write");
+    let table = format!("[certificate]\ntrust_anchors = [\"{}\"]\n", root.display());
+    let grace = |setting: &str| {
+        valid(&with_base(&format!("{table}{setting}\n")))
+            .certificate
+            .expect("certificate table")
+            .crl_grace
+    };
+    assert_eq!(grace("crl_grace = \"2h\""), Duration::from_secs(7200));
+    assert_eq!(
+        grace("crl_grace = 0"),
+        Duration::ZERO,
+        "no grace is a choice"
+    );
+    assert_eq!(grace("crl_grace = \"7d\""), Duration::from_secs(7 * 86_400));
+    assert_eq!(
+        grace("require_identity_match = false"),
+        Duration::from_secs(12 * 3600)
+    );
+    let (line, message) = one_error(&with_base(&format!("{table}crl_grace = \"8d\"\n")));
+    assert_eq!(line, 9);
+    assert!(
+        message.contains("`certificate.crl_grace` must be at most 7 days"),
+        "{message}"
+    );
+    let (line, message) = one_error(&with_base(&format!("{table}crl_grace = -1\n")));
+    assert_eq!(line, 9);
+    assert!(message.contains("`certificate.crl_grace`"), "{message}");
+    let off = valid(&with_base(&format!(
+        "{table}require_identity_match = false\n"
+    )))
+    .certificate
+    .expect("certificate table");
+    assert!(!off.require_identity_match);
 }
 
 #[test]

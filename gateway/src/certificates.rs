@@ -3,9 +3,12 @@
 //! background.
 //!
 //! Requests read the current [`RevocationLists`] through an `Arc` swapped under a lock held
-//! only for the swap, so a refresh never blocks a login. A refresh loads every configured
-//! CRL (files and http(s) URLs) into a new value off the async workers and swaps it in only
-//! when all of them loaded; on any failure the old lists stay and the failure is logged.
+//! only for the swap, so a refresh never blocks a login. A refresh copies the lists in force,
+//! loads each configured CRL (files and http(s) URLs, at most [`MAX_CRL_BYTES`] each) into
+//! the copy on its own, off the async workers, and swaps the copy in. A source that fails is
+//! logged and its issuer's old list stays until it ages out (nextUpdate plus
+//! `certificate.crl_grace`); an older list than the one held is refused (no rollback). A CA
+//! without a current list makes its certificates fail closed in the handlers.
 //!
 //! With `certificate.ocsp` on, [`Certificates::check_ocsp`] also asks the CA's OCSP
 //! responder about a verified card, from the verify handler only (never on the proxy path),
@@ -20,15 +23,17 @@ use anyhow::Context;
 use async_trait::async_trait;
 use menshen_config::{CertificateConfig, CrlSource};
 use menshen_pki::{
-    OcspError, OcspRequest, OcspStatus, RevocationLists, TrustStore, VerifiedCertificate,
+    CrlIssuer, Freshness, MAX_CRL_BYTES, OcspError, OcspRequest, OcspStatus, RevocationLists,
+    TrustStore, VerifiedCertificate,
 };
+
+use crate::clock;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-/// How long one CRL download may take, and the largest CRL accepted (MOICA's complete lists
-/// hold hundreds of thousands of entries: tens of MiB).
+/// How long one CRL download may take (MOICA's complete lists hold hundreds of thousands of
+/// entries: tens of MiB; the largest accepted is [`MAX_CRL_BYTES`]).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
-const CRL_LIMIT: usize = 256 * 1024 * 1024;
 /// After a failed refresh, try again this soon (or at `crl_refresh`, if sooner).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(300);
 /// The largest OCSP response read: a basic response with a responder certificate is a few
@@ -221,41 +226,144 @@ impl Certificates {
         }
     }
 
-    /// Loads every configured CRL into a new value and swaps it in. On any failure nothing
-    /// changes and the error says which source failed.
-    pub async fn refresh(&self) -> anyhow::Result<usize> {
-        let mut sources: Vec<(String, Vec<u8>)> = Vec::with_capacity(self.config.crls.len());
-        for source in &self.config.crls {
-            let (name, bytes) = match source {
-                CrlSource::File(path) => {
-                    let path = path.clone();
-                    let shown = path.display().to_string();
-                    let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
-                        .await?
-                        .with_context(|| format!("cannot read CRL {shown}"))?;
-                    (shown, bytes)
-                }
-                CrlSource::Url(url) => (url.clone(), self.fetch(url).await?),
-            };
-            sources.push((name, bytes));
+    /// The clock CRLs are judged by now: the wall clock and `certificate.crl_grace`.
+    pub fn freshness(&self) -> Freshness {
+        Freshness {
+            now_unix: clock::now_secs() as i64,
+            grace_secs: i64::try_from(self.config.crl_grace.as_secs()).unwrap_or(i64::MAX),
         }
-        let trust = self.trust.clone();
-        // Parsing and verifying a large CRL takes a while: not on the proxy's workers.
-        let lists = tokio::task::spawn_blocking(move || {
-            let mut lists = RevocationLists::new();
-            for (name, bytes) in &sources {
-                lists
-                    .load(bytes, &trust)
-                    .map_err(|e| anyhow::anyhow!("CRL {name}: {e}"))?;
-            }
-            anyhow::Ok(lists)
-        })
-        .await??;
-        let entries = lists.len();
-        self.swap(lists);
-        Ok(entries)
     }
 
+    /// Loads every configured CRL into a copy of the lists in force, each source on its
+    /// own, and swaps the copy in. A source that fails (unreachable, refused, older than the
+    /// list held) is logged and skipped: its issuer's list in force stays, and ages out by
+    /// its nextUpdate plus `crl_grace`, after which that CA's cards fail closed.
+    pub async fn refresh(&self) -> Refresh {
+        let at = self.freshness();
+        let (lists, failed) = self.load_sources((*self.revoked()).clone(), at).await;
+        let uncovered = lists.uncovered(&self.trust, at);
+        for ca in &uncovered {
+            tracing::error!(
+                ca = %ca_label(ca),
+                issuer = %ca.name,
+                issuer_key_id = %ca.key_id_hex,
+                "no current CRL: its certificates are refused with revocation_unavailable \
+                 (unless OCSP answers good for a card)"
+            );
+        }
+        let entries = lists.len();
+        self.swap(lists);
+        Refresh {
+            entries,
+            failed,
+            uncovered: uncovered.len(),
+        }
+    }
+
+    /// For `check-config`: loads every source once (however old its list: the question is
+    /// which CAs the configured sources speak for) and names each source that failed and
+    /// each CA no source covers, whose certificates would all be refused.
+    pub async fn coverage_warnings(&self) -> Vec<String> {
+        let at = Freshness {
+            now_unix: clock::now_secs() as i64,
+            grace_secs: i64::MAX,
+        };
+        let (lists, mut warnings) = self.load_sources(RevocationLists::new(), at).await;
+        for ca in lists.uncovered(&self.trust, at) {
+            warnings.push(format!(
+                "no CRL in certificate.crls covers {} (key identifier {}{}): its {} would be \
+                 refused with revocation_unavailable",
+                ca.name,
+                ca.key_id_hex,
+                if ca.about_ca_certificates {
+                    ", its list about CA certificates"
+                } else {
+                    ""
+                },
+                if ca.about_ca_certificates {
+                    "CAs' certificates, and so their cards,"
+                } else {
+                    "cards"
+                },
+            ));
+        }
+        warnings
+    }
+
+    /// Loads each configured source into `lists`, on its own; returns the lists and, for
+    /// each source that failed, why.
+    async fn load_sources(
+        &self,
+        mut lists: RevocationLists,
+        at: Freshness,
+    ) -> (RevocationLists, Vec<String>) {
+        let mut failed = Vec::new();
+        for source in &self.config.crls {
+            let (name, bytes) = match self.read_source(source).await {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::warn!("CRL source skipped: {e:#}");
+                    failed.push(format!("{e:#}"));
+                    continue;
+                }
+            };
+            let trust = self.trust.clone();
+            // Cheap (each list is shared): what to go on from if the load panics.
+            let before = lists.clone();
+            // Parsing and verifying a large CRL takes a while: not on the proxy's workers.
+            let joined = tokio::task::spawn_blocking(move || {
+                let result = lists.load(&bytes, &trust, at);
+                (lists, result)
+            })
+            .await;
+            let result;
+            (lists, result) = match joined {
+                Ok(done) => done,
+                Err(e) => {
+                    tracing::error!("CRL {name}: loading panicked: {e}");
+                    failed.push(format!("CRL {name}: loading panicked"));
+                    (before, Ok(Vec::new()))
+                }
+            };
+            match result {
+                Ok(infos) => {
+                    for info in infos {
+                        tracing::info!(
+                            source = %name,
+                            issuer = %info.issuer,
+                            issuer_key_id = %info.issuer_key_id_hex,
+                            this_update = info.this_update_unix,
+                            next_update = ?info.next_update_unix,
+                            entries = info.entries,
+                            "CRL loaded"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("CRL {name} not loaded, keeping its issuer's list: {e}");
+                    failed.push(format!("CRL {name}: {e}"));
+                }
+            }
+        }
+        (lists, failed)
+    }
+
+    /// A source's name for logs and its bytes, at most [`MAX_CRL_BYTES`].
+    async fn read_source(&self, source: &CrlSource) -> anyhow::Result<(String, Vec<u8>)> {
+        match source {
+            CrlSource::File(path) => {
+                let path = path.clone();
+                let shown = path.display().to_string();
+                let bytes = tokio::task::spawn_blocking(move || read_capped(&path))
+                    .await?
+                    .with_context(|| format!("cannot read CRL {shown}"))?;
+                Ok((shown, bytes))
+            }
+            CrlSource::Url(url) => Ok((url.clone(), self.fetch(url).await?)),
+        }
+    }
+
+    /// Downloads a CRL, streaming: never more than [`MAX_CRL_BYTES`] held.
     async fn fetch(&self, url: &str) -> anyhow::Result<Vec<u8>> {
         let mut resp = self
             .http
@@ -266,22 +374,30 @@ impl Certificates {
         if !resp.status().is_success() {
             anyhow::bail!("CRL {url}: HTTP status {}", resp.status());
         }
-        let mut body = Vec::new();
+        let too_large = || anyhow::anyhow!("CRL {url}: larger than {MAX_CRL_BYTES} bytes");
+        let announced = resp.content_length().unwrap_or(0);
+        if announced > MAX_CRL_BYTES as u64 {
+            return Err(too_large());
+        }
+        // Trust the announced length for the first allocation only, and only up to the cap.
+        let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
         while let Some(chunk) = resp
             .chunk()
             .await
             .with_context(|| format!("CRL {url}: download interrupted"))?
         {
-            if body.len() + chunk.len() > CRL_LIMIT {
-                anyhow::bail!("CRL {url}: larger than {CRL_LIMIT} bytes");
+            if body.len() + chunk.len() > MAX_CRL_BYTES {
+                return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
         Ok(body)
     }
 
-    /// The first load, at start (before Pingora's runtime exists): a failure is logged and
-    /// the background refresh tries again soon.
+    /// The first load, at start (before Pingora's runtime exists). Whatever fails is logged
+    /// and the background refresh tries again soon; cards of a CA without a current list
+    /// are refused (fail closed) meanwhile. Returns whether every source loaded and every CA
+    /// has a current list.
     pub fn load_at_start(&self) -> bool {
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -293,17 +409,100 @@ impl Certificates {
                 return false;
             }
         };
-        match rt.block_on(self.refresh()) {
-            Ok(entries) => {
-                tracing::info!(entries, "certificate revocation lists loaded");
-                true
-            }
-            Err(e) => {
-                tracing::error!("certificate revocation lists not loaded: {e:#}");
-                false
-            }
+        let done = rt.block_on(self.refresh());
+        if done.failed.is_empty() {
+            tracing::info!(
+                entries = done.entries,
+                "certificate revocation lists loaded"
+            );
+        } else {
+            tracing::error!(
+                entries = done.entries,
+                failed = done.failed.len(),
+                "certificate revocation lists loaded in part: {}",
+                done.failed.join("; ")
+            );
         }
+        done.failed.is_empty() && done.uncovered == 0
     }
+
+    /// Each CA a verification needs a CRL from, with the age of its newest list held and
+    /// whether that list is current: what the CRL metrics report.
+    pub fn crl_ages(&self) -> Vec<CrlAge> {
+        let at = self.freshness();
+        let lists = self.revoked();
+        let held = lists.crls();
+        self.trust
+            .crl_issuers()
+            .iter()
+            .map(|ca| {
+                let current = lists.current_crl(&ca.key_id, ca.about_ca_certificates, at);
+                let newest = current.or_else(|| {
+                    held.iter()
+                        .copied()
+                        .filter(|info| info.issuer_key_id_hex == ca.key_id_hex)
+                        .max_by_key(|info| info.this_update_unix)
+                });
+                CrlAge {
+                    label: ca_label(ca),
+                    age_secs: newest.map(|info| at.now_unix - info.this_update_unix),
+                    current: current.is_some(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// What one refresh did.
+#[derive(Debug)]
+pub struct Refresh {
+    /// Revoked serials held after it.
+    pub entries: usize,
+    /// Each source that failed, and why.
+    pub failed: Vec<String>,
+    /// CAs left without a current CRL.
+    pub uncovered: usize,
+}
+
+/// One CA's CRL as the metrics see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrlAge {
+    /// [`ca_label`].
+    pub label: String,
+    /// Seconds since the thisUpdate of the newest list held (current if one is), if any.
+    pub age_secs: Option<i64>,
+    /// Whether a current list is held.
+    pub current: bool,
+}
+
+/// A short fixed name for a CA, from the trust store (never from a request): the last
+/// attribute of its name, the first 8 hex digits of its key identifier, and `/arl` for the
+/// list about CA certificates (the root's). `內政部憑證管理中心/3a1f09c2`,
+/// `政府憑證總管理中心/77aa01b3/arl`.
+pub fn ca_label(ca: &CrlIssuer) -> String {
+    let last = ca.name.rsplit(", ").next().unwrap_or(&ca.name);
+    let short = last.split_once('=').map_or(last, |(_, value)| value);
+    let key: String = ca.key_id_hex.chars().take(8).collect();
+    let mut label = format!("{short}/{key}");
+    if ca.about_ca_certificates {
+        label.push_str("/arl");
+    }
+    label
+}
+
+/// A CRL file, refused when larger than [`MAX_CRL_BYTES`] without reading past the cap.
+fn read_capped(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CRL_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > MAX_CRL_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_CRL_BYTES} bytes"
+        )));
+    }
+    Ok(bytes)
 }
 
 /// `scheme://host:port` of a URL, for messages: never its path, query or credentials.
@@ -379,15 +578,20 @@ impl BackgroundService for CrlRefresher {
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
-            match self.certificates.refresh().await {
-                Ok(entries) => {
-                    tracing::info!(entries, "certificate revocation lists refreshed");
-                    ok = true;
-                }
-                Err(e) => {
-                    tracing::error!("CRL refresh failed, keeping the previous lists: {e:#}");
-                    ok = false;
-                }
+            let done = self.certificates.refresh().await;
+            ok = done.failed.is_empty() && done.uncovered == 0;
+            if done.failed.is_empty() {
+                tracing::info!(
+                    entries = done.entries,
+                    "certificate revocation lists refreshed"
+                );
+            } else {
+                tracing::error!(
+                    entries = done.entries,
+                    "CRL refresh failed for {} source(s), keeping their previous lists: {}",
+                    done.failed.len(),
+                    done.failed.join("; ")
+                );
             }
         }
     }
@@ -403,6 +607,7 @@ mod tests {
             intermediates: Vec::new(),
             crls: Vec::new(),
             crl_refresh: Duration::from_secs(3600),
+            crl_grace: Duration::from_secs(12 * 3600),
             required_policies: Vec::new(),
             require_identity_match: false,
             component_download_url: None,
@@ -433,6 +638,33 @@ mod tests {
         assert_eq!(cache.get("later", 2_500), Some(OcspOutcome::Revoked));
         let held = cache.answers.lock().map(|a| a.len()).unwrap_or_default();
         assert_eq!(held, 1);
+    }
+
+    #[test]
+    fn ca_labels_are_short_and_tell_lists_apart() {
+        let ca = |about_ca_certificates| CrlIssuer {
+            name: "C=TW, O=行政院, OU=內政部憑證管理中心".into(),
+            key_id: vec![0x3a, 0x1f, 0x09, 0xc2, 0x55],
+            key_id_hex: "3a1f09c255".into(),
+            about_ca_certificates,
+        };
+        assert_eq!(ca_label(&ca(false)), "內政部憑證管理中心/3a1f09c2");
+        assert_eq!(ca_label(&ca(true)), "內政部憑證管理中心/3a1f09c2/arl");
+    }
+
+    #[test]
+    fn a_crl_file_over_the_limit_is_refused_without_reading_it_all() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("big.crl");
+        let file = std::fs::File::create(&path).expect("create");
+        file.set_len(MAX_CRL_BYTES as u64 + 1).expect("sparse file");
+        let error = read_capped(&path)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("larger than"), "{error}");
+        file.set_len(16).expect("shrink");
+        assert_eq!(read_capped(&path).map(|b| b.len()).ok(), Some(16));
     }
 
     #[test]

@@ -222,8 +222,23 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 
 fn check_config(path: &Path) -> ExitCode {
     match menshen_config::load(path) {
-        Ok(_) => {
-            println!("{}: OK", path.display());
+        Ok(config) => {
+            let warnings = match certificate_warnings(&config) {
+                Ok(w) => w,
+                Err(problem) => {
+                    eprintln!("{problem}");
+                    eprintln!("{}: 1 problem(s)", path.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            for warning in &warnings {
+                eprintln!("warning: {warning}");
+            }
+            if warnings.is_empty() {
+                println!("{}: OK", path.display());
+            } else {
+                println!("{}: OK, {} warning(s)", path.display(), warnings.len());
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -232,6 +247,22 @@ fn check_config(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What a valid `[certificate]` table may still get wrong: a CA no configured CRL covers
+/// (its certificates would all be refused), or a CRL source that cannot be loaded. Reads the
+/// trust store and every CRL source once, URLs included. `Err`: a trust anchor or
+/// intermediate that would stop the start.
+fn certificate_warnings(config: &Config) -> Result<Vec<String>, String> {
+    let Some(table) = config.certificate.clone() else {
+        return Ok(Vec::new());
+    };
+    let certificates =
+        crate::certificates::Certificates::new(table).map_err(|e| format!("{e:#}"))?;
+    Ok(match runtime() {
+        Ok(rt) => rt.block_on(certificates.coverage_warnings()),
+        Err(e) => vec![format!("cannot check the CRL sources: {e}")],
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -3,13 +3,19 @@
 //! Labels never carry a secret or a user-chosen value: only site names from the config and
 //! fixed outcome words.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, RwLock, Weak};
 
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::certificates::Certificates;
 
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 
@@ -147,8 +153,86 @@ pub static SESSION_CACHE_LIVE: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+/// The trust store and lists the CRL gauges describe: the running gateway's (the latest
+/// started, in a test process that starts several).
+static CRL_WATCH: RwLock<Option<Weak<Certificates>>> = RwLock::new(None);
+
+/// Makes the CRL gauges describe `certificates`.
+pub fn watch_crls(certificates: &Arc<Certificates>) {
+    let mut slot = CRL_WATCH.write().unwrap_or_else(|p| p.into_inner());
+    *slot = Some(Arc::downgrade(certificates));
+}
+
+/// `menshen_certificate_crl_age_seconds{issuer}` and
+/// `menshen_certificate_cas_without_current_crl`, computed at each scrape (an age set at
+/// refresh time would stand still between refreshes, hiding exactly the failure to alert
+/// on). The `issuer` label is [`crate::certificates::ca_label`]: from the trust store.
+struct CrlCollector {
+    age: IntGaugeVec,
+    uncovered: IntGauge,
+}
+
+impl CrlCollector {
+    fn new() -> Option<Self> {
+        Some(CrlCollector {
+            age: IntGaugeVec::new(
+                Opts::new(
+                    "menshen_certificate_crl_age_seconds",
+                    "Seconds since thisUpdate of the newest CRL held, per CA a certificate check needs one from.",
+                ),
+                &["issuer"],
+            )
+            .ok()?,
+            uncovered: IntGauge::new(
+                "menshen_certificate_cas_without_current_crl",
+                "CAs without a current CRL (none, or past nextUpdate plus certificate.crl_grace): their certificates are refused.",
+            )
+            .ok()?,
+        })
+    }
+}
+
+impl Collector for CrlCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        let mut descs = self.age.desc();
+        descs.extend(self.uncovered.desc());
+        descs
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let watched = CRL_WATCH
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(Weak::upgrade);
+        self.age.reset();
+        let mut without = 0;
+        if let Some(certificates) = watched {
+            for ca in certificates.crl_ages() {
+                if let Some(age) = ca.age_secs {
+                    self.age.with_label_values(&[ca.label.as_str()]).set(age);
+                }
+                if !ca.current {
+                    without += 1;
+                }
+            }
+        }
+        self.uncovered.set(without);
+        let mut families = self.age.collect();
+        families.extend(self.uncovered.collect());
+        families
+    }
+}
+
+static CRL_GAUGES: LazyLock<()> = LazyLock::new(|| {
+    if let Some(collector) = CrlCollector::new() {
+        let _ = REGISTRY.register(Box::new(collector));
+    }
+});
+
 /// Touches every metric so the first scrape shows them all.
 pub fn init() {
+    LazyLock::force(&CRL_GAUGES);
     LazyLock::force(&REQUESTS);
     LazyLock::force(&LOGINS);
     LazyLock::force(&ARGON2_INFLIGHT);

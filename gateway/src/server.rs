@@ -147,6 +147,7 @@ pub fn run(config: Config, extras: Vec<ExtraService>) -> anyhow::Result<()> {
         server.add_service(svc);
     }
     if let Some(certificates) = state.certificates.clone() {
+        crate::metrics::watch_crls(&certificates);
         let loaded = certificates.load_at_start();
         server.add_service(background_service(
             "crl refresh",

@@ -256,6 +256,18 @@ pub const CERTIFICATE_ZH_TW: CertificateTexts = CertificateTexts {
             "簽發此憑證的憑證機構已失效，請申請新卡。",
         ),
         (
+            "err_revocation_unavailable",
+            "目前無法取得憑證廢止清冊，暫時無法確認憑證狀態，請稍後再試；如持續發生請洽系統管理者。",
+        ),
+        (
+            "err_not_end_entity",
+            "此憑證是憑證機構的憑證，不是自然人憑證，無法使用。",
+        ),
+        (
+            "err_unsupported_extension",
+            "此憑證含有本系統無法處理的必要延伸欄位，無法使用。",
+        ),
+        (
             "err_challenge_expired",
             "本次操作已逾時，請重新點選【登入】。",
         ),
@@ -479,6 +491,18 @@ pub const CERTIFICATE_EN: CertificateTexts = CertificateTexts {
         (
             "err_issuer_expired",
             "The authority that issued this certificate is no longer valid. Please apply for a new card.",
+        ),
+        (
+            "err_revocation_unavailable",
+            "The certificate revocation list is not available right now, so the certificate's status cannot be confirmed. Please try again later, and tell your administrator if this persists.",
+        ),
+        (
+            "err_not_end_entity",
+            "This is a certification authority's certificate, not a citizen digital certificate.",
+        ),
+        (
+            "err_unsupported_extension",
+            "This certificate has a critical extension this system cannot process.",
         ),
         (
             "err_challenge_expired",

@@ -184,6 +184,10 @@ pub const MOBILE_ZH_TW: MobileTexts = MobileTexts {
         ),
         ("revoked", "此憑證已被廢止，無法登入。"),
         (
+            "revocation_unavailable",
+            "目前無法取得憑證廢止清冊，暫時無法確認憑證狀態，請稍後再試；如持續發生請洽學校系統管理者。",
+        ),
+        (
             "untrusted",
             "此憑證無法驗證（非內政部憑證管理中心簽發或已過期）。",
         ),
@@ -283,6 +287,10 @@ pub const MOBILE_EN: MobileTexts = MobileTexts {
             "This ID is bound to another account. Please contact the school's administrator.",
         ),
         ("revoked", "This certificate has been revoked."),
+        (
+            "revocation_unavailable",
+            "The certificate revocation list is not available right now, so the certificate's status cannot be confirmed. Please try later; tell the administrator if it persists.",
+        ),
         (
             "untrusted",
             "This certificate cannot be verified (not issued by MOICA, or expired).",

@@ -9,8 +9,9 @@
 //! come from and how often they are refreshed.
 //!
 //! - [`trust`]: the trusted root(s) and CA certificates, several generations with one name.
-//! - [`crl`]: revocation lists, verified against the trust store, kept for O(1) lookups.
-//! - [`verify`]: the verification of one signed challenge.
+//! - [`crl`]: revocation lists, verified against the trust store before their entries are
+//!   read, refused when partial, stale or older than the one held; kept for O(1) lookups.
+//! - [`verify`](mod@verify): the verification of one signed challenge.
 //! - [`ocsp`]: an OCSP request about a verified certificate, and the checks of the answer.
 //! - `testpki` (feature `testpki`): a MOICA-shaped PKI generated at test time.
 
@@ -23,7 +24,10 @@ pub mod verify;
 #[cfg(feature = "testpki")]
 pub mod testpki;
 
-pub use crl::{CrlError, CrlInfo, RevocationLists};
+pub use crl::{
+    CLOCK_SKEW_SECS, CrlCheck, CrlError, CrlInfo, CrlScope, Freshness, MAX_CRL_BYTES,
+    RevocationLists, RevocationStatus,
+};
 pub use ocsp::{OcspAnswer, OcspError, OcspRequest, OcspStatus};
-pub use trust::{TrustError, TrustStore};
+pub use trust::{CrlIssuer, TrustError, TrustStore};
 pub use verify::{Policy, Rejection, SignedChallenge, VerifiedCertificate, verify};

@@ -587,6 +587,7 @@ mod tests {
         let policy = Policy {
             now_unix: NOW,
             required_policy_oids: Vec::new(),
+            crl_grace_secs: 0,
         };
         verify(
             &signed,

@@ -3,7 +3,8 @@
 //! Mirrors what matters of the real hierarchy: a GRCA-like root; two issuing CA generations
 //! (G2, G3) with the *same* subject name and different keys; a rogue CA with that name too,
 //! never trusted; RSA-2048 card certificates with key usage, certificate policies and the
-//! subject directory attribute holding the national ID's last four digits; CRLs; and CMS
+//! subject directory attribute holding the national ID's last four digits; CRLs from the
+//! root and from each CA, with any times, numbers, entries and extensions; and CMS
 //! signatures shaped like the HiPKI Local Sign Server's; and OCSP responses, signed by a CA,
 //! by a delegated responder, or by a key nobody authorised.
 //!
@@ -28,9 +29,8 @@ use der::oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use rcgen::string::PrintableString as RcgenPrintable;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
-    DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, RevokedCertParams, SerialNumber,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use rsa::pkcs8::EncodePrivateKey;
 use rsa::{Pkcs1v15Sign, PrivateKey};
@@ -65,10 +65,16 @@ pub const ROOT_NOT_AFTER_UNIX: i64 = 4_102_444_800;
 pub const CA_NOT_BEFORE_UNIX: i64 = 1_262_304_000;
 /// See [`CA_NOT_BEFORE_UNIX`].
 pub const CA_NOT_AFTER_UNIX: i64 = 3_786_912_000;
-/// thisUpdate of generated CRLs: 2026-01-01.
-pub const CRL_THIS_UPDATE_UNIX: i64 = 1_767_225_600;
-/// nextUpdate of generated CRLs: a week after [`CRL_THIS_UPDATE_UNIX`].
+/// thisUpdate of CRLs made with [`CrlOptions::default`]: 2026-02-28, a day before the date
+/// this crate's tests verify at.
+pub const CRL_THIS_UPDATE_UNIX: i64 = 1_772_236_800;
+/// nextUpdate of CRLs made with [`CrlOptions::default`]: a week after
+/// [`CRL_THIS_UPDATE_UNIX`].
 pub const CRL_NEXT_UPDATE_UNIX: i64 = CRL_THIS_UPDATE_UNIX + 7 * 86_400;
+/// Serial number of the G2 CA certificate (what the root's CRL lists to revoke it).
+pub const CA_G2_SERIAL: u64 = 2;
+/// Serial number of the G3 CA certificate.
+pub const CA_G3_SERIAL: u64 = 3;
 /// A certificate policy OID made up for tests (private enterprise arc), present in leaves
 /// by default.
 pub const TEST_POLICY_OID: &str = "1.3.6.1.4.1.55555.1.1";
@@ -120,6 +126,10 @@ pub struct LeafOptions {
     /// An OCSP responder URL for the Authority Information Access extension; `None` (the
     /// default) omits the extension.
     pub ocsp_url: Option<String>,
+    /// basicConstraints cA=TRUE: a CA certificate posing as a card's.
+    pub ca: bool,
+    /// An extension with this OID (dotted), marked critical, that nothing understands.
+    pub critical_extension_oid: Option<String>,
 }
 
 impl Default for LeafOptions {
@@ -136,6 +146,8 @@ impl Default for LeafOptions {
             serial: 0x1234_5678,
             issuer_untrusted: false,
             ocsp_url: None,
+            ca: false,
+            critical_extension_oid: None,
         }
     }
 }
@@ -286,8 +298,8 @@ impl TestPki {
                 .to_vec();
             (ca, der)
         };
-        let (g2, ca_g2_der) = make_ca(&keys.g2, 2);
-        let (g3, ca_g3_der) = make_ca(&keys.g3, 3);
+        let (g2, ca_g2_der) = make_ca(&keys.g2, CA_G2_SERIAL);
+        let (g3, ca_g3_der) = make_ca(&keys.g3, CA_G3_SERIAL);
         let rogue = Ca {
             params: ca_params(moica_name(), 666, CA_NOT_BEFORE_UNIX, CA_NOT_AFTER_UNIX),
             key: key_pair(&keys.rogue),
@@ -360,8 +372,21 @@ impl TestPki {
         params.serial_number = Some(SerialNumber::from(opts.serial));
         params.not_before = time(opts.not_before_unix);
         params.not_after = time(opts.not_after_unix);
-        params.is_ca = IsCa::ExplicitNoCa;
+        params.is_ca = if opts.ca {
+            IsCa::Ca(BasicConstraints::Unconstrained)
+        } else {
+            IsCa::ExplicitNoCa
+        };
         params.use_authority_key_identifier_extension = true;
+        if let Some(oid) = &opts.critical_extension_oid {
+            let arcs: Vec<u64> = oid
+                .split('.')
+                .map(|arc| arc.parse().expect("dotted OID"))
+                .collect();
+            let mut ext = CustomExtension::from_oid_content(&arcs, vec![0x05, 0x00]);
+            ext.set_criticality(true);
+            params.custom_extensions.push(ext);
+        }
         params.key_usages = if opts.digital_signature {
             vec![
                 KeyUsagePurpose::DigitalSignature,
@@ -422,39 +447,135 @@ impl TestPki {
         }
     }
 
-    /// A DER CRL from `generation` listing `revoked_serials`, thisUpdate
-    /// [`CRL_THIS_UPDATE_UNIX`], nextUpdate [`CRL_NEXT_UPDATE_UNIX`].
+    /// A DER CRL from `generation` listing `revoked_serials`, current at the wall clock
+    /// (thisUpdate an hour ago, nextUpdate in a week), for tests that load it at the real
+    /// time (the gateway's, the stand-ins').
     ///
     /// # Panics
-    /// If rcgen cannot encode or sign the CRL.
+    /// If the CRL cannot be encoded or signed.
     #[must_use]
     pub fn crl(
         &self,
         generation: Generation,
         revoked_serials: impl Iterator<Item = u64>,
     ) -> Vec<u8> {
-        let ca = self.ca(generation);
-        let revocation_time = time(CRL_THIS_UPDATE_UNIX - 86_400);
-        let params = CertificateRevocationListParams {
-            this_update: time(CRL_THIS_UPDATE_UNIX),
-            next_update: time(CRL_NEXT_UPDATE_UNIX),
-            crl_number: SerialNumber::from(1u64),
-            issuing_distribution_point: None,
-            revoked_certs: revoked_serials
-                .map(|serial| RevokedCertParams {
-                    serial_number: SerialNumber::from(serial),
-                    revocation_time,
-                    reason_code: None,
-                    invalidity_date: None,
-                })
-                .collect(),
-            key_identifier_method: ca.params.key_identifier_method.clone(),
+        self.current_crl(CrlSigner::Ca(generation), revoked_serials.collect())
+    }
+
+    /// The root's CRL (ARL) listing the CA serials `revoked_serials` ([`CA_G2_SERIAL`],
+    /// [`CA_G3_SERIAL`]), current at the wall clock like [`TestPki::crl`]. A verification
+    /// needs it for the CA certificate on the path.
+    ///
+    /// # Panics
+    /// If the CRL cannot be encoded or signed.
+    #[must_use]
+    pub fn root_crl(&self, revoked_serials: impl Iterator<Item = u64>) -> Vec<u8> {
+        self.current_crl(CrlSigner::Root, revoked_serials.collect())
+    }
+
+    fn current_crl(&self, issuer: CrlSigner, revoked_serials: Vec<u64>) -> Vec<u8> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(CRL_THIS_UPDATE_UNIX, |d| {
+                i64::try_from(d.as_secs()).expect("time fits")
+            });
+        self.crl_with(
+            issuer,
+            &CrlOptions {
+                this_update_unix: now - 3600,
+                next_update_unix: Some(now + 7 * 86_400),
+                revoked_serials,
+                ..CrlOptions::default()
+            },
+        )
+    }
+
+    /// A DER CRL signed by `issuer` as `opts` say: any times, cRLNumber, entries (with
+    /// padded serials and entry extensions) and CRL extensions (delta indicator, issuing
+    /// distribution point, unknown critical ones). Built by hand rather than with rcgen,
+    /// which cannot add arbitrary extensions.
+    ///
+    /// # Panics
+    /// If the options cannot be encoded (e.g. a bad OID) or signing fails.
+    #[must_use]
+    pub fn crl_with(&self, issuer: CrlSigner, opts: &CrlOptions) -> Vec<u8> {
+        let (key, ca_der) = match issuer {
+            CrlSigner::Root => (&keys().root, &self.root_der),
+            CrlSigner::Ca(Generation::G2) => (&keys().g2, &self.ca_g2_der),
+            CrlSigner::Ca(Generation::G3) => (&keys().g3, &self.ca_g3_der),
         };
-        params
-            .signed_by(&ca.issuer())
-            .expect("CRL signs")
-            .der()
-            .to_vec()
+        let (_, ca) = X509Certificate::from_der(ca_der).expect("generated CA parses");
+        let key_id = crate::util::key_identifier(&ca);
+        let algorithm = AlgorithmIdentifierOwned {
+            oid: SHA256_WITH_RSA,
+            parameters: Some(Any::null()),
+        }
+        .to_der()
+        .expect("algorithm encodes");
+        let revocation_time = der_time(opts.this_update_unix - 86_400);
+
+        let mut entries = Vec::new();
+        for &serial in &opts.revoked_serials {
+            let mut serial_octets = vec![0u8; opts.serial_padding];
+            serial_octets.extend_from_slice(&serial_bytes(serial));
+            let mut entry = tlv(0x02, &serial_octets);
+            entry.extend_from_slice(&revocation_time);
+            if !opts.entry_extensions.is_empty() {
+                let exts: Vec<u8> = opts.entry_extensions.iter().flat_map(|e| e.der()).collect();
+                entry.extend_from_slice(&tlv(0x30, &exts));
+            }
+            entries.extend_from_slice(&tlv(0x30, &entry));
+        }
+
+        let authority_key_id = x509_cert::ext::pkix::AuthorityKeyIdentifier {
+            key_identifier: Some(OctetString::new(key_id).expect("key identifier")),
+            authority_cert_issuer: None,
+            authority_cert_serial_number: None,
+        };
+        let mut extensions = vec![TestExtension {
+            oid: "2.5.29.35".to_owned(),
+            critical: false,
+            value: authority_key_id.to_der().expect("AKI encodes"),
+        }];
+        if let Some(number) = opts.crl_number {
+            extensions.push(TestExtension {
+                oid: "2.5.29.20".to_owned(),
+                critical: false,
+                value: tlv(0x02, &serial_bytes(number)),
+            });
+        }
+        if let Some(base) = opts.delta_base {
+            extensions.push(TestExtension {
+                oid: "2.5.29.27".to_owned(),
+                critical: true,
+                value: tlv(0x02, &serial_bytes(base)),
+            });
+        }
+        extensions.extend(opts.extensions.iter().cloned());
+
+        let mut tbs = vec![0x02, 0x01, 0x01];
+        tbs.extend_from_slice(&algorithm);
+        tbs.extend_from_slice(ca.subject().as_raw());
+        tbs.extend_from_slice(&der_time(opts.this_update_unix));
+        if let Some(next) = opts.next_update_unix {
+            tbs.extend_from_slice(&der_time(next));
+        }
+        if !opts.revoked_serials.is_empty() {
+            tbs.extend_from_slice(&tlv(0x30, &entries));
+        }
+        let exts: Vec<u8> = extensions.iter().flat_map(TestExtension::der).collect();
+        tbs.extend_from_slice(&tlv(0xa0, &tlv(0x30, &exts)));
+        let tbs = tlv(0x30, &tbs);
+
+        let signature = key
+            .sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(&tbs))
+            .expect("RSA signing");
+        let mut bits = vec![0u8];
+        bits.extend_from_slice(&signature);
+        let mut list = tbs;
+        list.extend_from_slice(&algorithm);
+        list.extend_from_slice(&tlv(0x03, &bits));
+        tlv(0x30, &list)
     }
 
     /// An OCSP response answering `request_der` (as [`crate::OcspRequest::der`] makes it):
@@ -622,6 +743,148 @@ impl TestPki {
             .der()
             .to_vec()
     }
+}
+
+/// Who signs a test CRL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlSigner {
+    /// The root: an authority revocation list, about the issuing CAs.
+    Root,
+    /// An issuing CA generation: about card certificates.
+    Ca(Generation),
+}
+
+/// An extension to put in a test CRL or CRL entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestExtension {
+    /// Dotted OID.
+    pub oid: String,
+    pub critical: bool,
+    /// The DER of the extension's value (what goes inside extnValue).
+    pub value: Vec<u8>,
+}
+
+impl TestExtension {
+    /// An issuingDistributionPoint (critical) with these flags and no distribution point.
+    ///
+    /// # Panics
+    /// If it cannot be encoded, which would be a bug here.
+    #[must_use]
+    pub fn issuing_distribution_point(
+        only_user_certs: bool,
+        only_ca_certs: bool,
+        indirect: bool,
+    ) -> Self {
+        let idp = x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint {
+            distribution_point: None,
+            only_contains_user_certs: only_user_certs,
+            only_contains_ca_certs: only_ca_certs,
+            only_some_reasons: None,
+            indirect_crl: indirect,
+            only_contains_attribute_certs: false,
+        };
+        Self {
+            oid: "2.5.29.28".to_owned(),
+            critical: true,
+            value: idp.to_der().expect("IDP encodes"),
+        }
+    }
+
+    /// A reasonCode entry extension (non-critical) with this CRLReason value.
+    #[must_use]
+    pub fn reason_code(reason: u8) -> Self {
+        Self {
+            oid: "2.5.29.21".to_owned(),
+            critical: false,
+            value: vec![0x0a, 0x01, reason],
+        }
+    }
+
+    /// An extension nobody understands, with a NULL value.
+    #[must_use]
+    pub fn unknown(critical: bool) -> Self {
+        Self {
+            oid: "1.3.6.1.4.1.55555.7.7".to_owned(),
+            critical,
+            value: vec![0x05, 0x00],
+        }
+    }
+
+    fn der(&self) -> Vec<u8> {
+        Extension {
+            extn_id: ObjectIdentifier::new(&self.oid).expect("extension OID"),
+            critical: self.critical,
+            extn_value: OctetString::new(self.value.clone()).expect("extension value"),
+        }
+        .to_der()
+        .expect("extension encodes")
+    }
+}
+
+/// How [`TestPki::crl_with`] makes a CRL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlOptions {
+    /// thisUpdate, Unix seconds.
+    pub this_update_unix: i64,
+    /// nextUpdate, Unix seconds; `None` omits it.
+    pub next_update_unix: Option<i64>,
+    /// cRLNumber; `None` omits it.
+    pub crl_number: Option<u64>,
+    /// The serials listed.
+    pub revoked_serials: Vec<u64>,
+    /// Extra zero octets in front of each listed serial (a non-minimal encoding).
+    pub serial_padding: usize,
+    /// Makes it a delta CRL (critical deltaCRLIndicator) over this base cRLNumber.
+    pub delta_base: Option<u64>,
+    /// CRL extensions added after the authority key identifier and cRLNumber.
+    pub extensions: Vec<TestExtension>,
+    /// Extensions added to every entry.
+    pub entry_extensions: Vec<TestExtension>,
+}
+
+impl Default for CrlOptions {
+    /// An empty complete CRL, number 1, from [`CRL_THIS_UPDATE_UNIX`] to
+    /// [`CRL_NEXT_UPDATE_UNIX`].
+    fn default() -> Self {
+        Self {
+            this_update_unix: CRL_THIS_UPDATE_UNIX,
+            next_update_unix: Some(CRL_NEXT_UPDATE_UNIX),
+            crl_number: Some(1),
+            revoked_serials: Vec::new(),
+            serial_padding: 0,
+            delta_base: None,
+            extensions: Vec::new(),
+            entry_extensions: Vec::new(),
+        }
+    }
+}
+
+/// A DER TLV with a one-octet tag.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = vec![tag];
+    if len < 0x80 {
+        out.push(u8::try_from(len).expect("short length"));
+    } else {
+        let octets = len.to_be_bytes();
+        let first = octets
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(octets.len() - 1);
+        out.push(0x80 | u8::try_from(octets.len() - first).expect("length of length"));
+        out.extend_from_slice(&octets[first..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// An X.509 Time (UTCTime up to 2049, else GeneralizedTime), DER.
+fn der_time(unix: i64) -> Vec<u8> {
+    let secs = u64::try_from(unix).expect("time after 1970");
+    let date = der::DateTime::from_unix_duration(Duration::from_secs(secs)).expect("time fits");
+    x509_cert::time::Time::from(date)
+        .to_der()
+        .expect("time encodes")
 }
 
 /// Who signs a test OCSP response.

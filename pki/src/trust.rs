@@ -54,6 +54,10 @@ pub(crate) enum SignerError {
 #[derive(Debug, Clone)]
 pub(crate) struct CaCert {
     pub(crate) subject_raw: Vec<u8>,
+    /// The subject name as [`crate::VerifiedCertificate::issuer`] renders names.
+    pub(crate) subject: String,
+    /// The serial number's DER INTEGER content octets, to look the CA up in its issuer's CRL.
+    pub(crate) serial: Vec<u8>,
     issuer_raw: Vec<u8>,
     pub(crate) key_id: Vec<u8>,
     authority_key_id: Option<Vec<u8>>,
@@ -65,7 +69,7 @@ pub(crate) struct CaCert {
     tbs: Vec<u8>,
     signature_hash: Option<HashAlg>,
     signature: Vec<u8>,
-    is_root: bool,
+    pub(crate) is_root: bool,
     may_sign_certificates: bool,
     may_sign_crls: bool,
 }
@@ -116,6 +120,45 @@ impl TrustStore {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.cas.is_empty()
+    }
+
+    /// The CAs whose CRL a verification asks for: every intermediate (about the cards it
+    /// issues), and every CA in the store that signed an intermediate (about CA
+    /// certificates: the root's ARL). For `check-config`, start-up logs and CRL-age metrics:
+    /// see [`crate::RevocationLists::uncovered`].
+    #[must_use]
+    pub fn crl_issuers(&self) -> Vec<CrlIssuer> {
+        let mut issuers: Vec<CrlIssuer> = Vec::new();
+        let mut push = |ca: &CaCert, about_ca_certificates: bool| {
+            if !issuers
+                .iter()
+                .any(|i| i.key_id == ca.key_id && i.about_ca_certificates == about_ca_certificates)
+            {
+                issuers.push(CrlIssuer {
+                    name: ca.subject.clone(),
+                    key_id: ca.key_id.clone(),
+                    key_id_hex: util::hex(&ca.key_id),
+                    about_ca_certificates,
+                });
+            }
+        };
+        for ca in self.cas.iter().filter(|ca| !ca.is_root) {
+            push(ca, false);
+            let signed = SignedPart {
+                tbs: &ca.tbs,
+                hash: ca.signature_hash,
+                signature: &ca.signature,
+            };
+            if let Ok(parent) = self.find_signer(
+                &ca.issuer_raw,
+                ca.authority_key_id.as_deref(),
+                &signed,
+                Purpose::Certificates,
+            ) {
+                push(parent, true);
+            }
+        }
+        issuers
     }
 
     fn add(&mut self, der_or_pem: &[u8], is_root: bool) -> Result<usize, TrustError> {
@@ -187,15 +230,22 @@ impl TrustStore {
     }
 
     /// Checks that `ca` chains to a root through verified signatures and that every CA on
-    /// the way is within its validity period at `now_unix`.
-    pub(crate) fn check_chain(&self, ca: &CaCert, now_unix: i64) -> Result<(), Rejection> {
+    /// the way is within its validity period at `now_unix`. Returns the path, `ca` first and
+    /// the root last, so each CA's revocation can be checked against its issuer's CRL.
+    pub(crate) fn check_chain<'s>(
+        &'s self,
+        ca: &'s CaCert,
+        now_unix: i64,
+    ) -> Result<Vec<&'s CaCert>, Rejection> {
         let mut current = ca;
+        let mut path = Vec::with_capacity(3);
         for _ in 0..MAX_CHAIN_DEPTH {
             if now_unix < current.not_before || now_unix > current.not_after {
                 return Err(Rejection::IssuerExpired);
             }
+            path.push(current);
             if current.is_root {
-                return Ok(());
+                return Ok(path);
             }
             let signed = SignedPart {
                 tbs: &current.tbs,
@@ -213,6 +263,19 @@ impl TrustStore {
         }
         Err(Rejection::UntrustedIssuer)
     }
+}
+
+/// A CA whose CRL verifications need, as [`TrustStore::crl_issuers`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlIssuer {
+    /// The CA's subject name (same form as [`crate::VerifiedCertificate::issuer`]).
+    pub name: String,
+    /// The CA's key identifier, as [`crate::RevocationLists`] keys lists by.
+    pub key_id: Vec<u8>,
+    /// [`CrlIssuer::key_id`], lowercase hex.
+    pub key_id_hex: String,
+    /// Whether the list needed is about CA certificates (a root's ARL) rather than cards.
+    pub about_ca_certificates: bool,
 }
 
 /// The signed portion of a certificate or CRL with its signature, borrowed for one check.
@@ -275,6 +338,8 @@ impl CaCert {
         let validity = cert.validity();
         Ok(Self {
             subject_raw: cert.subject().as_raw().to_vec(),
+            subject: cert.subject().to_string(),
+            serial: cert.raw_serial().to_vec(),
             issuer_raw: cert.issuer().as_raw().to_vec(),
             key_id: util::key_identifier(&cert),
             authority_key_id: util::authority_key_id(cert.extensions()).map(<[u8]>::to_vec),

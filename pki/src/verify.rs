@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 use x509_cert::ext::pkix::{SubjectDirectoryAttributes, SubjectKeyIdentifier};
 use x509_parser::prelude::*;
 
-use crate::crl::RevocationLists;
-use crate::trust::{Purpose, SignedPart, TrustStore};
+use crate::crl::{CrlCheck, Freshness, RevocationLists, RevocationStatus};
+use crate::trust::{CaCert, Purpose, SignedPart, TrustStore};
 use crate::util::{self, HashAlg, KeyProblem};
 
 const ID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
@@ -31,6 +31,24 @@ pub const OID_ID_LAST4: &str = "2.16.886.1.100.2.51";
 const ID_LAST4: ObjectIdentifier = ObjectIdentifier::new_unwrap(OID_ID_LAST4);
 /// Subject directory attributes (RFC 5280 §4.2.1.8).
 const OID_SUBJECT_DIRECTORY_ATTRIBUTES: &str = "2.5.29.9";
+/// Extensions a card certificate may mark critical: the ones read or checked here, and the
+/// informational ones every MOICA certificate carries. Any other critical extension refuses
+/// the certificate (RFC 5280 §4.2: a certificate with a critical extension the application
+/// does not recognise must be rejected).
+const KNOWN_LEAF_EXTENSIONS: [&str; 12] = [
+    "2.5.29.9",          // subjectDirectoryAttributes
+    "2.5.29.14",         // subjectKeyIdentifier
+    "2.5.29.15",         // keyUsage
+    "2.5.29.17",         // subjectAltName
+    "2.5.29.18",         // issuerAltName
+    "2.5.29.19",         // basicConstraints
+    "2.5.29.31",         // cRLDistributionPoints
+    "2.5.29.32",         // certificatePolicies
+    "2.5.29.35",         // authorityKeyIdentifier
+    "2.5.29.37",         // extKeyUsage
+    "2.5.29.46",         // freshestCRL
+    "1.3.6.1.5.5.7.1.1", // authorityInfoAccess
+];
 /// id-ad-ocsp, the access method of an OCSP responder location (RFC 5280 §4.2.2.1).
 const OID_AD_OCSP: &str = "1.3.6.1.5.5.7.48.1";
 
@@ -61,6 +79,20 @@ pub struct Policy {
     /// Policy OIDs that must all appear in the certificatePolicies extension; empty means no
     /// requirement. Lets an operator accept only card certificates (not, say, test ones).
     pub required_policy_oids: Vec<String>,
+    /// How long past its nextUpdate a CRL still counts as current, seconds (see
+    /// [`Freshness::grace_secs`]); decides [`VerifiedCertificate::revocation`].
+    pub crl_grace_secs: i64,
+}
+
+impl Policy {
+    /// The clock CRLs are judged by in this verification.
+    #[must_use]
+    pub fn freshness(&self) -> Freshness {
+        Freshness {
+            now_unix: self.now_unix,
+            grace_secs: self.crl_grace_secs,
+        }
+    }
 }
 
 /// What the gateway learns about the card holder after a successful verification.
@@ -92,6 +124,14 @@ pub struct VerifiedCertificate {
     /// The OCSP responder named by the Authority Information Access extension (the first
     /// http:// or https:// id-ad-ocsp location), if any.
     pub ocsp_url: Option<String>,
+    /// Whether current CRLs cover every certificate on the path: [`RevocationStatus::Good`],
+    /// or [`RevocationStatus::NoCurrentCrl`] naming the first CA without one, so the caller
+    /// can fail closed (or ask OCSP about the card). Never `Revoked`: a listed certificate
+    /// is [`Rejection::Revoked`].
+    pub revocation: RevocationStatus,
+    /// Each certificate on the path (the card first, then each CA below the root) and the
+    /// current CRL of its issuer, if any: for logs and CRL-age metrics.
+    pub crl_checks: Vec<CrlCheck>,
 }
 
 /// Why a signed challenge was refused.
@@ -114,12 +154,16 @@ pub enum Rejection {
     WrongKeyUsage,
     /// A required certificate policy is absent.
     PolicyMissing,
-    /// The certificate is listed in a loaded CRL.
+    /// The certificate, or a CA certificate on its path, is listed in a loaded CRL.
     Revoked,
     /// The certificate key is not RSA of at least 2048 bits, or the signature is not RSA.
     NotRsa,
     /// A CA certificate on the path is outside its validity period.
     IssuerExpired,
+    /// The certificate is a CA certificate (basicConstraints cA=TRUE), not a card's.
+    NotEndEntity,
+    /// The certificate has a critical extension not understood here (its OID, dotted).
+    UnsupportedCriticalExtension(String),
 }
 
 impl fmt::Display for Rejection {
@@ -136,6 +180,10 @@ impl fmt::Display for Rejection {
             Self::Revoked => f.write_str("certificate has been revoked"),
             Self::NotRsa => f.write_str("certificate key or signature is not RSA"),
             Self::IssuerExpired => f.write_str("issuing CA certificate is not valid now"),
+            Self::NotEndEntity => f.write_str("certificate is a CA certificate, not a card's"),
+            Self::UnsupportedCriticalExtension(oid) => {
+                write!(f, "certificate has an unsupported critical extension {oid}")
+            }
         }
     }
 }
@@ -148,11 +196,15 @@ fn malformed(what: impl fmt::Display) -> Rejection {
 
 /// Verifies that `signed` is a signature over exactly `challenge` by a MOICA card
 /// certificate that chains to `trust`, is valid at `policy.now_unix`, may sign, carries the
-/// required policies, and is not in `revoked`.
+/// required policies, and neither it nor a CA on its path is in `revoked`.
 ///
 /// Checks run in this order, and the first failure is returned: decoding; the signature
 /// over the challenge; the issuing CA and its signature; the leaf's validity period; the CA
-/// path to a root and its validity; key usage; policies; revocation.
+/// path to a root and its validity; key usage; end entity (not cA=TRUE) and critical
+/// extensions; policies; revocation of the leaf and of each CA below the root.
+///
+/// Success does not mean current CRLs were consulted: see
+/// [`VerifiedCertificate::revocation`], which the caller must act on.
 ///
 /// # Errors
 /// The [`Rejection`] describing the first failed check.
@@ -375,7 +427,7 @@ fn check_certificate(
     if policy.now_unix > validity.not_after.timestamp() {
         return Err(Rejection::Expired);
     }
-    trust.check_chain(ca, policy.now_unix)?;
+    let path = trust.check_chain(ca, policy.now_unix)?;
 
     // MOICA signing certificates always carry keyUsage; one without it is not a card's
     // signing certificate, so absence is refused rather than read as "any usage".
@@ -385,6 +437,20 @@ fn check_certificate(
         .is_some_and(|ku| ku.value.digital_signature());
     if !may_sign {
         return Err(Rejection::WrongKeyUsage);
+    }
+    if leaf
+        .basic_constraints()
+        .map_err(malformed)?
+        .is_some_and(|bc| bc.value.ca)
+    {
+        return Err(Rejection::NotEndEntity);
+    }
+    if let Some(ext) = leaf.extensions().iter().find(|ext| {
+        ext.critical && !KNOWN_LEAF_EXTENSIONS.contains(&ext.oid.to_id_string().as_str())
+    }) {
+        return Err(Rejection::UnsupportedCriticalExtension(
+            ext.oid.to_id_string(),
+        ));
     }
 
     if !policy.required_policy_oids.is_empty() {
@@ -398,7 +464,9 @@ fn check_certificate(
         }
     }
 
-    if revoked.is_revoked(&ca.key_id, leaf.raw_serial()) {
+    let (revocation, crl_checks) =
+        revocation_status(leaf.raw_serial(), &path, revoked, policy.freshness());
+    if matches!(revocation, RevocationStatus::Revoked { .. }) {
         return Err(Rejection::Revoked);
     }
 
@@ -426,7 +494,58 @@ fn check_certificate(
         issuer_public_key: ca.key_bits.clone(),
         serial_der: serial.to_vec(),
         ocsp_url: ocsp_url(leaf),
+        revocation,
+        crl_checks,
     })
+}
+
+/// Checks the leaf (serial `leaf_serial`, issued by `path[0]`) and every CA below the root
+/// (`path[i]`, issued by `path[i + 1]`) against the issuer's CRLs. A listing in any held CRL
+/// wins; otherwise the first certificate whose issuer has no current CRL speaking about it
+/// decides; otherwise the path is good.
+fn revocation_status(
+    leaf_serial: &[u8],
+    path: &[&CaCert],
+    revoked: &RevocationLists,
+    at: Freshness,
+) -> (RevocationStatus, Vec<CrlCheck>) {
+    let links = std::iter::once((leaf_serial, false, path.first()))
+        .chain(
+            path.iter()
+                .enumerate()
+                .filter(|(_, ca)| !ca.is_root)
+                .map(|(i, ca)| (ca.serial.as_slice(), true, path.get(i + 1))),
+        )
+        .filter_map(|(serial, is_ca, issuer)| issuer.map(|issuer| (serial, is_ca, *issuer)));
+    let mut checks = Vec::with_capacity(path.len());
+    let mut listed = None;
+    let mut missing = None;
+    for (serial, is_ca, issuer) in links {
+        let crl = revoked.current_crl(&issuer.key_id, is_ca, at).cloned();
+        let issuer_key_id_hex = util::hex(&issuer.key_id);
+        if listed.is_none() && revoked.is_revoked(&issuer.key_id, serial) {
+            listed = Some(RevocationStatus::Revoked {
+                issuer: issuer.subject.clone(),
+                issuer_key_id_hex: issuer_key_id_hex.clone(),
+                leaf: !is_ca,
+            });
+        }
+        if missing.is_none() && crl.is_none() {
+            missing = Some(RevocationStatus::NoCurrentCrl {
+                issuer: issuer.subject.clone(),
+                issuer_key_id_hex: issuer_key_id_hex.clone(),
+                leaf: !is_ca,
+            });
+        }
+        checks.push(CrlCheck {
+            leaf: !is_ca,
+            issuer: issuer.subject.clone(),
+            issuer_key_id_hex,
+            crl,
+        });
+    }
+    let status = listed.or(missing).unwrap_or(RevocationStatus::Good);
+    (status, checks)
 }
 
 /// The first http(s) OCSP responder location in the Authority Information Access extension.
@@ -498,6 +617,8 @@ mod tests {
             Rejection::Revoked,
             Rejection::NotRsa,
             Rejection::IssuerExpired,
+            Rejection::NotEndEntity,
+            Rejection::UnsupportedCriticalExtension("1.2.3".into()),
         ];
         let texts: std::collections::HashSet<String> =
             all.iter().map(ToString::to_string).collect();

@@ -10,11 +10,13 @@
 //! - [`client`]: an HTTP client that never follows redirects, and a login helper.
 //! - [`twfido`]: the TW FidO stand-in process and its test controls.
 //! - [`smtp`]: a real SMTP server (aiosmtpd) that records what it receives.
+//! - [`pki`]: the test PKI's certificate and CRL files for a `[certificate]` table.
 
 pub mod backends;
 pub mod client;
 pub mod gateway;
 pub mod oidc;
+pub mod pki;
 pub mod smtp;
 pub mod twfido;
 pub mod upstream;

@@ -11,6 +11,7 @@ use menshen_pki::testpki::{Generation, LeafOptions, TEST_POLICY_OID, TestLeaf, T
 use menshen_tests::backends::Sql;
 use menshen_tests::client::{Browser, Page};
 use menshen_tests::gateway::{Gateway, Options, Store};
+use menshen_tests::pki::PkiFiles;
 use menshen_tests::upstream::{Seen, Upstream};
 
 const STAFF: (&str, &str, &str) = ("teacher", "staff", "correct-horse-42");
@@ -44,23 +45,12 @@ async fn start_with_tables(
     tables: &str,
 ) -> (Upstream, Gateway, tempfile::TempDir) {
     let files = tempfile::tempdir().expect("dir");
-    let write = |name: &str, bytes: &[u8]| {
-        let path = files.path().join(name);
-        std::fs::write(&path, bytes).expect("write PKI file");
-        path.display().to_string()
-    };
-    let root = write("root.der", &PKI.root_der);
-    let g2 = write("moica-g2.der", &PKI.ca_g2_der);
-    let g3 = write("moica-g3.der", &PKI.ca_g3_der);
-    let crl = write(
-        "g3.crl",
-        &PKI.crl(Generation::G3, [REVOKED_SERIAL].into_iter()),
-    );
+    let pki = PkiFiles::write(files.path(), &PKI, &[REVOKED_SERIAL]);
     let extra = format!(
-        "[certificate]\ntrust_anchors = [\"{root}\"]\nintermediates = [\"{g2}\", \"{g3}\"]\n\
-         crls = [\"{crl}\"]\ncrl_refresh = \"6h\"\nrequired_policies = [\"{TEST_POLICY_OID}\"]\n\
+        "[certificate]\n{}crl_refresh = \"6h\"\nrequired_policies = [\"{TEST_POLICY_OID}\"]\n\
          require_identity_match = true\n\
-         component_download_url = \"https://moica.nat.gov.tw/download.html\"\n{tables}"
+         component_download_url = \"https://moica.nat.gov.tw/download.html\"\n{tables}",
+        pki.lines()
     );
     let up = Upstream::start().await;
     let gw = Gateway::start(
@@ -909,8 +899,14 @@ struct CrlServer {
 
 impl CrlServer {
     async fn start(initial: Vec<u8>) -> CrlServer {
+        Self::start_at(0, initial).await
+    }
+
+    /// On `port` (0: any free one), e.g. one the gateway was told about before anything
+    /// listened there.
+    async fn start_at(port: u16, initial: Vec<u8>) -> CrlServer {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind");
         let url = format!(
@@ -957,16 +953,11 @@ async fn crls_from_a_url_are_refreshed_in_the_background_and_kept_on_failure() {
     let serial = LeafOptions::default().serial;
     let server = CrlServer::start(PKI.crl(Generation::G3, std::iter::empty())).await;
     let files = tempfile::tempdir().expect("dir");
-    let root = files.path().join("root.der");
-    let g3 = files.path().join("g3.der");
-    std::fs::write(&root, &PKI.root_der).expect("write");
-    std::fs::write(&g3, &PKI.ca_g3_der).expect("write");
+    let pki = PkiFiles::write(files.path(), &PKI, &[]);
     let extra = format!(
         "[certificate]\ntrust_anchors = [\"{}\"]\nintermediates = [\"{}\"]\n\
-         crls = [\"{}\"]\ncrl_refresh = \"1s\"\n",
-        root.display(),
-        g3.display(),
-        server.url
+         crls = [\"{}\", \"{}\"]\ncrl_refresh = \"1s\"\n",
+        pki.root, pki.g3, pki.root_crl, server.url
     );
     let up = Upstream::start().await;
     let gw = Gateway::start(
@@ -1181,28 +1172,13 @@ mod ocsp {
     /// the lines set one: the first delegated-responder answer waits for an RSA key.
     async fn start_with(ocsp_lines: &str) -> (Upstream, Gateway, tempfile::TempDir) {
         let files = tempfile::tempdir().expect("dir");
-        let crl = PKI.crl(Generation::G3, [REVOKED_SERIAL].into_iter());
-        let mut paths = Vec::new();
-        for (name, bytes) in [
-            ("root.der", &PKI.root_der),
-            ("g2.der", &PKI.ca_g2_der),
-            ("g3.der", &PKI.ca_g3_der),
-            ("g3.crl", &crl),
-        ] {
-            let path = files.path().join(name);
-            std::fs::write(&path, bytes).expect("write PKI file");
-            paths.push(path.display().to_string());
-        }
+        let pki = PkiFiles::write(files.path(), &PKI, &[REVOKED_SERIAL]);
         let timeout = if ocsp_lines.contains("ocsp_timeout") {
             ""
         } else {
             "ocsp_timeout = \"20s\"\n"
         };
-        let extra = format!(
-            "[certificate]\ntrust_anchors = [\"{}\"]\nintermediates = [\"{}\", \"{}\"]\n\
-             crls = [\"{}\"]\n{ocsp_lines}{timeout}",
-            paths[0], paths[1], paths[2], paths[3]
-        );
+        let extra = format!("[certificate]\n{}{ocsp_lines}{timeout}", pki.lines());
         let up = Upstream::start().await;
         let gw = Gateway::start(
             Options {
@@ -1525,4 +1501,272 @@ async fn a_loop_of_login_challenges_does_not_fill_redis() {
         .filter(|k| k.contains(":certch:"))
         .count();
     assert!(stored <= 60, "{stored} challenges stored");
+}
+
+/// Revocation data the gateway cannot vouch for fails closed: a card whose CA (or whose CA's
+/// issuer, the root) has no current CRL is answered `503 revocation_unavailable`, never let
+/// in; a listed card or CA is refused; an older list cannot replace a newer one.
+mod crl {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use menshen_pki::testpki::{CA_G3_SERIAL, CrlOptions, CrlSigner};
+    use menshen_tests::eventually;
+
+    use super::*;
+
+    fn now() -> i64 {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock");
+        i64::try_from(now.as_secs()).expect("time fits")
+    }
+
+    /// A G3 list from `this_update` (a week long unless `next_update`), numbered `number`.
+    fn g3_crl(this_update: i64, next_update: i64, number: u64, revoked: &[u64]) -> Vec<u8> {
+        PKI.crl_with(
+            CrlSigner::Ca(Generation::G3),
+            &CrlOptions {
+                this_update_unix: this_update,
+                next_update_unix: Some(next_update),
+                crl_number: Some(number),
+                revoked_serials: revoked.to_vec(),
+                ..CrlOptions::default()
+            },
+        )
+    }
+
+    /// A gateway (metrics on) trusting the root and G3, with `crls` (the root's list is
+    /// added unless `without_root_crl`) and `lines` in its `[certificate]` table.
+    async fn start(
+        crls: &[String],
+        lines: &str,
+        without_root_crl: bool,
+    ) -> (Upstream, Gateway, tempfile::TempDir) {
+        let files = tempfile::tempdir().expect("dir");
+        let pki = PkiFiles::write(files.path(), &PKI, &[]);
+        let mut sources: Vec<String> = crls.iter().map(|c| format!("\"{c}\"")).collect();
+        if !without_root_crl {
+            sources.push(format!("\"{}\"", pki.root_crl));
+        }
+        let extra = format!(
+            "[certificate]\ntrust_anchors = [\"{}\"]\nintermediates = [\"{}\"]\n\
+             crls = [{}]\n{lines}",
+            pki.root,
+            pki.g3,
+            sources.join(", ")
+        );
+        let up = Upstream::start().await;
+        let gw = Gateway::start(
+            Options {
+                extra,
+                metrics: true,
+                ..Options::default()
+            },
+            up.addr,
+            &[STAFF],
+        )
+        .await;
+        (up, gw, files)
+    }
+
+    fn write(files: &tempfile::TempDir, name: &str, bytes: &[u8]) -> String {
+        let path = files.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        path.display().to_string()
+    }
+
+    async fn metrics(gw: &Gateway) -> String {
+        menshen_tests::client::scrape_metrics(gw.metrics_port.expect("metrics port")).await
+    }
+
+    fn gauge(text: &str, name: &str) -> Option<i64> {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_crl_source_at_start_fails_closed_until_it_answers() {
+        let leaf = default_card();
+        let port = menshen_tests::free_port();
+        let url = format!("http://127.0.0.1:{port}/crl/moica-g3.crl");
+        let (_up, gw, _files) = start(&[url], "crl_refresh = \"1s\"\n", false).await;
+
+        let page = bind(&gw, &leaf, Kind::Pkcs7).await;
+        assert_eq!(
+            (page.status, error_code(&page)),
+            (503, "revocation_unavailable".into()),
+            "binding: {}",
+            page.body
+        );
+        let (_, page) = login(&gw, &leaf, Kind::Pkcs1, "/").await;
+        assert_eq!(
+            (page.status, error_code(&page)),
+            (503, "revocation_unavailable".into()),
+            "a login is not let in (nor told not_bound): {}",
+            page.body
+        );
+        let text = metrics(&gw).await;
+        assert_eq!(
+            gauge(&text, "menshen_certificate_cas_without_current_crl"),
+            Some(1),
+            "{text}"
+        );
+        assert!(
+            text.contains("menshen_certificate_crl_age_seconds{issuer=\"政府憑證總管理中心/"),
+            "the root's list is held: {text}"
+        );
+        assert!(
+            text.contains(
+                "menshen_logins_total{method=\"certificate\",result=\"revocation_unavailable\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(gw.log().contains("no current CRL"), "{}", gw.log());
+
+        // The source comes up: the next refresh loads it and the card works.
+        let _server = CrlServer::start_at(port, g3_crl(now() - 3600, now() + 86_400, 1, &[])).await;
+        eventually(Duration::from_secs(20), "the CRL is loaded", || async {
+            gauge(
+                &metrics(&gw).await,
+                "menshen_certificate_cas_without_current_crl",
+            ) == Some(0)
+        })
+        .await;
+        assert_eq!(bind(&gw, &leaf, Kind::Pkcs7).await.status, 200);
+        let (_, page) = login(&gw, &leaf, Kind::Pkcs1, "/").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let text = metrics(&gw).await;
+        let age = text
+            .lines()
+            .find(|l| {
+                l.starts_with("menshen_certificate_crl_age_seconds{issuer=\"內政部憑證管理中心/")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or_else(|| panic!("G3's list age: {text}"));
+        assert!((3600..3700).contains(&age), "thisUpdate an hour ago: {age}");
+    }
+
+    #[tokio::test]
+    async fn without_the_roots_list_every_card_fails_closed() {
+        let files = tempfile::tempdir().expect("dir");
+        let g3 = write(
+            &files,
+            "g3.crl",
+            &PKI.crl(Generation::G3, std::iter::empty()),
+        );
+        let (_up, gw, _dir) = start(&[g3], "", true).await;
+        let (_, page) = login(&gw, &default_card(), Kind::Pkcs1, "/").await;
+        assert_eq!(
+            (page.status, error_code(&page)),
+            (503, "revocation_unavailable".into()),
+            "{}",
+            page.body
+        );
+    }
+
+    #[tokio::test]
+    async fn a_revoked_card_and_a_card_of_a_revoked_ca_are_refused() {
+        let files = tempfile::tempdir().expect("dir");
+        let g3 = write(
+            &files,
+            "g3.crl",
+            &PKI.crl(Generation::G3, [REVOKED_SERIAL].into_iter()),
+        );
+        let (_up, gw, _dir) = start(&[g3], "", false).await;
+        let listed = card(LeafOptions {
+            serial: REVOKED_SERIAL,
+            ..LeafOptions::default()
+        });
+        let (_, page) = login(&gw, &listed, Kind::Pkcs7, "/").await;
+        assert_eq!((page.status, error_code(&page)), (403, "revoked".into()));
+        let (_, page) = login(&gw, &default_card(), Kind::Pkcs7, "/").await;
+        assert_eq!(
+            (page.status, error_code(&page)),
+            (403, "not_bound".into()),
+            "an unlisted card gets past revocation"
+        );
+
+        // The root's list names G3 itself: every G3 card is refused.
+        let root = write(
+            &files,
+            "grca.crl",
+            &PKI.root_crl([CA_G3_SERIAL].into_iter()),
+        );
+        let g3 = write(
+            &files,
+            "g3b.crl",
+            &PKI.crl(Generation::G3, std::iter::empty()),
+        );
+        let (_up, gw, _dir) = start(&[g3, root], "", true).await;
+        let (_, page) = login(&gw, &default_card(), Kind::Pkcs1, "/").await;
+        assert_eq!((page.status, error_code(&page)), (403, "revoked".into()));
+    }
+
+    #[tokio::test]
+    async fn a_list_past_next_update_and_grace_fails_closed() {
+        let files = tempfile::tempdir().expect("dir");
+        let next_update = now() + 10;
+        let g3 = write(&files, "g3.crl", &g3_crl(now() - 3600, next_update, 1, &[]));
+        let (_up, gw, _dir) = start(&[g3], "crl_grace = \"2s\"\n", false).await;
+        assert!(
+            now() < next_update,
+            "the gateway started within the list's life; make it longer"
+        );
+        let (_, page) = login(&gw, &default_card(), Kind::Pkcs1, "/").await;
+        assert_eq!(
+            (page.status, error_code(&page)),
+            (403, "not_bound".into()),
+            "current (or in its grace): {}",
+            page.body
+        );
+        let wait = next_update + 3 - now();
+        tokio::time::sleep(Duration::from_secs(u64::try_from(wait.max(0)).unwrap_or(0))).await;
+        let (_, page) = login(&gw, &default_card(), Kind::Pkcs1, "/").await;
+        assert_eq!(
+            (page.status, error_code(&page)),
+            (503, "revocation_unavailable".into()),
+            "past nextUpdate plus grace: {}",
+            page.body
+        );
+        let text = metrics(&gw).await;
+        assert_eq!(
+            gauge(&text, "menshen_certificate_cas_without_current_crl"),
+            Some(1),
+            "{text}"
+        );
+        assert!(
+            text.contains("menshen_certificate_crl_age_seconds{issuer=\"內政部憑證管理中心/"),
+            "the stale list's age is still reported: {text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_older_list_served_after_a_newer_one_is_refused() {
+        let serial = LeafOptions::default().serial;
+        let server = CrlServer::start(g3_crl(now() - 3600, now() + 86_400, 2, &[serial])).await;
+        let (_up, gw, _files) = start(
+            std::slice::from_ref(&server.url),
+            "crl_refresh = \"1s\"\n",
+            false,
+        )
+        .await;
+        let (_, page) = login(&gw, &default_card(), Kind::Pkcs1, "/").await;
+        assert_eq!((page.status, error_code(&page)), (403, "revoked".into()));
+
+        // A replay of an older, validly signed list that does not name the card.
+        server.serve(g3_crl(now() - 7200, now() + 86_400, 1, &[]));
+        eventually(
+            Duration::from_secs(20),
+            "the older list is refused",
+            || async { gw.log().contains("older than the one loaded") },
+        )
+        .await;
+        let (_, page) = login(&gw, &default_card(), Kind::Pkcs1, "/").await;
+        assert_eq!(
+            (page.status, error_code(&page)),
+            (403, "revoked".into()),
+            "the newer list stays"
+        );
+    }
 }

@@ -40,6 +40,47 @@ fn check_config_reports_every_problem_with_its_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/c.pem"));
 }
 
+/// A `[certificate]` table whose CRLs leave a CA uncovered passes, with a warning naming
+/// it; with every list, no warning.
+#[test]
+fn check_config_warns_about_a_ca_no_crl_covers() {
+    use menshen_pki::testpki::TestPki;
+    use menshen_tests::pki::PkiFiles;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = PkiFiles::write(dir.path(), &TestPki::generate(), &[]);
+    let base = "[[listen]]\naddress = \"127.0.0.1:8080\"\n\n[[site]]\nname = \"a\"\n\
+                hosts = [\"a.example\"]\nupstreams = [\"127.0.0.1:1\"]\n\n\
+                [otp]\nkeys = \"k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n\n[certificate]\n";
+    let path = dir.path().join("menshen.toml");
+    let check = |table: String| {
+        std::fs::write(&path, format!("{base}{table}")).expect("write");
+        let out = cli_with_stdin(&["check-config", path.to_str().unwrap_or("")], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let all = check(pki.lines());
+    assert!(!all.contains("warning:"), "{all}");
+    let without_root = check(format!(
+        "trust_anchors = [\"{}\"]\nintermediates = [\"{}\", \"{}\"]\ncrls = [\"{}\", \"{}\"]\n",
+        pki.root, pki.g2, pki.g3, pki.g2_crl, pki.g3_crl
+    ));
+    let warnings: Vec<&str> = without_root
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{without_root}");
+    assert!(
+        warnings[0]
+            .contains("no CRL in certificate.crls covers C=TW, O=行政院, OU=政府憑證總管理中心"),
+        "{without_root}"
+    );
+}
+
 #[test]
 fn every_example_config_passes_check_config_apart_from_missing_files() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

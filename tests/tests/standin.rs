@@ -14,7 +14,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use menshen_pki::testpki::TEST_POLICY_OID;
 use menshen_pki::{
-    Policy, Rejection, RevocationLists, SignedChallenge, TrustStore, VerifiedCertificate, verify,
+    Freshness, Policy, Rejection, RevocationLists, RevocationStatus, SignedChallenge, TrustStore,
+    VerifiedCertificate, verify,
 };
 use menshen_tests::client::client_builder;
 use serde_json::{Value, json};
@@ -186,9 +187,15 @@ impl Standin {
         trust
             .add_intermediate(&self.file("moica-g3.der"))
             .expect("G3 loads");
+        let at = Freshness {
+            now_unix: now_unix(),
+            grace_secs: 0,
+        };
         let mut crls = RevocationLists::new();
-        crls.load(&self.file("moica-g3.crl"), &trust)
-            .expect("CRL loads");
+        for name in ["moica-g3.crl", "moica-g2.crl", "grca.crl"] {
+            crls.load(&self.file(name), &trust, at)
+                .unwrap_or_else(|e| panic!("{name} loads: {e}"));
+        }
         (trust, crls)
     }
 }
@@ -245,6 +252,7 @@ fn check(
     let policy = Policy {
         now_unix: now_unix(),
         required_policy_oids: vec![TEST_POLICY_OID.to_owned()],
+        crl_grace_secs: 0,
     };
     let signed = match kind {
         "PKCS7" => SignedChallenge::Pkcs7 {
@@ -313,7 +321,14 @@ async fn writes_the_pki_and_a_certificate_table_then_exits_on_sigterm() {
         paths("intermediates"),
         [dir.join("moica-g2.der"), dir.join("moica-g3.der")]
     );
-    assert_eq!(paths("crls"), [dir.join("moica-g3.crl")]);
+    assert_eq!(
+        paths("crls"),
+        [
+            dir.join("moica-g3.crl"),
+            dir.join("moica-g2.crl"),
+            dir.join("grca.crl")
+        ]
+    );
     assert_eq!(
         table["required_policies"].as_array().expect("array"),
         &[toml::Value::from(TEST_POLICY_OID)]
@@ -536,6 +551,11 @@ async fn signatures_verify_against_the_written_files() {
     assert_eq!(default.subject_cn, "王小明");
     assert_eq!(default.id_last4.as_deref(), Some("6789"));
     assert_eq!(default.serial_hex, "12345678");
+    assert_eq!(
+        default.revocation,
+        RevocationStatus::Good,
+        "the fragment's CRLs cover the whole path"
+    );
     assert_eq!(
         check(&answer, "PKCS7", b"another challenge", &trust),
         Err(Rejection::ChallengeMismatch)

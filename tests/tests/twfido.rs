@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use menshen_pki::{Policy, RevocationLists, SignedChallenge, TrustStore, verify};
+use menshen_pki::{Freshness, Policy, RevocationLists, SignedChallenge, TrustStore, verify};
 use menshen_tests::twfido::Standin;
 use menshen_twfido::{
     Challenge, Client, DeviceOutcome, Error, Kind, ResultOutcome, Settings, SpKey, Ticket,
@@ -51,9 +51,20 @@ impl StandinExt for Standin {
         trust
             .add_intermediate(&self.file("moica-g3.der"))
             .expect("G3");
+        // Judged by the wall clock, as the gateway loads them.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let at = Freshness {
+            now_unix: i64::try_from(now).expect("time fits"),
+            grace_secs: 0,
+        };
         let mut crls = RevocationLists::new();
-        crls.load_der(&self.file("moica-g3.crl"), &trust)
-            .expect("CRL");
+        for name in ["moica-g3.crl", "grca-g3.crl"] {
+            crls.load_der(&self.file(name), &trust, at)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
         (trust, crls)
     }
 }
@@ -149,6 +160,7 @@ async fn qr_sign_in_signs_exactly_our_challenge() {
     let policy = Policy {
         now_unix: 1_767_312_000,
         required_policy_oids: Vec::new(),
+        crl_grace_secs: 0,
     };
     let pkcs1 = SignedChallenge::Pkcs1 {
         signature: &signed.signature,
@@ -498,6 +510,7 @@ async fn a_swapped_certificate_names_someone_else() {
     let policy = Policy {
         now_unix: 1_767_312_000,
         required_policy_oids: Vec::new(),
+        crl_grace_secs: 0,
     };
     let pkcs1 = SignedChallenge::Pkcs1 {
         signature: &signed.signature,

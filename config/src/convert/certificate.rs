@@ -7,6 +7,11 @@ use crate::model::{CertificateConfig, CrlSource, OcspMode};
 use crate::reader::{Cx, Table};
 
 const DEFAULT_CRL_REFRESH: Duration = Duration::from_secs(6 * 3600);
+/// How long past its nextUpdate a CRL still counts as current by default: a CA that
+/// publishes a few hours late, or a night of failed downloads, does not lock everyone out.
+const DEFAULT_CRL_GRACE: Duration = Duration::from_secs(12 * 3600);
+/// The longest `crl_grace` accepted: beyond a week a list says little about today's cards.
+const MAX_CRL_GRACE: Duration = Duration::from_secs(7 * 86_400);
 /// Where the HiPKI Local Sign Server listens on every user's computer.
 const DEFAULT_COMPONENT_URL: &str = "http://localhost:61161";
 /// The oldest component version the pages accept (the manual's screenshots show 1.3.4).
@@ -71,6 +76,21 @@ pub(super) fn certificate(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Option<C
         .duration(cx, "crl_refresh")
         .map(|d| d.value)
         .unwrap_or(DEFAULT_CRL_REFRESH);
+    let crl_grace = match table.duration_or_zero(cx, "crl_grace") {
+        Some(d) if d.value > MAX_CRL_GRACE => {
+            cx.error(
+                &d.span,
+                format!(
+                    "`certificate.crl_grace` must be at most {} days: a list that old says \
+                     little about the cards revoked since",
+                    MAX_CRL_GRACE.as_secs() / 86_400
+                ),
+            );
+            DEFAULT_CRL_GRACE
+        }
+        Some(d) => d.value,
+        None => DEFAULT_CRL_GRACE,
+    };
     let mut required_policies = Vec::new();
     if let Some(list) = table.strings(cx, "required_policies") {
         for text in list.value {
@@ -88,7 +108,7 @@ pub(super) fn certificate(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Option<C
             }
         }
     }
-    let require_identity_match = table.bool(cx, "require_identity_match").unwrap_or(false);
+    let require_identity_match = table.bool(cx, "require_identity_match").unwrap_or(true);
     let component_download_url = table.string(cx, "component_download_url").and_then(|text| {
         let ok = is_http_url(&text.value);
         if !ok {
@@ -185,6 +205,7 @@ pub(super) fn certificate(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> Option<C
         intermediates,
         crls,
         crl_refresh,
+        crl_grace,
         required_policies,
         require_identity_match,
         component_download_url,

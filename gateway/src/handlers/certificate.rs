@@ -20,7 +20,7 @@ use menshen_config::OcspMode;
 use menshen_pages::{
     CertificatePage, CertificatePurpose, DEFAULT_DOWNLOAD_URL, ErrorKind, render_certificate,
 };
-use menshen_pki::{Policy, Rejection, SignedChallenge, VerifiedCertificate};
+use menshen_pki::{Policy, Rejection, RevocationStatus, SignedChallenge, VerifiedCertificate};
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -348,6 +348,8 @@ fn rejection_answer(r: &Rejection) -> (u16, &'static str) {
         Rejection::PolicyMissing => (403, "policy_missing"),
         Rejection::Revoked => (403, "revoked"),
         Rejection::IssuerExpired => (403, "issuer_expired"),
+        Rejection::NotEndEntity => (403, "not_end_entity"),
+        Rejection::UnsupportedCriticalExtension(_) => (403, "unsupported_extension"),
     }
 }
 
@@ -448,10 +450,7 @@ async fn verify_for(session: &mut Session, req: &Request<'_>, only: Option<Purpo
             return error(400, "malformed");
         }
     };
-    let policy = Policy {
-        now_unix: clock::now_secs() as i64,
-        required_policy_oids: certificates.config.required_policies.clone(),
-    };
+    let policy = policy(certificates);
     let revoked = certificates.revoked();
     let verified = match menshen_pki::verify(
         &signed,
@@ -472,6 +471,16 @@ async fn verify_for(session: &mut Session, req: &Request<'_>, only: Option<Purpo
             return error(status, code);
         }
     };
+    if let Some((status, code, detail)) =
+        revocation_verdict(certificates, ch.purpose.word(), &verified, &policy).await
+    {
+        if ch.purpose == Purpose::Login {
+            LOGINS.with_label_values(&[METHOD, code]).inc();
+        }
+        activity(req, None, &who, ch.purpose.word(), METHOD, code, &detail).await;
+        tracing::warn!(purpose = ch.purpose.word(), ip = ?req.client_ip, "certificate refused: {detail}");
+        return error(status, code);
+    }
     if let Some(reply) = ocsp_refusal(req, certificates, ch.purpose, &who, &verified, &policy).await
     {
         return reply;
@@ -480,6 +489,72 @@ async fn verify_for(session: &mut Session, req: &Request<'_>, only: Option<Purpo
         Some(s) => bind(req, certificates, &s, &verified).await,
         None => login(req, certificates, &ch, &verified).await,
     }
+}
+
+/// The verification policy now: required policies and `certificate.crl_grace`. Shared by
+/// the card and the mobile certificate.
+pub(super) fn policy(certificates: &Certificates) -> Policy {
+    let at = certificates.freshness();
+    Policy {
+        now_unix: at.now_unix,
+        required_policy_oids: certificates.config.required_policies.clone(),
+        crl_grace_secs: at.grace_secs,
+    }
+}
+
+/// What the CRLs' coverage says of a verified certificate: `None` when current CRLs spoke
+/// for the whole path, else the refusal (status, code, detail for the activity log). Fail
+/// closed: without a current list of the card's CA, only a good OCSP answer about the card
+/// (asked whatever `certificate.ocsp` says) lets it through; without one of a CA's issuer
+/// (the root's ARL) nothing does. A `revoked` OCSP answer refuses as a listing would.
+pub(super) async fn revocation_verdict(
+    certificates: &Certificates,
+    purpose: &str,
+    v: &VerifiedCertificate,
+    policy: &Policy,
+) -> Option<(u16, &'static str, String)> {
+    let (issuer, key, leaf) = match &v.revocation {
+        RevocationStatus::Good => return None,
+        // verify() turns a listing into Rejection::Revoked; answer as it would.
+        RevocationStatus::Revoked { issuer, .. } => {
+            let detail = format!("serial {}: listed by {issuer}", v.serial_hex);
+            return Some((403, "revoked", truncate(&detail)));
+        }
+        RevocationStatus::NoCurrentCrl {
+            issuer,
+            issuer_key_id_hex,
+            leaf,
+        } => (issuer, issuer_key_id_hex, *leaf),
+    };
+    let missing = format!(
+        "serial {}: no current CRL from {issuer} (key {key}){}",
+        v.serial_hex,
+        if leaf { "" } else { " about CA certificates" }
+    );
+    if leaf {
+        match certificates.check_ocsp(v, policy.now_unix).await {
+            Ok(OcspOutcome::Good) => {
+                tracing::info!(purpose, serial = %v.serial_hex, "{missing}; OCSP answered good");
+                return None;
+            }
+            Ok(OcspOutcome::Revoked) => {
+                return Some((
+                    403,
+                    "revoked",
+                    format!("serial {}: OCSP revoked", v.serial_hex),
+                ));
+            }
+            Err(failure) => {
+                let detail = format!("{missing}; OCSP: {failure}");
+                return Some((503, "revocation_unavailable", truncate(&detail)));
+            }
+        }
+    }
+    Some((503, "revocation_unavailable", truncate(&missing)))
+}
+
+fn truncate(detail: &str) -> String {
+    detail.chars().take(200).collect()
 }
 
 /// Applies `certificate.ocsp` to a certificate that passed every other check (the CRLs

@@ -30,7 +30,7 @@ use menshen_pages::{
     ErrorKind, MobileFailure, MobileMode, MobilePage, MobilePurpose, MobileWaitPage, render_mobile,
     render_mobile_wait,
 };
-use menshen_pki::{Policy, Rejection, SignedChallenge, VerifiedCertificate};
+use menshen_pki::{Rejection, SignedChallenge, VerifiedCertificate};
 use menshen_twfido::{Challenge, Kind, ResultOutcome, Signed, TicketOutcome};
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
@@ -651,7 +651,9 @@ fn rejection_code(r: &Rejection) -> &'static str {
         | Rejection::NotYetValid
         | Rejection::WrongKeyUsage
         | Rejection::PolicyMissing
-        | Rejection::IssuerExpired => "untrusted",
+        | Rejection::IssuerExpired
+        | Rejection::NotEndEntity
+        | Rejection::UnsupportedCriticalExtension(_) => "untrusted",
         Rejection::Malformed(_)
         | Rejection::NotRsa
         | Rejection::ChallengeMismatch
@@ -687,10 +689,7 @@ async fn finish(
     let Ok(tbs) = STANDARD.decode(&p.tbs) else {
         return refuse("invalid_result", "challenge lost".into()).await;
     };
-    let policy = Policy {
-        now_unix: clock::now_secs() as i64,
-        required_policy_oids: certificates.config.required_policies.clone(),
-    };
+    let policy = super::certificate::policy(certificates);
     let revoked = certificates.revoked();
     let verified = match menshen_pki::verify(
         &SignedChallenge::Pkcs1 {
@@ -709,6 +708,13 @@ async fn finish(
             return refuse(rejection_code(&rejection), detail).await;
         }
     };
+    if let Some((_, code, detail)) =
+        super::certificate::revocation_verdict(certificates, p.purpose.word(), &verified, &policy)
+            .await
+    {
+        tracing::warn!(ip = ?req.client_ip, "mobile certificate refused: {detail}");
+        return refuse(code, detail).await;
+    }
     if let Some((code, detail)) =
         super::certificate::ocsp_verdict(certificates, p.purpose.word(), &verified, &policy).await
     {

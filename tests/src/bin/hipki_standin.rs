@@ -4,7 +4,7 @@
 //! Rust suites and the browser tests can run the whole card flow.
 //!
 //! It generates a MOICA-shaped PKI ([`menshen_pki::testpki`]) and six cards, writes the CA
-//! files, a CRL and a `certificate.toml` fragment for the gateway into `--dir`, then serves
+//! files, the CRLs (G3, G2, the root's) and a `certificate.toml` fragment for the gateway into `--dir`, then serves
 //! the component's HTTP API on loopback and prints one line,
 //! `hipki-standin listening on http://127.0.0.1:<PORT>`.
 //!
@@ -275,6 +275,10 @@ fn write_files(
     let g2 = write("moica-g2.der", &pki.ca_g2_der)?;
     let g3 = write("moica-g3.der", &pki.ca_g3_der)?;
     let crl = write("moica-g3.crl", crl_der)?;
+    // Every CA a verification asks must have a current list, or its cards fail closed: G2's
+    // (no G2 card is issued here, but the CA is trusted) and the root's, about the CAs.
+    let g2_crl = write("moica-g2.crl", &pki.crl(Generation::G2, std::iter::empty()))?;
+    let root_crl = write("grca.crl", &pki.root_crl(std::iter::empty()))?;
     for card in cards {
         write(
             &format!("card-{}.der", card.name),
@@ -285,7 +289,7 @@ fn write_files(
         certificate: CertificateTable {
             trust_anchors: vec![root],
             intermediates: vec![g2, g3],
-            crls: vec![crl],
+            crls: vec![crl, g2_crl, root_crl],
             required_policies: vec![TEST_POLICY_OID.to_owned()],
             component_url: url.to_owned(),
             component_download_url: COMPONENT_DOWNLOAD_URL.to_owned(),

@@ -4,7 +4,7 @@
 //!
 //! It generates a MOICA-shaped PKI ([`menshen_pki::testpki`], MOICA G3 under a GRCA-like
 //! root), a certificate per test person, a random AES-256 key and a service ID, writes the
-//! CA files, a CRL and `mobile-certificate.toml` (`[certificate]` and `[mobile_certificate]`)
+//! CA files, the CRLs (G3's and the root's) and `mobile-certificate.toml` (`[certificate]` and `[mobile_certificate]`)
 //! into `--dir`, then serves the API and prints one line,
 //! `twfido-standin listening on http://127.0.0.1:<PORT>`.
 //!
@@ -173,6 +173,8 @@ fn write_files(
     let g3 = write("moica-g3.der", &pki.ca_g3_der)?;
     let revoked = PEOPLE.iter().filter(|p| p.revoked).map(|p| p.serial);
     let crl = write("moica-g3.crl", &pki.crl(Generation::G3, revoked))?;
+    // The root's list about the CA certificates: without it every card fails closed.
+    let root_crl = write("grca-g3.crl", &pki.root_crl(std::iter::empty()))?;
     for holder in holders {
         write(
             &format!("mobile-{}.der", holder.person.name),
@@ -182,7 +184,7 @@ fn write_files(
     let mut certificate = toml::Table::new();
     certificate.insert("trust_anchors".into(), vec![root].into());
     certificate.insert("intermediates".into(), vec![g3].into());
-    certificate.insert("crls".into(), vec![crl].into());
+    certificate.insert("crls".into(), vec![crl, root_crl].into());
     let mut mobile = toml::Table::new();
     mobile.insert("api_url".into(), url.into());
     mobile.insert("sp_service_id".into(), sp_service_id.into());
