@@ -332,9 +332,10 @@ mod tests {
             "<a id=\"bind-certificate\" class=\"button button-secondary\" href=\"/.menshen/bind/certificate\">Set up certificate</a>"
         ));
         assert!(cert.contains("×</span> Not set up"));
-        assert!(html.contains(">← Back to the sign-in page</button>"));
+        // Signed in: back to the account page, never a logout disguised as "back".
+        assert!(!html.contains("id=\"back-to-login\""));
         assert!(html.contains(
-            "id=\"back-to-account\" class=\"button button-secondary\" href=\"/.menshen/\""
+            "id=\"back-to-account\" class=\"button button-secondary\" href=\"/.menshen/account?tab=settings\""
         ));
         assert!(!html.contains("授權方式"));
     }
