@@ -418,6 +418,7 @@ fn method_label(method: &str, t: &'static Texts) -> String {
                 "certificate" => t.method_certificate,
                 "captcha" => t.method_captcha,
                 "cli" => t.method_cli,
+                "mail" => t.method_mail,
                 _ => m.strip_prefix("oidc:").unwrap_or(m),
             }
         })
@@ -467,6 +468,7 @@ fn event_label(event: &str, outcome: &str, t: &'static Texts) -> String {
                 "password_reset" => t.event_password_reset,
                 "password_change" => t.event_password_change,
                 "password_reset_request" => t.event_password_reset_request,
+                "reauth" => t.event_reauth,
                 other => other,
             };
             match outcome_word {

@@ -207,11 +207,21 @@ describe('forgot password by mail and change password, in headless Chromium', { 
       ['09-phone-help', '/.menshen/help'],
       ['10-phone-link-invalid', '/.menshen/password/reset?token=x'],
       ['11-phone-account', '/.menshen/account'],
+      ['11b-phone-activity', '/.menshen/account?tab=activity'],
+      ['11c-phone-settings', '/.menshen/account?tab=settings'],
+      ['11d-phone-bind', '/.menshen/bind'],
     ]) {
       await page.goto(base + target);
       await assertFitsPhone(page, target);
       await screenshot(page, step);
     }
+    // Stacked rows: every activity cell carries its column's label, shown before the value.
+    await page.goto(`${base}/.menshen/account?tab=activity`);
+    const label = await page
+      .locator('#activity-table td.activity-when')
+      .first()
+      .evaluate((td) => getComputedStyle(td, '::before').content);
+    assert.ok(label.includes('時間'), `the time cell is labelled on a phone (got ${label})`);
     const { context: anonymous, page: phone } = await newPageIn(browser);
     try {
       await phone.setViewportSize(PHONE);
