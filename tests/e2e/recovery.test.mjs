@@ -175,7 +175,10 @@ describe('forgot password by mail and change password, in headless Chromium', { 
   });
 
   it('changes the password from 個人資料管理', async () => {
-    await page.goto(`${base}/.menshen/account`);
+    // The legacy app's page links to the profile.
+    assert.equal(await page.locator('#menshen-profile').getAttribute('href'), '/.menshen/account');
+    await clickAndWait(page, page.locator('#menshen-profile'));
+    assert.equal(where(page).pathname, '/.menshen/account');
     await clickAndWait(page, page.locator('#change-password'));
     assert.equal(where(page).pathname, '/.menshen/password/change');
     await screenshot(page, '06-change-form');
