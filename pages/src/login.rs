@@ -91,6 +91,8 @@ pub enum LoginMessage {
     Throttled,
     /// Binding finished; sign in again with the bound method.
     BoundLogInAgain,
+    /// OTP binding finished (OTP驗證綁定成功); sign in again with password and code.
+    OtpBound,
     /// The account has only a citizen certificate bound: use certificate sign-in.
     UseCertificate,
     /// Sign-in is temporarily unavailable.
@@ -123,6 +125,7 @@ impl LoginMessage {
             LoginMessage::LoggedOut => MessageView::info(t.msg_logged_out),
             LoginMessage::LoggedOutEverywhere => MessageView::info(t.msg_logged_out_everywhere),
             LoginMessage::BoundLogInAgain => MessageView::success(t.msg_bound_log_in_again),
+            LoginMessage::OtpBound => MessageView::success(t.msg_otp_bound),
             LoginMessage::PasswordReset => MessageView::success(t.msg_password_reset),
         }
     }

@@ -42,6 +42,8 @@ pub struct Texts {
     pub msg_lift_early: &'static str,
     pub msg_throttled: &'static str,
     pub msg_bound_log_in_again: &'static str,
+    /// After binding OTP (the manual's OTP驗證綁定成功 box).
+    pub msg_otp_bound: &'static str,
     pub msg_use_certificate: &'static str,
     pub msg_unavailable: &'static str,
 
@@ -323,6 +325,7 @@ pub const ZH_TW: Texts = Texts {
     msg_lift_early: "學校管理者 (AA 帳號) 或客服可提前解除暫停。",
     msg_throttled: "此網路連線的登入嘗試次數過多，請稍候數分鐘後再試。",
     msg_bound_log_in_again: "綁定完成，請使用已綁定方式重新登入。",
+    msg_otp_bound: "OTP驗證綁定成功！綁定完成，請使用已綁定方式重新登入：輸入帳號密碼後，再輸入驗證APP顯示的 6 位數密碼。",
     msg_use_certificate: "此帳號僅綁定自然人憑證，請使用下方「自然人憑證登入」。",
     msg_unavailable: "登入服務暫時無法使用，請於數分鐘後再試。",
 
@@ -575,6 +578,7 @@ pub const EN: Texts = Texts {
     msg_lift_early: "The school administrator (AA account) or the support desk can lift the suspension earlier.",
     msg_throttled: "Too many sign-in attempts from this network. Please wait a few minutes and try again.",
     msg_bound_log_in_again: "Setup complete. Please sign in again with the method you set up.",
+    msg_otp_bound: "The authenticator app is set up! Setup complete. Please sign in again with the method you set up: your password, then the 6-digit code the app shows.",
     msg_use_certificate: "This account only has a citizen digital certificate set up. Please use \"自然人憑證登入\" (citizen certificate sign-in) below.",
     msg_unavailable: "The sign-in service is temporarily unavailable. Please try again in a few minutes.",
 

@@ -74,6 +74,8 @@ describe('menshen demo in headless Chromium', { timeout: 300_000 }, () => {
     await message.waitFor({ state: 'visible' });
     const text = (await message.textContent()).trim();
     assert.ok(text.includes('綁定完成，請使用已綁定方式重新登入'), `bound message is shown (got: ${text})`);
+    assert.ok(text.includes('OTP驗證綁定成功'), `the manual's OTP success message (got: ${text})`);
+    assert.equal(await message.getAttribute('class'), 'message message-success');
     assert.equal(await sessionCookieOf(context), undefined, 'binding ended the session');
   }
 

@@ -320,7 +320,7 @@ impl Browser {
         fields.extend_from_slice(proof);
         let done = self.post_form("/.menshen/bind/otp", &fields).await;
         assert_eq!(done.status, 303, "binding: {}", done.body);
-        assert_eq!(done.location(), Some("/.menshen/login?bound=1"));
+        assert_eq!(done.location(), Some("/.menshen/login?bound=1&via=otp"));
         secret
     }
 

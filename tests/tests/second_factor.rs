@@ -849,7 +849,7 @@ async fn without_a_usable_password_a_fresh_otp_code_is_the_proof() {
     let sealed = gw.sql("SELECT sealed_secret FROM otp_bindings");
     let page = submit_rebind(&mut b, &[("current_code", &code)]).await;
     assert_eq!(page.status, 303, "{}", page.body);
-    assert_eq!(page.location(), Some("/.menshen/login?bound=1"));
+    assert_eq!(page.location(), Some("/.menshen/login?bound=1&via=otp"));
     assert_ne!(gw.sql("SELECT sealed_secret FROM otp_bindings"), sealed);
     let log = gw.sql("SELECT event || ':' || method || ':' || outcome FROM activity ORDER BY id");
     assert!(log.contains("reauth:otp:failure"), "{log}");

@@ -358,6 +358,6 @@ pub async fn otp_post(session: &mut Session, req: &Request<'_>) -> Reply {
         return super::unavailable(req.lang);
     }
     tracing::info!(user = %s.login_name, "OTP bound");
-    Reply::redirect(303, "/.menshen/login?bound=1")
+    Reply::redirect(303, "/.menshen/login?bound=1&via=otp")
         .with_cookie(cookies::clear(req.names.session, req.names))
 }

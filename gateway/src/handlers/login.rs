@@ -229,6 +229,8 @@ pub async fn get(req: &Request<'_>) -> Reply {
     let rd = rd.as_str();
     let message = if req.query.get("lo").is_some() {
         Some(super::logout::message(req))
+    } else if req.query.get("bound").is_some() && req.query.get("via") == Some("otp") {
+        Some(LoginMessage::OtpBound)
     } else if req.query.get("bound").is_some() {
         Some(LoginMessage::BoundLogInAgain)
     } else if req.query.get("exp").is_some() {
