@@ -13,6 +13,7 @@ const MENSHEN_CSS: &[u8] = include_bytes!("../static/menshen.css");
 const FAVICON_SVG: &[u8] = include_bytes!("../static/favicon.svg");
 const CERTIFICATE_JS: &[u8] = include_bytes!("../static/certificate.js");
 const MOBILE_JS: &[u8] = include_bytes!("../static/mobile.js");
+const CAPTCHA_JS: &[u8] = include_bytes!("../static/captcha.js");
 
 /// The embedded asset called `name` (the part after `/.menshen/static/`), if any.
 pub fn static_asset(name: &str) -> Option<StaticAsset> {
@@ -24,6 +25,10 @@ pub fn static_asset(name: &str) -> Option<StaticAsset> {
         "certificate.js" => Some(StaticAsset {
             content_type: "text/javascript; charset=utf-8",
             body: CERTIFICATE_JS,
+        }),
+        "captcha.js" => Some(StaticAsset {
+            content_type: "text/javascript; charset=utf-8",
+            body: CAPTCHA_JS,
         }),
         "mobile.js" => Some(StaticAsset {
             content_type: "text/javascript; charset=utf-8",

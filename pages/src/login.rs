@@ -473,7 +473,7 @@ mod tests {
                 "<img id=\"captcha-image\" class=\"captcha-image\" src=\"/.menshen/captcha/cap-42.png\" alt=\"{alt}\">"
             )));
             assert!(html.contains(&format!(
-                "<a id=\"captcha-refresh\" class=\"captcha-refresh\" href=\"/.menshen/login?rd=/x&#38;new_captcha=1\">{refresh}</a>"
+                "<a id=\"captcha-refresh\" class=\"captcha-refresh\" href=\"/.menshen/login?rd=/x&#38;new_captcha=1\" data-keep=\"username\" data-param=\"u\">{refresh}</a>"
             )));
             // After the password field, before the submit button, inside the form.
             let password = html.find("id=\"password\"").expect("password");
@@ -481,6 +481,9 @@ mod tests {
             let submit = html.find("id=\"login-submit\"").expect("submit");
             let form_end = html.find("</form>").expect("form end");
             assert!(password < captcha && captcha < submit && submit < form_end);
+            // Tab order: account, password, captcha, sign in, then 更換圖片.
+            let refresh = html.find("id=\"captcha-refresh\"").expect("refresh");
+            assert!(submit < refresh);
             let hidden = html.find("name=\"captcha_id\"").expect("hidden");
             assert!(html.find("id=\"login-form\"").expect("form") < hidden && hidden < form_end);
             // Focus stays on the username or password field.
@@ -500,7 +503,7 @@ mod tests {
             }),
             ..page(Lang::ZhTw)
         });
-        assert!(!html.contains("<script"));
+        assert!(!html.contains("<script>"));
         assert!(!html.contains("\" onerror="));
         assert!(html.contains("src=\"&#34; onerror=&#34;alert(1)\""));
     }
@@ -574,7 +577,11 @@ mod tests {
             captcha: Some(CAPTCHA),
             ..page(Lang::ZhTw)
         });
-        assert!(!html.contains("<script"));
+        // Scripts only as files of our own (CSP `script-src 'self'`), never inline.
+        assert!(
+            html.matches("<script").count()
+                == html.matches("<script src=\"/.menshen/static/").count()
+        );
         assert!(!html.contains("<style"));
         assert!(!html.contains("style="));
         for handler in [" onclick=", " onload=", " onerror=", " onsubmit="] {

@@ -410,6 +410,20 @@ describe('menshen demo in headless Chromium', { timeout: 300_000 }, () => {
           'the captcha body is a PNG',
         );
         await screenshot(page, '15-login-page-with-captcha');
+
+        // Tab order: 帳號, 密碼, 驗證碼, 登入, then 更換圖片; and 更換圖片 keeps the typed name.
+        await page.locator('#username').focus();
+        const order = ['username'];
+        for (let i = 0; i < 4; i += 1) {
+          await page.keyboard.press('Tab');
+          order.push(await page.evaluate(() => document.activeElement.id));
+        }
+        assert.deepEqual(order, ['username', 'password', 'captcha', 'login-submit', 'captcha-refresh']);
+        await page.locator('#username').fill('someone.typed');
+        const before = await page.locator('#captcha-image').getAttribute('src');
+        await clickAndWait(page, page.locator('#captcha-refresh'));
+        assert.equal(await page.locator('#username').inputValue(), 'someone.typed', '更換圖片 keeps the name');
+        assert.notEqual(await page.locator('#captcha-image').getAttribute('src'), before, 'a new picture');
       } finally {
         await context.close();
       }

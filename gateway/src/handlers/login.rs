@@ -131,7 +131,15 @@ async fn page(
     let image = captcha_id
         .as_ref()
         .map(|id| format!("/.menshen/captcha/{id}.png"));
-    let refresh = format!("/.menshen/login?rd={}", super::encode_query_value(rd));
+    // 更換圖片 keeps the account name (captcha.js puts in what is typed at the moment).
+    let refresh = match username {
+        "" => format!("/.menshen/login?rd={}", super::encode_query_value(rd)),
+        name => format!(
+            "/.menshen/login?rd={}&u={}",
+            super::encode_query_value(rd),
+            super::encode_query_value(name)
+        ),
+    };
     let hrefs: Vec<String> = req
         .state
         .providers
@@ -240,7 +248,14 @@ pub async fn get(req: &Request<'_>) -> Reply {
     } else {
         None
     };
-    page(req, 200, rd, "", message).await
+    // `u`: the account name kept across 更換圖片.
+    let username = req
+        .query
+        .get("u")
+        .map(str::trim)
+        .filter(|u| u.chars().count() <= 128)
+        .unwrap_or("");
+    page(req, 200, rd, username, message).await
 }
 
 /// Serves `GET /.menshen/captcha/ID.png`.

@@ -92,6 +92,13 @@ async fn forgot_page(
     } else {
         None
     };
+    let refresh = match login {
+        "" => "/.menshen/password/forgot".to_string(),
+        name => format!(
+            "/.menshen/password/forgot?login={}",
+            super::encode_query_value(name)
+        ),
+    };
     let html = menshen_pages::render_forgot(&ForgotPage {
         lang: req.lang,
         site_name: req.site_name(),
@@ -103,7 +110,7 @@ async fn forgot_page(
         captcha: captcha.as_ref().map(|(id, src)| ForgotCaptcha {
             id,
             image_src: src,
-            refresh_href: "/.menshen/password/forgot",
+            refresh_href: &refresh,
         }),
         support: req.state.config.login.support.as_deref(),
     });
@@ -116,7 +123,14 @@ async fn forgot_page(
 }
 
 pub async fn forgot_get(req: &Request<'_>) -> Reply {
-    forgot_page(req, 200, "", false, None).await
+    // `login`: what was typed, kept across 更換圖片.
+    let login = req
+        .query
+        .get("login")
+        .map(str::trim)
+        .filter(|l| l.chars().count() <= MAX_LOGIN)
+        .unwrap_or("");
+    forgot_page(req, 200, login, false, None).await
 }
 
 pub async fn forgot_post(session: &mut Session, req: &Request<'_>) -> Reply {
