@@ -469,6 +469,7 @@ fn event_label(event: &str, outcome: &str, t: &'static Texts) -> String {
                 "password_change" => t.event_password_change,
                 "password_reset_request" => t.event_password_reset_request,
                 "reauth" => t.event_reauth,
+                "notice" => t.event_notice,
                 other => other,
             };
             match outcome_word {

@@ -46,10 +46,10 @@ pub use mobile::{
 pub use oidc_error::{OidcError, OidcErrorPage, render_oidc_error};
 pub use otp::{OtpMessage, OtpPage, render_otp};
 pub use password::{
-    ForgotCaptcha, ForgotPage, HelpPage, MailContext, MailText, NoticePage, PASSWORD_EN,
-    PASSWORD_ZH_TW, PasswordFormKind, PasswordFormPage, PasswordNotice, PasswordTexts,
-    changed_mail, password_rule_text, render_forgot, render_help, render_password_form,
-    render_password_notice, reset_mail,
+    ForgotCaptcha, ForgotPage, HelpPage, MailContext, MailText, NoticeMail, NoticePage,
+    PASSWORD_EN, PASSWORD_ZH_TW, PasswordFormKind, PasswordFormPage, PasswordNotice, PasswordTexts,
+    changed_mail, notice_mail, password_rule_text, render_forgot, render_help,
+    render_password_form, render_password_notice, reset_mail,
 };
 pub use reauth::{CODE_FIELD, PASSWORD_FIELD, ReauthField};
 pub use signed_in::{SignedInPage, SystemLink, render_signed_in};

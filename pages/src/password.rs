@@ -80,6 +80,17 @@ pub struct PasswordTexts {
     pub mail_how_reset: &'static str,
     pub mail_how_change: &'static str,
     pub mail_footer: &'static str,
+    pub mail_suspended_subject: &'static str,
+    /// `{name}`, `{login}`, `{when}`, `{ip}`, `{until}`, `{what}` filled in.
+    pub mail_suspended_body: &'static str,
+    pub mail_suspended_password: &'static str,
+    pub mail_suspended_code: &'static str,
+    pub mail_bound_subject: &'static str,
+    /// `{name}`, `{login}`, `{when}`, `{ip}`, `{method}` filled in.
+    pub mail_bound_body: &'static str,
+    /// `{support}` filled in.
+    pub mail_contact: &'static str,
+    pub mail_contact_default: &'static str,
 }
 
 pub static PASSWORD_ZH_TW: PasswordTexts = PasswordTexts {
@@ -144,6 +155,14 @@ pub static PASSWORD_ZH_TW: PasswordTexts = PasswordTexts {
     mail_how_reset: "經由重設連結變更",
     mail_how_change: "在個人資料管理中修改",
     mail_footer: "此信由系統自動寄出，請勿直接回覆。",
+    mail_suspended_subject: "您的帳號已暫停登入",
+    mail_suspended_body: "{name} 您好：\n\n帳號 {login} 於 {when} 因{what}連續錯誤，已暫停登入至 {until}（最後一次嘗試來自網路位址 {ip}）。時間到後會自動恢復。\n\n若這些嘗試不是您本人所為，可能有人在猜您的密碼：請在恢復後修改密碼，並通知學校管理者 (AA 帳號)。學校管理者或客服也可提前解除暫停。",
+    mail_suspended_password: "密碼",
+    mail_suspended_code: "OTP 驗證碼",
+    mail_bound_subject: "您的帳號已綁定新的登入方式",
+    mail_bound_body: "{name} 您好：\n\n帳號 {login} 於 {when} 從網路位址 {ip} 綁定了登入方式：{method}。此帳號所有裝置上的登入都已登出。\n\n若這不是您本人所為，請立即聯絡學校管理者 (AA 帳號) 或客服。",
+    mail_contact: "聯絡窗口：{support}",
+    mail_contact_default: "聯絡窗口：貴校資訊組或學校管理者 (AA 帳號)。",
 };
 
 pub static PASSWORD_EN: PasswordTexts = PasswordTexts {
@@ -208,6 +227,14 @@ pub static PASSWORD_EN: PasswordTexts = PasswordTexts {
     mail_how_reset: "reset through a mailed link",
     mail_how_change: "changed under My account",
     mail_footer: "This mail was sent automatically; please do not reply.",
+    mail_suspended_subject: "Your account is suspended",
+    mail_suspended_body: "Hello {name},\n\nAfter repeated wrong {what}, account {login} was suspended at {when} until {until} (the last try came from address {ip}). It opens again by itself.\n\nIf these tries were not yours, someone may be guessing your password: change it once the suspension ends and tell the school administrator (AA account). The administrator or the support desk can also lift the suspension earlier.",
+    mail_suspended_password: "passwords",
+    mail_suspended_code: "OTP codes",
+    mail_bound_subject: "A new sign-in method was set up for your account",
+    mail_bound_body: "Hello {name},\n\nAt {when}, from address {ip}, account {login} was set up with the sign-in method: {method}. Every sign-in of the account on every device has ended.\n\nIf this was not you, contact the school administrator (AA account) or the support desk at once.",
+    mail_contact: "Contact: {support}",
+    mail_contact_default: "Contact: your school's IT staff or administrator (AA account).",
 };
 
 impl Lang {
@@ -562,9 +589,90 @@ pub fn changed_mail(cx: &MailContext, by_reset: bool) -> MailText {
     mail(cx.lang, p.mail_changed_subject, &body, "")
 }
 
+/// A notice about the account (with `[mail]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeMail<'a> {
+    /// Suspended after wrong passwords (`code: false`) or OTP codes, until this time.
+    Suspended { until: &'a str, code: bool },
+    /// A second factor was bound or replaced; `method` in words (e.g. "OTP 驗證").
+    FactorBound { method: &'a str },
+}
+
+impl NoticeMail<'_> {
+    /// The metric and activity label of the notice.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NoticeMail::Suspended { .. } => "suspended",
+            NoticeMail::FactorBound { .. } => "factor_bound",
+        }
+    }
+}
+
+/// The mail for `notice`; `support` is `[login] support`, the contact it names.
+pub fn notice_mail(cx: &MailContext, notice: &NoticeMail, support: Option<&str>) -> MailText {
+    let p = cx.lang.password_texts();
+    let (subject, body) = match notice {
+        NoticeMail::Suspended { until, code } => (
+            p.mail_suspended_subject,
+            cx.fill(p.mail_suspended_body)
+                .replace("{until}", until)
+                .replace(
+                    "{what}",
+                    if *code {
+                        p.mail_suspended_code
+                    } else {
+                        p.mail_suspended_password
+                    },
+                ),
+        ),
+        NoticeMail::FactorBound { method } => (
+            p.mail_bound_subject,
+            cx.fill(p.mail_bound_body).replace("{method}", method),
+        ),
+    };
+    let contact = match support {
+        Some(s) => p.mail_contact.replace("{support}", s),
+        None => p.mail_contact_default.to_owned(),
+    };
+    mail(cx.lang, subject, &format!("{body}\n\n{contact}"), "")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notices_say_what_when_from_where_and_whom_to_call() {
+        let m = notice_mail(
+            &cx(Lang::ZhTw),
+            &NoticeMail::Suspended {
+                until: "14:20",
+                code: false,
+            },
+            Some("教務處 分機 123"),
+        );
+        assert_eq!(m.subject, "您的帳號已暫停登入");
+        for part in [
+            "14:20",
+            "192.0.2.7",
+            "2026-12-04 14:05",
+            "密碼連續錯誤",
+            "教務處 分機 123",
+            "提前解除",
+        ] {
+            assert!(m.text.contains(part), "{part}: {}", m.text);
+        }
+        let m = notice_mail(
+            &cx(Lang::En),
+            &NoticeMail::FactorBound { method: "OTP" },
+            None,
+        );
+        assert!(m.text.contains("sign-in method: OTP") && m.text.contains("administrator"));
+        assert_eq!(
+            NoticeMail::FactorBound { method: "x" }.kind(),
+            "factor_bound"
+        );
+    }
 
     fn cx(lang: Lang) -> MailContext<'static> {
         MailContext {

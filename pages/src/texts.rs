@@ -193,6 +193,8 @@ pub struct Texts {
     pub event_password_reset: &'static str,
     /// Proof of presence before a change (the current password or a code).
     pub event_reauth: &'static str,
+    /// A notice mailed to the person (suspension, new second factor).
+    pub event_notice: &'static str,
     pub method_mail: &'static str,
     pub event_password_verified: &'static str,
     pub event_password_change: &'static str,
@@ -458,6 +460,7 @@ pub const ZH_TW: Texts = Texts {
     event_logout: "登出",
     event_password_reset: "重設密碼",
     event_reauth: "確認本人",
+    event_notice: "通知信",
     method_mail: "電子郵件連結",
     event_password_verified: "密碼驗證成功",
     event_password_change: "修改密碼",
@@ -711,6 +714,7 @@ pub const EN: Texts = Texts {
     event_logout: "Signed out",
     event_password_reset: "Password reset",
     event_reauth: "Identity confirmed",
+    event_notice: "Notice mailed",
     method_mail: "mailed link",
     event_password_verified: "Password accepted",
     event_password_change: "Password changed",

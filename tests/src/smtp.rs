@@ -134,6 +134,28 @@ impl TestSmtp {
     }
 }
 
+impl TestSmtp {
+    /// Waits until `address` has received `n` messages with this subject and returns those.
+    pub async fn wait_for_subject(&self, address: &str, subject: &str, n: usize) -> Vec<Mail> {
+        let of = || {
+            self.to(address)
+                .into_iter()
+                .filter(|m| m.subject == subject)
+                .collect::<Vec<_>>()
+        };
+        crate::eventually(
+            Duration::from_secs(20),
+            &format!("{n} mails \"{subject}\" to {address}"),
+            || {
+                let got = of().len();
+                async move { got >= n }
+            },
+        )
+        .await;
+        of()
+    }
+}
+
 /// The reset link in a mail's text part.
 pub fn reset_link(text: &str) -> Option<String> {
     text.split_whitespace()

@@ -13,6 +13,8 @@ const STAFF: (&str, &str, &str) = ("teacher", "staff", "correct-horse-42");
 /// The address `Gateway::add_account` puts on file.
 const ADDRESS: &str = "t@example.org";
 const NEW_PASSWORD: &str = "a brand new passphrase 2026";
+const RESET: &str = "門神 Menshen 重設密碼連結";
+const CHANGED: &str = "您的密碼已變更";
 
 /// A gateway mailing through `smtp`; `captcha` is `[captcha] mode`, which the forgot form
 /// follows like the login form.
@@ -88,7 +90,7 @@ async fn a_mailed_link_resets_the_password_once_and_keeps_the_second_factor() {
     let page = request_link(&mut b, &gw, STAFF.0).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("重設密碼的連結已寄出"), "{}", page.body);
-    let mails = smtp.wait_for(ADDRESS, 1).await;
+    let mails = smtp.wait_for_subject(ADDRESS, RESET, 1).await;
     let mail = &mails[0];
     // Well-formed: one sender, the account's address, a decoded UTF-8 subject sent as an
     // RFC 2047 encoded word, text and HTML alternatives, no parser defects.
@@ -165,9 +167,8 @@ async fn a_mailed_link_resets_the_password_once_and_keeps_the_second_factor() {
     assert_eq!(page.location(), Some("/.menshen/otp"));
 
     // The notice 您的密碼已變更, and the activity log.
-    let mails = smtp.wait_for(ADDRESS, 2).await;
-    assert_eq!(mails[1].subject, "您的密碼已變更");
-    assert!(mails[1].defects.is_empty());
+    let mails = smtp.wait_for_subject(ADDRESS, CHANGED, 1).await;
+    assert!(mails[0].defects.is_empty());
     let log = gw.sql(
         "SELECT event || ':' || outcome FROM activity WHERE event LIKE 'password%' ORDER BY id",
     );
@@ -271,7 +272,7 @@ async fn a_reset_ends_the_sessions_on_every_instance() {
 
     let mut b = Browser::new(&gw.base());
     request_link(&mut b, &gw, STAFF.0).await;
-    let mails = smtp.wait_for(ADDRESS, 1).await;
+    let mails = smtp.wait_for_subject(ADDRESS, RESET, 1).await;
     let page = use_link(&mut b, &link_in(&mails[0]), NEW_PASSWORD, NEW_PASSWORD).await;
     assert_eq!(page.status, 303, "{}", page.body);
     assert_eq!(here.get("/students").await.status, 302);
@@ -349,8 +350,7 @@ async fn the_password_is_changed_from_the_profile() {
     let mut fresh = Browser::new(&gw.base());
     assert_eq!(fresh.login(STAFF.0, STAFF.2, "/").await.status, 401);
     assert_eq!(fresh.login(STAFF.0, NEW_PASSWORD, "/").await.status, 303);
-    let mails = smtp.wait_for(ADDRESS, 1).await;
-    assert_eq!(mails[0].subject, "您的密碼已變更");
+    let mails = smtp.wait_for_subject(ADDRESS, CHANGED, 1).await;
     assert!(
         mails[0]
             .text
@@ -418,4 +418,63 @@ async fn help_and_forgot_pages_without_mail_say_whom_to_ask() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("無法以電子郵件重設密碼"));
     assert_eq!(b.post_form("/.menshen/help", &[]).await.status, 405);
+}
+
+#[tokio::test]
+async fn the_person_is_told_of_a_suspension_and_of_a_new_second_factor() {
+    let smtp = TestSmtp::start();
+    let up = Upstream::start().await;
+    let gw = Gateway::start(
+        Options {
+            store: Store::SharedRedis,
+            extra: smtp.mail_table(None),
+            login: "argon2_max_concurrent = 2\nsupport = \"教務處 分機 123\"\n".into(),
+            ..Options::default()
+        },
+        up.addr,
+        &[STAFF],
+    )
+    .await;
+    let mut b = Browser::new(&gw.base());
+    b.bind_otp(STAFF.0, STAFF.2).await;
+    let bound = smtp
+        .wait_for_subject(ADDRESS, "您的帳號已綁定新的登入方式", 1)
+        .await;
+    assert!(bound[0].text.as_deref().unwrap_or("").contains("OTP"));
+    assert!(bound[0].defects.is_empty());
+    for _ in 0..3 {
+        b.login(STAFF.0, "wrong-password-here", "/").await;
+    }
+    let page = b.login(STAFF.0, STAFF.2, "/").await;
+    assert_eq!(page.status, 403, "suspended");
+    assert!(
+        page.body
+            .contains("學校管理者 (AA 帳號) 或客服可提前解除暫停")
+    );
+    let suspended = smtp
+        .wait_for_subject(ADDRESS, "您的帳號已暫停登入", 1)
+        .await;
+    let text = suspended[0].text.as_deref().unwrap_or("");
+    assert!(
+        text.contains("127.0.0.1") && text.contains("教務處 分機 123"),
+        "{text}"
+    );
+    let log =
+        gw.sql("SELECT detail || ':' || outcome FROM activity WHERE event = 'notice' ORDER BY id");
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        vec!["factor_bound:sent", "suspended:sent"]
+    );
+    // Further lockouts within the hour are capped (5 notices per account).
+    for _ in 0..6 {
+        gw.account_cli(&["unlock", STAFF.0], None);
+        for _ in 0..3 {
+            b.login(STAFF.0, "wrong-password-here", "/").await;
+        }
+    }
+    let log = gw.sql("SELECT outcome FROM activity WHERE event = 'notice' AND outcome = 'limited'");
+    assert!(!log.trim().is_empty(), "the cap was reached");
+    smtp.wait_for_subject(ADDRESS, "您的帳號已暫停登入", 4)
+        .await;
+    assert!(smtp.to(ADDRESS).len() <= 5, "at most five notices an hour");
 }

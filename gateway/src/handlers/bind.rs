@@ -347,6 +347,15 @@ pub async fn otp_post(session: &mut Session, req: &Request<'_>) -> Reply {
         return super::unavailable(req.lang);
     }
     activity(req, None, &s.login_name, "bind", "otp", "success", "").await;
+    if let Ok(Some(account)) = store.find_by_id(&s.account_id).await {
+        let method = req.lang.texts().method_otp;
+        super::notices::send(
+            req,
+            &account,
+            menshen_pages::NoticeMail::FactorBound { method },
+        )
+        .await;
+    }
     // All the account's sessions end; the user logs in again with the new method.
     if req
         .state

@@ -696,6 +696,14 @@ async fn bind(
     }
     let detail = format!("serial {}", v.serial_hex);
     activity(req, Some(&account), "", "bind", METHOD, "success", &detail).await;
+    super::notices::send(
+        req,
+        &account,
+        menshen_pages::NoticeMail::FactorBound {
+            method: req.lang.texts().method_certificate,
+        },
+    )
+    .await;
     // All the account's sessions end; the user logs in again with the card.
     if req
         .state

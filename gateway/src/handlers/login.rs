@@ -516,6 +516,13 @@ async fn failed(
         Ok(FailureOutcome::Suspended { until }) => {
             activity(req, account, username, "lock", "password", "locked", "").await;
             let until = taipei_clock(until);
+            if let Some(a) = account {
+                let notice = menshen_pages::NoticeMail::Suspended {
+                    until: &until,
+                    code: false,
+                };
+                super::notices::send(req, a, notice).await;
+            }
             page(req, 403, rd, username, Some(LoginMessage::Locked { until })).await
         }
         Err(_) => super::unavailable(req.lang),

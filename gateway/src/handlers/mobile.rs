@@ -789,6 +789,14 @@ async fn bind(
     }
     let detail = format!("serial {}", v.serial_hex);
     activity(req, Some(&account), "", "bind", METHOD, "success", &detail).await;
+    super::notices::send(
+        req,
+        &account,
+        menshen_pages::NoticeMail::FactorBound {
+            method: req.lang.mobile_texts().login_button,
+        },
+    )
+    .await;
     // All the account's sessions end; the person signs in again with the new method.
     req.state
         .sessions

@@ -9,6 +9,7 @@ pub mod home;
 pub mod login;
 pub mod logout;
 pub mod mobile;
+pub mod notices;
 pub mod oidc;
 pub mod otp;
 pub mod password;

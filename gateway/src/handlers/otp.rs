@@ -218,14 +218,13 @@ async fn wrong_code(
                 "",
             )
             .await;
-            render(
-                req,
-                403,
-                s,
-                Some(OtpMessage::Locked {
-                    until: taipei_clock(until),
-                }),
-            )
+            let until = taipei_clock(until);
+            let notice = menshen_pages::NoticeMail::Suspended {
+                until: &until,
+                code: true,
+            };
+            super::notices::send(req, account, notice).await;
+            render(req, 403, s, Some(OtpMessage::Locked { until }))
         }
         Err(_) => super::unavailable(req.lang),
     }
