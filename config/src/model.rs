@@ -145,6 +145,9 @@ pub struct LoginConfig {
     pub notice: Option<String>,
     /// Support desk contact and hours, shown on the login page.
     pub support: Option<String>,
+    /// `[login.password]`: the rules for new passwords (set with `menshen account`). Checked
+    /// against the NIST SP 800-63B rev. 4 floors on load: `min_length` at least 8,
+    /// `max_length` at least 64, `min_strength` 1 to 4.
     pub password_policy: PasswordPolicy,
 }
 
