@@ -204,6 +204,9 @@ pub struct LoginConfig {
     pub support: Option<String>,
     /// Longer operator text for the help page (`/.menshen/help`): whom to ask, office hours.
     pub help: Option<String>,
+    /// `[login.password]`: the rules for new passwords (set with `menshen account`). Checked
+    /// against the NIST SP 800-63B rev. 4 floors on load: `min_length` at least 8,
+    /// `max_length` at least 64, `min_strength` 1 to 4.
     pub password_policy: PasswordPolicy,
 }
 

@@ -127,6 +127,13 @@ fn minimal_configuration_gets_every_default() {
         config.login.password_policy.max_length,
         default_policy.max_length
     );
+    assert_eq!(config.login.password_policy, default_policy);
+    assert_eq!(
+        (default_policy.min_length, default_policy.max_length),
+        (8, 128)
+    );
+    assert!(default_policy.reject_common);
+    assert_eq!(default_policy.min_strength, 2);
     assert_eq!(config.headers, HeaderNames::default());
     assert_eq!(config.headers.user, "X-Menshen-User");
     assert_eq!(config.headers.auth_method, "X-Menshen-Auth-Method");
@@ -176,6 +183,8 @@ require_upper = true
 require_lower = true
 require_digit = true
 require_symbol = true
+reject_common = false
+min_strength = 4
 [headers]
 school = \"X-School\"
 ",
@@ -209,6 +218,8 @@ school = \"X-School\"
     assert_eq!((policy.min_length, policy.max_length), (12, 64));
     assert!(policy.require_upper && policy.require_lower);
     assert!(policy.require_digit && policy.require_symbol);
+    assert!(!policy.reject_common);
+    assert_eq!(policy.min_strength, 4);
     assert_eq!(config.headers.school, "X-School");
     assert_eq!(config.headers.user, "X-Menshen-User");
     // The global override reaches sites that do not override it themselves.
@@ -720,10 +731,82 @@ fn store_urls_are_checked() {
 #[test]
 fn password_lengths_are_checked() {
     let (line, message) = one_error(&with_base(
-        "[login.password]\nmin_length = 20\nmax_length = 16\n",
+        "[login.password]\nmin_length = 100\nmax_length = 80\n",
     ));
     assert_eq!(line, 9);
     assert!(message.contains("must not be less than"), "{message}");
+    // The floors hold even when the pair is consistent.
+    let (line, message) = one_error(&with_base(
+        "[login.password]\nmin_length = 20\nmax_length = 16\n",
+    ));
+    assert_eq!(line, 9);
+    assert!(message.contains("must be at least 64"), "{message}");
+}
+
+#[test]
+fn password_lengths_respect_the_nist_floors() {
+    let all = errors(&with_base(
+        "[login.password]\nmin_length = 7\nmax_length = 63\n",
+    ));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all[0].0, 8);
+    assert!(
+        all[0]
+            .1
+            .contains("`login.password.min_length` (7) must be at least 8"),
+        "{}",
+        all[0].1
+    );
+    assert_eq!(all[1].0, 9);
+    assert!(
+        all[1]
+            .1
+            .contains("`login.password.max_length` (63) must be at least 64"),
+        "{}",
+        all[1].1
+    );
+    // The floors themselves are fine, and so is the limit.
+    let config = valid(&with_base(
+        "[login.password]\nmin_length = 8\nmax_length = 64\n",
+    ));
+    let policy = &config.login.password_policy;
+    assert_eq!((policy.min_length, policy.max_length), (8, 64));
+    let config = valid(&with_base(
+        "[login.password]\nmin_length = 64\nmax_length = 1024\n",
+    ));
+    let policy = &config.login.password_policy;
+    assert_eq!((policy.min_length, policy.max_length), (64, 1024));
+    let (line, message) = one_error(&with_base("[login.password]\nmax_length = 1025\n"));
+    assert_eq!(line, 8);
+    assert!(message.contains("between 1 and 1024"), "{message}");
+}
+
+#[test]
+fn password_strength_is_checked() {
+    for strength in 1..=4 {
+        let config = valid(&with_base(&format!(
+            "[login.password]\nmin_strength = {strength}\n"
+        )));
+        assert_eq!(
+            i64::from(config.login.password_policy.min_strength),
+            strength
+        );
+    }
+    for bad in ["0", "5", "-1"] {
+        let (line, message) = one_error(&with_base(&format!(
+            "[login.password]\nmin_strength = {bad}\n"
+        )));
+        assert_eq!(line, 8);
+        assert!(
+            message.contains("`login.password.min_strength` must be between 1 and 4"),
+            "{message}"
+        );
+    }
+    let (line, message) = one_error(&with_base("[login.password]\nreject_common = \"no\"\n"));
+    assert_eq!(line, 8);
+    assert!(message.contains("reject_common"), "{message}");
+    let config = valid(&with_base("[login.password]\nreject_common = false\n"));
+    assert!(!config.login.password_policy.reject_common);
 }
 
 #[test]

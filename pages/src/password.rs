@@ -56,6 +56,7 @@ pub struct PasswordTexts {
     pub problem_digit: &'static str,
     pub problem_symbol: &'static str,
     pub problem_login_name: &'static str,
+    pub problem_too_common: &'static str,
     pub help_title: &'static str,
     pub help_lead: &'static str,
     pub help_forgot_account: &'static str,
@@ -134,6 +135,7 @@ pub static PASSWORD_ZH_TW: PasswordTexts = PasswordTexts {
     problem_digit: "密碼需包含數字。",
     problem_symbol: "密碼需包含符號。",
     problem_login_name: "密碼不可包含帳號名稱。",
+    problem_too_common: "密碼太常見或太容易被猜中（例如常用密碼、鍵盤順序、姓名或日期）。請改用幾個不相關的詞組成的長句。",
     help_title: "登入說明",
     help_lead: "登入遇到問題時，請依下列說明處理。",
     help_forgot_account: "忘記帳號",
@@ -206,6 +208,7 @@ pub static PASSWORD_EN: PasswordTexts = PasswordTexts {
     problem_digit: "The password needs a digit.",
     problem_symbol: "The password needs a symbol.",
     problem_login_name: "The password must not contain the account name.",
+    problem_too_common: "This password is too common or too easy to guess (a well-known password, a keyboard run, a name or a date). Use a long phrase of a few unrelated words.",
     help_title: "Sign-in help",
     help_lead: "If you cannot sign in, this is what to do.",
     help_forgot_account: "Forgot your account name",
@@ -258,6 +261,7 @@ pub fn password_rule_text(lang: Lang, problem: PasswordProblem, policy: &Passwor
         PasswordProblem::NeedsDigit => p.problem_digit,
         PasswordProblem::NeedsSymbol => p.problem_symbol,
         PasswordProblem::ContainsLoginName => p.problem_login_name,
+        PasswordProblem::TooCommon => p.problem_too_common,
     };
     fill_lengths(text, policy)
 }

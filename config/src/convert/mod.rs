@@ -16,7 +16,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use menshen_policies::password::PasswordPolicy;
+use menshen_policies::password::{
+    MAX_LENGTH_FLOOR, MIN_LENGTH_FLOOR, MIN_STRENGTH_RANGE, PasswordPolicy,
+};
 use toml::Spanned;
 use toml::de::DeTable;
 
@@ -434,10 +436,40 @@ fn login(root: &mut Table<'_, '_>, cx: &mut Cx<'_>) -> LoginConfig {
     login
 }
 
+/// `[login.password]`: the NIST SP 800-63B rev. 4 floors are hard limits, not advice, so a
+/// configuration below them does not load.
 fn password_policy(cx: &mut Cx<'_>, mut table: Table<'_, '_>) -> PasswordPolicy {
     let mut policy = PasswordPolicy::default();
     let min = table.integer(cx, "min_length", 1..=PASSWORD_LENGTH_LIMIT);
     let max = table.integer(cx, "max_length", 1..=PASSWORD_LENGTH_LIMIT);
+    let min = min.filter(|n| {
+        let ok = usize::try_from(n.value).is_ok_and(|n| n >= MIN_LENGTH_FLOOR);
+        if !ok {
+            cx.error(
+                &n.span,
+                format!(
+                    "`login.password.min_length` ({}) must be at least {MIN_LENGTH_FLOOR}: \
+                     NIST SP 800-63B allows no shorter passwords, even with a second factor",
+                    n.value
+                ),
+            );
+        }
+        ok
+    });
+    let max = max.filter(|n| {
+        let ok = usize::try_from(n.value).is_ok_and(|n| n >= MAX_LENGTH_FLOOR);
+        if !ok {
+            cx.error(
+                &n.span,
+                format!(
+                    "`login.password.max_length` ({}) must be at least {MAX_LENGTH_FLOOR}: \
+                     NIST SP 800-63B asks that passphrases of 64 characters fit",
+                    n.value
+                ),
+            );
+        }
+        ok
+    });
     if let Some(n) = min.as_ref().and_then(|n| usize::try_from(n.value).ok()) {
         policy.min_length = n;
     }
@@ -469,6 +501,16 @@ fn password_policy(cx: &mut Cx<'_>, mut table: Table<'_, '_>) -> PasswordPolicy 
     }
     if let Some(b) = table.bool(cx, "require_symbol") {
         policy.require_symbol = b;
+    }
+    if let Some(b) = table.bool(cx, "reject_common") {
+        policy.reject_common = b;
+    }
+    let strengths = i64::from(*MIN_STRENGTH_RANGE.start())..=i64::from(*MIN_STRENGTH_RANGE.end());
+    if let Some(n) = table
+        .integer(cx, "min_strength", strengths)
+        .and_then(|n| u8::try_from(n.value).ok())
+    {
+        policy.min_strength = n;
     }
     table.finish(cx);
     policy

@@ -13,7 +13,7 @@ use menshen_pages::{
     ErrorKind, ForgotCaptcha, ForgotPage, HelpPage, MailContext, NoticePage, PasswordFormKind,
     PasswordFormPage, PasswordNotice, ReauthField,
 };
-use menshen_policies::password::{PasswordPolicy, check_password};
+use menshen_policies::password::{PasswordPolicy, check_password_in_context};
 use pingora::proxy::Session;
 
 use super::login::{captcha_needed, form_token, form_token_matches, new_captcha};
@@ -419,10 +419,24 @@ async fn checked_hash(
     };
     let password = password.to_owned();
     let login_name = account.login_name.clone();
+    // What else a guesser would try first: the person's name and the mailbox name.
+    let display_name = account.display_name.clone();
+    let mailbox = account
+        .email
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     let policy: PasswordPolicy = req.state.config.login.password_policy.clone();
     let outcome = slot
         .run(move || {
-            let problems = check_password(&password, &login_name, &policy);
+            // zxcvbn takes up to tens of milliseconds: it runs here, off the proxy's workers.
+            let problems = check_password_in_context(
+                &password,
+                &login_name,
+                &[&display_name, &mailbox],
+                &policy,
+            );
             if !problems.is_empty() {
                 return Ok(Err(problems));
             }
