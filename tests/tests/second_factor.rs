@@ -472,20 +472,6 @@ async fn one_address_is_throttled_unless_trusted() {
     }
 }
 
-/// The answer of the captcha on `page`, read from this test's Redis keys (as only the
-/// server can).
-fn captcha_answer(gw: &Gateway, page: &menshen_tests::client::Page) -> (String, String) {
-    let id = hidden_value(&page.body, "captcha_id").expect("captcha on the page");
-    let redis = gw.redis.as_ref().expect("redis");
-    let client = redis::Client::open(redis.url.as_str()).expect("url");
-    let mut conn = client.get_connection().expect("redis");
-    let answer: String = redis::cmd("GET")
-        .arg(format!("{}cap:{id}", redis.prefix))
-        .query(&mut conn)
-        .expect("answer");
-    (id, answer)
-}
-
 #[tokio::test]
 async fn the_captcha_is_checked_first_and_used_once() {
     let (_up, gw) = start(Options {
@@ -500,7 +486,7 @@ async fn the_captcha_is_checked_first_and_used_once() {
         assert!(page.body.contains(&format!("id=\"{id}\"")), "{id}");
     }
     assert!(page.body.contains("更換圖片"));
-    let (id, answer) = captcha_answer(&gw, &page);
+    let (id, answer) = gw.captcha_answer(&page.body);
     assert!(
         !answer.contains(['0', 'O', '1', 'I', 'L']),
         "no confusable characters: {answer}"
@@ -511,7 +497,7 @@ async fn the_captcha_is_checked_first_and_used_once() {
     // Wrong captchas: refused before the password, never counted as password failures.
     for _ in 0..4 {
         let page = b.get("/.menshen/login").await;
-        let (cid, _) = captcha_answer(&gw, &page);
+        let (cid, _) = gw.captcha_answer(&page.body);
         let reply = b
             .post_form(
                 "/.menshen/login",
@@ -529,7 +515,7 @@ async fn the_captcha_is_checked_first_and_used_once() {
         assert!(b.session_cookie().is_none());
     }
     let page = b.get("/.menshen/login").await;
-    let (cid, answer) = captcha_answer(&gw, &page);
+    let (cid, answer) = gw.captcha_answer(&page.body);
     let fields = [
         ("csrf", page.csrf()),
         ("captcha_id", cid.clone()),
